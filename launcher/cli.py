@@ -1,0 +1,140 @@
+"""``launcher``: validate a grid, run it on this machine. (Cluster commands arrive with the Kubernetes backend.)"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+
+from peftsum.spec import SpecError, load_grid
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_GRID = 0, 1, 2
+
+VALIDATE_EPILOG = """examples:
+  launcher validate examples/paper.yaml            # table of cell id / model / method / dataset
+  launcher validate examples/paper.yaml --json     # {"grid": ..., "cells": [...]}
+  launcher validate --compat                       # the model x method compatibility table
+
+exit codes: 0 valid, 2 invalid (the message names the file, the field path and the value)."""
+
+RUN_EPILOG = """examples:
+  launcher run examples/quickstart.yaml                 # results in ./runs/quickstart/
+  launcher run grid.yaml --store /data/runs --jobs 2    # two cells at a time
+
+Each cell runs in its own `peftsum cell` process; done cells are skipped, so rerunning resumes the grid.
+exit codes: 0 every cell done, 1 some cell failed (the others still ran; see the report), 2 invalid grid."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="launcher", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("validate", help="check a grid and list its cells", epilog=VALIDATE_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    v.add_argument("grid", nargs="?", help="grid.yaml")
+    v.add_argument("--json", action="store_true", help="print the cells as JSON")
+    v.add_argument("--compat", action="store_true", help="print the compatibility table")
+    r = sub.add_parser("run", help="run a grid on this machine, then build the report", epilog=RUN_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("grid", help="grid.yaml")
+    r.add_argument("--store", help="store URI (default: the grid's store, else ./runs)")
+    r.add_argument("--jobs", type=int, default=1, help="cells at a time (default 1)")
+    args = parser.parse_args(argv)
+
+    if args.command == "validate":
+        return _validate(args)
+    return _run(args)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from launcher.validate import compat_rows, print_summary
+
+    if args.compat:
+        for arch, method, reason in compat_rows():
+            print(f"{arch:8} {method:8} {reason}")
+        if not args.grid:
+            return EXIT_OK
+    if not args.grid:
+        print("launcher validate: a grid file is required (or --compat)", file=sys.stderr)
+        return EXIT_BAD_GRID
+    try:
+        grid = load_grid(args.grid)
+    except SpecError as err:
+        print(f"launcher validate: {err}", file=sys.stderr)
+        return EXIT_BAD_GRID
+    print_summary(grid, args.json)
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from launcher.local import run_grid
+    from peftsum.report import aggregate
+    from peftsum.store import StoreError, open_store
+    from peftsum.store import cells as layout
+
+    console = Console(stderr=True)
+    if args.jobs < 1:
+        console.print(f"launcher run: --jobs must be at least 1 (got {args.jobs})")
+        return EXIT_BAD_GRID
+    try:
+        grid = load_grid(args.grid, store=args.store)
+        store = open_store(grid.store)
+    except SpecError as err:
+        console.print(f"launcher run: {err}", markup=False)
+        return EXIT_BAD_GRID
+    except StoreError as err:
+        console.print(f"launcher run: {err}", markup=False)
+        return EXIT_BAD_GRID
+    total = len(grid.cells)
+    finished = {"n": 0}
+    running: dict[str, float] = {}
+    lock = threading.Lock()
+    t_start = time.monotonic()
+
+    def label(o) -> str:
+        lab = o.cell.labels
+        return f"{o.cell.cell_id} {lab['model']}/{lab['method']}/{lab['dataset']}"
+
+    def on_event(kind: str, o) -> None:
+        with lock:
+            if kind == "start":
+                running[o.cell.cell_id] = time.monotonic()
+                console.print(f"[{finished['n']}/{total}] start   {label(o)}", markup=False)
+                return
+            running.pop(o.cell.cell_id, None)
+            finished["n"] += 1
+            extra = f" ({o.seconds:.0f}s)" if kind == "done" else (f": {o.reason}" if o.reason else "")
+            console.print(f"[{finished['n']}/{total}] {kind:7} {label(o)}{extra}", markup=False)
+
+    stop = threading.Event()
+
+    def heartbeat() -> None:  # live progress of running cells from their status.json
+        while not stop.wait(10):
+            with lock:
+                ids = list(running)
+            for cid in ids:
+                st = layout.read_status(store, grid.name, cid) or {}
+                if st.get("step"):
+                    console.print(f"        … {cid} step {st['step']}/{st.get('total_steps')} "
+                                  f"loss {st.get('loss', float('nan')):.3f}", markup=False)
+
+    threading.Thread(target=heartbeat, daemon=True).start()
+    console.print(f"{grid.name}: {total} cells → {store.uri}/{grid.name}", markup=False)
+    try:
+        outcomes = run_grid(store, grid, jobs=args.jobs, on_event=on_event)
+    finally:
+        stop.set()
+    report = aggregate(store, grid.name)
+    failed = [o for o in outcomes if o.state == "failed"]
+    done = sum(o.state in ("done", "skipped") for o in outcomes)
+    console.print(f"{done}/{total} cells done, {len(failed)} failed in {time.monotonic() - t_start:.0f}s; "
+                  f"report: {report}", markup=False)
+    for o in failed:
+        console.print(f"  failed {label(o)}: {o.reason}", markup=False)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""``peftsum cell``: run one cell end to end, idempotently.
+
+load data → load model → apply method → train (resumable) → generate → score → measure → write the attempt's
+files → ``_SUCCESS`` last (first writer wins). Exit codes: 0 done (or already done), 2 bad spec, 3 retryable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from peftsum.spec import Cell, SpecError
+from peftsum.store import Store, StoreError
+from peftsum.store import cells as layout
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC, EXIT_RETRY = 0, 1, 2, 3
+
+
+def log(cell_id: str, msg: str) -> None:
+    print(f"[cell {cell_id}] {msg}", file=sys.stderr, flush=True)
+
+
+def load_spec(store: Store, grid: str, cell_id: str) -> Cell:
+    """Read ``cells/<id>/spec.json`` and check that it hashes to ``cell_id`` (else SpecError: exit 2)."""
+    try:
+        data = layout.read_json(store, layout.cell_key(grid, cell_id, "spec.json"))
+    except (StoreError, ValueError) as err:
+        raise SpecError("spec.json", cell_id, f"cannot read the cell spec: {err}") from None
+    cell = Cell.from_dict(data)
+    if cell.cell_id != cell_id:
+        raise SpecError("spec.json", cell_id, f"hashes to {cell.cell_id}, not to the cell id it is stored under")
+    return cell
+
+
+def run_cell(store: Store, grid: str, cell: Cell) -> int:
+    """Run ``cell`` into ``store``; returns the process exit code."""
+    cell_id = cell.cell_id
+    if layout.done_manifest(store, grid, cell_id):
+        log(cell_id, "already done")
+        return EXIT_OK
+    attempt = layout.new_attempt_id()
+    started = layout.now_iso()
+    layout.write_status(store, grid, cell_id, "running", attempt=attempt, progress=0.0, started_at=started)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"peftsum-{cell_id}-") as tmp:
+            result = _execute(store, grid, cell, attempt, started, Path(tmp))
+            if result is None:  # another attempt committed first: its result stands, ours is discarded
+                log(cell_id, "another attempt finished first; keeping its result")
+                return EXIT_OK
+    except SpecError as err:
+        layout.write_status(store, grid, cell_id, "failed", reason=f"bad spec: {err}", exit_code=EXIT_BAD_SPEC,
+                            attempt=attempt)
+        log(cell_id, f"bad spec: {err}")
+        return EXIT_BAD_SPEC
+    except Exception as err:
+        from peftsum.train import Preempted
+
+        code = EXIT_RETRY if isinstance(err, (Preempted, OSError)) else EXIT_FAILED
+        state = "pending" if isinstance(err, Preempted) else "failed"
+        layout.write_status(store, grid, cell_id, state, reason=f"{type(err).__name__}: {err}", exit_code=code,
+                            attempt=attempt)
+        log(cell_id, f"{state}: {type(err).__name__}: {err}")
+        if code == EXIT_FAILED:
+            import traceback
+
+            traceback.print_exc()
+        return code
+    layout.write_status(store, grid, cell_id, "done", exit_code=EXIT_OK, attempt=attempt, progress=1.0,
+                        metrics={k: result["metrics"][k]["value"] for k in ("rougeL", "bleu")})
+    log(cell_id, f"done: ROUGE-L {result['metrics']['rougeL']['value']:.3f}, BLEU {result['metrics']['bleu']['value']:.3f}")
+    return EXIT_OK
+
+
+def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, workdir: Path) -> dict | None:
+    import torch
+
+    from peftsum import scoring
+    from peftsum.artifacts import eda, save_adapter, write_jsonl
+    from peftsum.checkpoint import Checkpointer
+    from peftsum.data.features import Encoder
+    from peftsum.data.load import load_split
+    from peftsum.generate import generate
+    from peftsum.methods import METHODS
+    from peftsum.methods.base import MethodContext
+    from peftsum.models.load import load_model
+    from peftsum.resources import EnergyMeter, PhaseTimer, gpu_info, gpu_peak_bytes, param_counts, peak_rss_bytes
+    from peftsum.train import make_plan, train
+
+    cell_id = cell.cell_id
+    if cell.model is None:
+        raise SpecError("model", None, "this method needs a model")
+    method = METHODS.get(cell.method.type)
+    timer, energy = PhaseTimer(), EnergyMeter()
+    torch.manual_seed(cell.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precision = cell.train.precision if cell.train.precision != "auto" else (
+        "bf16" if device.type == "cuda" else "fp32")
+    autocast = torch.bfloat16 if precision == "bf16" else None
+    fused = cell.train.fused_optimizer == "on" or (cell.train.fused_optimizer == "auto" and device.type == "cuda")
+    causal = cell.model.family == "causal"
+
+    with timer.phase("load"):
+        log(cell_id, f"loading {cell.dataset.name} and {cell.model.name}")
+        train_examples = load_split(cell.dataset, "train", cell.data.train_limit) if method.trains else []
+        eval_examples = load_split(cell.dataset, cell.eval.split, cell.eval.limit)
+        model, tokenizer = load_model(cell.model)
+        encoder = Encoder(tokenizer, cell.model.family, cell.dataset.kind, cell.model.context,
+                          cell.data.max_source_tokens, cell.data.max_target_tokens, cell.eval.max_new_tokens)
+        eval_features = encoder.eval(eval_examples)
+        train_features = encoder.train(train_examples) if method.trains else None
+        plan = make_plan(train_features, cell.train, cell.seed, not causal) if method.trains else None
+        ctx = MethodContext(cell.model.arch, cell.model.family, plan.total_steps if plan else 0)
+        if method.apply is not None:
+            model = method.apply(model, _params(method, cell), ctx)
+        if not method.trains:
+            for p in model.parameters():
+                p.requires_grad_(False)
+        trainable, total = param_counts(model)
+        model.to(device)
+
+    report = None
+    if method.trains:
+        last = {"t": 0.0}
+
+        def progress(step: int, total_steps: int, loss: float) -> None:
+            if time.monotonic() - last["t"] >= 5 or step == total_steps:
+                last["t"] = time.monotonic()
+                layout.write_status(store, grid, cell_id, "running", attempt=attempt, started_at=started,
+                                    progress=round(0.9 * step / total_steps, 4), step=step, total_steps=total_steps,
+                                    loss=loss)
+                log(cell_id, f"train step {step}/{total_steps} loss {loss:.4f}")
+
+        with timer.phase("train"):
+            log(cell_id, f"training {cell.method.name}: {trainable:,} of {total:,} parameters, "
+                         f"{plan.total_steps} steps, {train_features.kept} examples ({train_features.dropped} filtered)")
+            report = train(model, train_features, plan, cell.train, pad_id=tokenizer.pad_token_id, causal=causal,
+                           device=device, autocast_dtype=autocast, fused=fused,
+                           checkpointer=Checkpointer(store, grid, cell_id), on_step=method.on_step,
+                           progress=progress)
+    eval_loss = _eval_loss(model, encoder, eval_examples, tokenizer.pad_token_id, causal, device, autocast)
+
+    with timer.phase("generate"):
+        log(cell_id, f"generating {len(eval_features.ids)} summaries")
+        budget = (cell.train.batch_tokens or 16384) * 2
+        gen = generate(model, tokenizer, eval_features.prompt_ids, causal=causal,
+                       max_new_tokens=cell.eval.max_new_tokens, num_beams=cell.eval.num_beams, device=device,
+                       autocast_dtype=autocast, budget_tokens=budget, batch_size=cell.eval.batch_size)
+    with timer.phase("score"):
+        refs = [e.summary for e in eval_examples]
+        metrics, per_example = scoring.score(gen.predictions, refs, cell.eval.bootstrap_samples, seed=cell.seed)
+
+    out = workdir / "attempt"
+    out.mkdir()
+    adapter_bytes = save_adapter(model, out, cell.model, cell.method.type, cell.train.keep_full_weights) \
+        if method.trains else None
+    write_jsonl(out / "predictions.jsonl", [
+        {"id": e.id, "source": e.source, "reference": e.summary, "prediction": pred, "new_tokens": n, **scores}
+        for e, pred, n, scores in zip(eval_examples, gen.predictions, gen.new_tokens, per_example)])
+    stats_src = train_features or encoder.train(eval_examples)
+    (out / "eda.json").write_text(json.dumps(eda(stats_src.source_lens, stats_src.summary_lens, stats_src.kept,
+                                                 stats_src.dropped, cell.model.hub_id, encoder.budget), indent=2))
+    generated = sum(gen.new_tokens)
+    result = {
+        "schema_version": 1, "cell_id": cell_id, "grid": grid, "spec": cell.to_dict(), "status": "done",
+        "metrics": metrics, "metric_profile": scoring.metric_profile(),
+        "train": {
+            "seconds": report.seconds if report else None, "tokens": report.tokens if report else 0,
+            "tokens_per_s": report.tokens / report.seconds if report and report.seconds else None,
+            "padding_ratio": 1 - report.tokens / report.padded_tokens if report and report.padded_tokens else None,
+            "epochs": cell.train.epochs if report else 0.0, "steps": report.steps if report else 0,
+            "resumed_from_step": report.resumed_from_step if report else None,
+            "examples": train_features.kept if train_features else 0,
+            "examples_dropped": train_features.dropped if train_features else 0,
+            "final_train_loss": report.final_train_loss if report else None, "eval_loss": eval_loss,
+        },
+        "generate": {"seconds": gen.seconds, "new_tokens_per_s": generated / gen.seconds if gen.seconds else 0.0,
+                     "examples": len(gen.predictions), "truncated_sources": eval_features.truncated},
+        "resources": {
+            "gpu_peak_bytes": gpu_peak_bytes(), "ram_peak_bytes": peak_rss_bytes(), "energy_joules": energy.read(),
+            "trainable_params": trainable if method.trains else 0, "total_params": total,
+            "adapter_bytes": adapter_bytes, "checkpoint_bytes": report.checkpoint_bytes or None if report else None,
+            "phase_seconds": timer.seconds,
+        },
+        "provenance": {**_provenance(), **gpu_info(), "device": device.type, "precision": precision,
+                       "fused_optimizer": fused, "seed": cell.seed, "started_at": started,
+                       "finished_at": layout.now_iso(), "attempt": attempt},
+    }
+    with timer.phase("upload"):
+        (out / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+        files = _upload(store, grid, cell_id, attempt, out)
+    if not layout.commit_success(store, grid, cell_id, attempt, files):
+        return None
+    if not cell.train.keep_checkpoints:
+        Checkpointer(store, grid, cell_id).clear()
+    return result
+
+
+def _params(method: Any, cell: Cell) -> Any:
+    from peftsum.spec.fields import build
+
+    return build(method.params, cell.method.params, f"methods.{cell.method.name}")
+
+
+def _eval_loss(model: Any, encoder: Any, examples: list, pad_id: int, causal: bool, device: Any, autocast: Any
+               ) -> float | None:
+    """Teacher-forced loss on the scored examples (those that fit), token-weighted."""
+    import torch
+
+    from peftsum.batching import collate
+
+    feats = encoder.train(examples)
+    if not feats.input_ids:
+        return None
+    total, count = 0.0, 0
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(feats.input_ids), 32):
+            idx = list(range(start, min(start + 32, len(feats.input_ids))))
+            batch = {k: v.to(device) for k, v in collate(idx, feats.input_ids, feats.labels, pad_id, causal).items()}
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                loss = model(**batch).loss
+            n = int((batch["labels"] != -100).sum())  # tokens the mean loss was taken over
+            total += float(loss) * n
+            count += n
+    return total / count if count else None
+
+
+def _upload(store: Store, grid: str, cell_id: str, attempt: str, out: Path) -> dict[str, dict[str, Any]]:
+    files = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        rel = f"attempts/{attempt}/{path.relative_to(out).as_posix()}"
+        store.upload(layout.cell_key(grid, cell_id, rel), path)
+        files[rel] = {"bytes": path.stat().st_size, "sha256": _sha256_file(path)}
+    return files
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _provenance() -> dict[str, Any]:
+    packages = {}
+    for name in ("peftsum", "torch", "transformers", "peft", "datasets", "rouge-score", "sacrebleu"):
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = None
+    sha = os.environ.get("PEFTSUM_GIT_SHA")
+    if sha is None:
+        try:
+            sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                 cwd=Path(__file__).parent).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            sha = None
+    return {"packages": packages, "git_sha": sha, "image": os.environ.get("PEFTSUM_IMAGE"),
+            "hostname": socket.gethostname()}

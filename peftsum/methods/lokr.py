@@ -1,0 +1,15 @@
+"""LoKr (Yeh et al., 2023): Kronecker-product updates (LyCORIS)."""
+
+from peftsum.methods.base import CONV1D_REASON, MethodDef, peft_apply
+from peftsum.methods.lora import LoraParams
+
+
+def _config(p, ctx):
+    from peft import LoKrConfig
+
+    return LoKrConfig(task_type=ctx.task_type, r=p.r, alpha=p.alpha, rank_dropout=p.dropout,
+                      target_modules=ctx.targets(p.target_modules))
+
+
+METHOD = MethodDef(name="lokr", doc="LoKr: Kronecker-product update", params=LoraParams,
+                   apply=peft_apply(_config), incompatible={"gpt2": CONV1D_REASON.format(name="LoKr")})

@@ -1,0 +1,14 @@
+"""Prompt tuning (Lester et al., 2021): trained soft-prompt embeddings before the input."""
+
+from peftsum.methods.base import MethodDef, peft_apply
+from peftsum.methods.prompts import VirtualTokenParams
+
+
+def _config(p, ctx):
+    from peft import PromptTuningConfig
+
+    return PromptTuningConfig(task_type=ctx.task_type, num_virtual_tokens=p.num_virtual_tokens)
+
+
+METHOD = MethodDef(name="prompt", doc="prompt tuning: trained soft-prompt embeddings", params=VirtualTokenParams,
+                   apply=peft_apply(_config))

@@ -1,0 +1,23 @@
+"""P-tuning (Liu et al., 2021): soft prompts produced by a small trained MLP encoder."""
+
+from dataclasses import dataclass
+
+from peftsum.methods.base import MethodDef, peft_apply
+from peftsum.methods.prompts import VirtualTokenParams
+from peftsum.spec.fields import setting
+
+
+@dataclass(frozen=True)
+class PTuningParams(VirtualTokenParams):
+    encoder_hidden_size: int = setting(128, "hidden size of the prompt encoder MLP", kind=int, lo=1, hi=65536)
+
+
+def _config(p, ctx):
+    from peft import PromptEncoderConfig
+
+    return PromptEncoderConfig(task_type=ctx.task_type, num_virtual_tokens=p.num_virtual_tokens,
+                               encoder_hidden_size=p.encoder_hidden_size)
+
+
+METHOD = MethodDef(name="ptuning", doc="P-tuning: soft prompts from a trained MLP encoder", params=PTuningParams,
+                   apply=peft_apply(_config))

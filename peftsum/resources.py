@@ -1,0 +1,99 @@
+"""Cost measurements in one place: phase wall time, peak RSS, peak GPU memory, GPU energy, parameter counts.
+
+GPU memory and energy come from torch and NVML when a GPU and pynvml are present; otherwise they are None, never
+invented. Energy is the delta of NVML's total-energy counter (millijoules since driver load).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Callable
+
+
+class PhaseTimer:
+    """Wall seconds per named phase (load, train, generate, score, upload)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class EnergyMeter:
+    """Joules consumed by GPU 0 between ``start`` and ``read``, from a monotonically increasing mJ counter.
+
+    Args:
+        counter: returns the counter in millijoules, or None where unavailable. Injected in tests; defaults to
+            NVML's nvmlDeviceGetTotalEnergyConsumption.
+    """
+
+    def __init__(self, counter: Callable[[], int | None] | None = None) -> None:
+        self.counter = counter if counter is not None else _nvml_energy_counter()
+        self.start_mj = self.counter() if self.counter else None
+
+    def read(self) -> float | None:
+        if self.start_mj is None or self.counter is None:
+            return None
+        now = self.counter()
+        if now is None:
+            return None
+        if now < self.start_mj:  # the counter was reset (driver reload): count from zero
+            return now / 1000.0
+        return (now - self.start_mj) / 1000.0
+
+
+def _nvml_energy_counter() -> Callable[[], int | None] | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+    except Exception:  # no pynvml, no driver, no GPU, or a GPU without the counter
+        return None
+
+    def read() -> int | None:
+        try:
+            return int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+        except Exception:
+            return None
+
+    return read
+
+
+def gpu_info() -> dict[str, Any]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"gpu_name": None}
+    return {"gpu_name": torch.cuda.get_device_name(0)}
+
+
+def gpu_peak_bytes() -> int | None:
+    import torch
+
+    return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
+
+
+def param_counts(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameters; for PEFT models the total includes the frozen base."""
+    trainable = total = 0
+    for p in model.parameters():
+        n = p.numel()
+        total += n
+        trainable += n if p.requires_grad else 0
+    return trainable, total

@@ -1,0 +1,70 @@
+"""Names the grid may use for models and datasets, as plain data (no ML imports).
+
+A model name maps to a hub id (or a locally built tiny model), its architecture and context window; a dataset name
+maps to where it comes from and which columns hold source and summary. Loaders live in peftsum.models / peftsum.data
+and are looked up by ``source`` there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Architectures the compatibility table knows. "causal" / "seq2seq" are the generic fall-backs for a hub id or path
+# declared in the grid's ``models:`` section whose architecture peftsum has no specific knowledge of.
+ARCH_FAMILY = {"gpt2": "causal", "t5": "seq2seq", "bart": "seq2seq", "causal": "causal", "seq2seq": "seq2seq"}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    hub_id: str  # hub id, local path, s3:// URI, or "builtin:<name>" for the tiny models built locally
+    arch: str  # key of ARCH_FAMILY
+    context: int  # tokens: n_positions for causal models, encoder input length for seq2seq
+    revision: str | None = None  # branch/tag on the hub; None = default branch
+
+    @property
+    def family(self) -> str:
+        return ARCH_FAMILY[self.arch]
+
+
+MODELS: dict[str, ModelInfo] = {
+    "gpt2": ModelInfo("openai-community/gpt2", "gpt2", 1024),
+    "gpt2-medium": ModelInfo("openai-community/gpt2-medium", "gpt2", 1024),
+    "gpt2-large": ModelInfo("openai-community/gpt2-large", "gpt2", 1024),
+    "gpt2-xl": ModelInfo("openai-community/gpt2-xl", "gpt2", 1024),
+    "t5-small": ModelInfo("google-t5/t5-small", "t5", 512),
+    "t5-base": ModelInfo("google-t5/t5-base", "t5", 512),
+    "t5-large": ModelInfo("google-t5/t5-large", "t5", 512),
+    "flan-t5-small": ModelInfo("google/flan-t5-small", "t5", 512),
+    "flan-t5-base": ModelInfo("google/flan-t5-base", "t5", 512),
+    "flan-t5-large": ModelInfo("google/flan-t5-large", "t5", 512),
+    "bart-base": ModelInfo("facebook/bart-base", "bart", 1024),
+    "bart-large": ModelInfo("facebook/bart-large", "bart", 1024),
+    # Built on first use from a small config and a tokenizer trained on the synthetic corpus (peftsum.models.tiny),
+    # saved to the cache and then loaded through the same from_pretrained path as the hub models.
+    "tiny-gpt2": ModelInfo("builtin:tiny-gpt2", "gpt2", 512),
+    "tiny-t5": ModelInfo("builtin:tiny-t5", "t5", 512),
+}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    source: str  # "hub" | "local" | "synthetic"
+    id: str  # hub id, file/folder path, or synthetic generator name
+    kind: str  # "dialogue" | "news": picks the prompt wording
+    source_column: str
+    summary_column: str
+    config: str | None = None  # hub config name (cnn_dailymail: "3.0.0")
+    revision: str | None = None  # hub branch/tag; None = default branch
+    id_column: str | None = None  # column with a stable example id; None = the row index
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "dialogsum": DatasetInfo("hub", "knkarthick/dialogsum", "dialogue", "dialogue", "summary", id_column="id"),
+    # Samsung/samsum is a loading script, which datasets >= 4 refuses to run; this is a plain-file copy with the
+    # same columns. Override hub id / revision in the grid's ``datasets:`` section to pin another copy.
+    "samsum": DatasetInfo("hub", "knkarthick/samsum", "dialogue", "dialogue", "summary", id_column="id"),
+    "cnn_dailymail": DatasetInfo("hub", "abisee/cnn_dailymail", "news", "article", "highlights", config="3.0.0",
+                                 id_column="id"),
+    "synthetic-dialogsum": DatasetInfo("synthetic", "dialogsum", "dialogue", "dialogue", "summary", id_column="id"),
+    "synthetic-news": DatasetInfo("synthetic", "news", "news", "article", "highlights", id_column="id"),
+}

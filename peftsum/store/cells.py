@@ -1,0 +1,113 @@
+"""The store layout of DESIGN.md and the rules for when a cell is done.
+
+    <grid>/grid.json
+    <grid>/cells/<id>/spec.json | status.json | checkpoints/<step>/… | attempts/<attempt>/… | _SUCCESS
+    <grid>/report/…
+
+A cell is done when ``_SUCCESS`` exists and every file it lists exists with the listed size; ``verify_cell``
+re-hashes them too. ``_SUCCESS`` is written last with a conditional put, so the first writer wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from peftsum.store.base import Store, StoreError, check_key
+
+CELL_ID = re.compile(r"^[0-9a-f]{12}$")
+STATES = ("pending", "running", "done", "failed")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def grid_key(grid: str, *parts: str) -> str:
+    return check_key("/".join((grid, *parts)))
+
+
+def cell_key(grid: str, cell_id: str, *parts: str) -> str:
+    if not CELL_ID.match(cell_id):
+        raise StoreError(f"invalid cell id {cell_id!r}: expected 12 hex digits")
+    return grid_key(grid, "cells", cell_id, *parts)
+
+
+def read_json(store: Store, key: str) -> Any:
+    return json.loads(store.read_bytes(key))
+
+
+def write_json(store: Store, key: str, obj: Any) -> None:
+    store.write_bytes(key, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+
+
+def write_status(store: Store, grid: str, cell_id: str, state: str, **fields: Any) -> dict[str, Any]:
+    """Replace status.json with ``state`` and ``fields`` (reason, exit_code, attempt, progress…)."""
+    if state not in STATES:
+        raise ValueError(f"unknown state {state!r}")
+    status = {"state": state, "reason": None, "exit_code": None, "attempt": None, "progress": None,
+              "heartbeat_at": now_iso(), **fields}
+    write_json(store, cell_key(grid, cell_id, "status.json"), status)
+    return status
+
+
+def read_status(store: Store, grid: str, cell_id: str) -> dict[str, Any] | None:
+    try:
+        return read_json(store, cell_key(grid, cell_id, "status.json"))
+    except (StoreError, ValueError):
+        return None
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def commit_success(store: Store, grid: str, cell_id: str, attempt_id: str,
+                   files: dict[str, dict[str, Any]]) -> bool:
+    """Write the ``_SUCCESS`` manifest last, first writer wins. Returns False if another attempt already won.
+
+    Args:
+        files: key relative to the cell folder → {"bytes": int, "sha256": str}, for every file of the attempt.
+    """
+    manifest = {"attempt_id": attempt_id, "files": files, "finished_at": now_iso()}
+    data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    return store.put_if_absent(cell_key(grid, cell_id, "_SUCCESS"), data)
+
+
+def read_manifest(store: Store, grid: str, cell_id: str) -> dict[str, Any] | None:
+    try:
+        manifest = read_json(store, cell_key(grid, cell_id, "_SUCCESS"))
+    except (StoreError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return None
+    return manifest
+
+
+def done_manifest(store: Store, grid: str, cell_id: str, rehash: bool = False) -> dict[str, Any] | None:
+    """The cell's manifest if the cell is done (every listed file present with its size; and its sha256 when
+    ``rehash``), else None."""
+    manifest = read_manifest(store, grid, cell_id)
+    if manifest is None:
+        return None
+    for rel, meta in manifest["files"].items():
+        key = cell_key(grid, cell_id, rel)
+        if store.size(key) != meta.get("bytes"):
+            return None
+        if rehash and sha256_bytes(store.read_bytes(key)) != meta.get("sha256"):
+            return None
+    return manifest
+
+
+def result_key(grid: str, cell_id: str, manifest: dict[str, Any], name: str = "result.json") -> str:
+    """Key of a file of the attempt the manifest names (readers use only that attempt)."""
+    return cell_key(grid, cell_id, "attempts", manifest["attempt_id"], name)
+
+
+def new_attempt_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + hashlib.sha256(
+        f"{time.time_ns()}".encode()).hexdigest()[:6]

@@ -1,0 +1,184 @@
+"""The one training loop every method uses: read it top to bottom.
+
+Own loop rather than HF Trainer: token-budget batches, a data position that is just the step counter (exact
+resume), store-backed checkpoints, SIGTERM handling and one place where tokens/s and padding are counted.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from peftsum.batching import BatchPlan, collate, plan_batches
+from peftsum.checkpoint import Checkpointer
+from peftsum.data.features import TrainFeatures
+from peftsum.spec.settings import TrainSettings
+
+
+class Preempted(Exception):
+    """SIGTERM arrived; a checkpoint was written. The cell exits 3 (retryable)."""
+
+
+@dataclass
+class TrainPlan:
+    """The epochs cut into batches and optimizer steps, known before the method is applied (AdaLoRA needs it)."""
+
+    epochs: list[BatchPlan]
+    steps_per_epoch: int
+    total_steps: int
+
+    def micro_batches(self, step: int, accum: int) -> list[list[int]]:
+        epoch, group = divmod(step, self.steps_per_epoch)
+        return self.epochs[epoch].batches[group * accum:(group + 1) * accum]
+
+
+def make_plan(features: TrainFeatures, settings: TrainSettings, seed: int, seq2seq: bool) -> TrainPlan:
+    if not features.input_ids:
+        raise ValueError("no training examples left after the context-window filter")
+    in_lens = [len(x) for x in features.input_ids]
+    out_lens = [len(y) for y in features.labels] if seq2seq else [0] * len(in_lens)
+    n_epochs = math.ceil(settings.epochs)
+    epochs = [plan_batches(in_lens, out_lens, settings.batch_size, settings.batch_tokens, settings.group_by_length,
+                           seed, e) for e in range(n_epochs)]
+    steps_per_epoch = math.ceil(len(epochs[0].batches) / settings.grad_accum)
+    total = max(1, round(settings.epochs * steps_per_epoch))
+    if settings.max_steps is not None:
+        total = min(total, settings.max_steps)
+    return TrainPlan(epochs, steps_per_epoch, total)
+
+
+@dataclass
+class TrainReport:
+    seconds: float = 0.0
+    tokens: int = 0  # real (non-padding) tokens processed, encoder + decoder
+    padded_tokens: int = 0
+    steps: int = 0
+    resumed_from_step: int | None = None
+    loss_history: list[float] = field(default_factory=list)  # mean loss per optimizer step
+    checkpoint_bytes: int = 0
+
+    @property
+    def final_train_loss(self) -> float | None:
+        tail = self.loss_history[-10:]
+        return sum(tail) / len(tail) if tail else None
+
+
+def _lr_lambda(settings: TrainSettings, total: int) -> Callable[[int], float]:
+    warmup = int(settings.warmup_ratio * total)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if settings.lr_scheduler == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        if settings.lr_scheduler == "linear":
+            return max(0.0, 1.0 - progress)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainSettings, *, pad_id: int,
+          causal: bool, device: torch.device, autocast_dtype: torch.dtype | None, fused: bool,
+          checkpointer: Checkpointer | None, on_step: Callable[[Any, int], None] | None = None,
+          progress: Callable[[int, int, float], None] | None = None) -> TrainReport:
+    """Train ``model`` in place for ``plan.total_steps`` optimizer steps, resuming from the latest checkpoint."""
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    decay = [p for n, p in params.items() if p.ndim >= 2]
+    no_decay = [p for n, p in params.items() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=settings.learning_rate, fused=fused or None)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings, plan.total_steps))
+    if settings.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+
+    report = TrainReport()
+    step = 0
+    resumed = checkpointer.load_latest() if checkpointer else None
+    if resumed is not None:
+        weights, training, state = resumed
+        with torch.no_grad():
+            for name, tensor in weights.items():
+                params[name].copy_(tensor)
+        optimizer.load_state_dict(training["optimizer"])
+        scheduler.load_state_dict(training["scheduler"])
+        torch.set_rng_state(training["rng_cpu"])
+        if torch.cuda.is_available() and "rng_cuda" in training:
+            torch.cuda.set_rng_state(training["rng_cuda"])
+        step = report.resumed_from_step = state["step"]
+        report.loss_history = state["loss_history"]
+        report.tokens, report.padded_tokens = state["tokens"], state["padded_tokens"]
+        report.seconds = state["seconds"]
+
+    def save_checkpoint() -> None:
+        training = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "rng_cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            training["rng_cuda"] = torch.cuda.get_rng_state()
+        state = {"step": step, "loss_history": report.loss_history, "tokens": report.tokens,
+                 "padded_tokens": report.padded_tokens, "seconds": report.seconds}
+        report.checkpoint_bytes = checkpointer.save(step, params, training, state)
+
+    stop = {"sigterm": False}
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(sigterm=True)) \
+        if checkpointer is not None and _main_thread() else None
+    model.train()
+    last_ckpt = time.monotonic()
+    try:
+        while step < plan.total_steps:
+            t0 = time.perf_counter()
+            micro = plan.micro_batches(step, settings.grad_accum)
+            step_loss = 0.0
+            for indices in micro:
+                batch = {k: v.to(device) for k, v in collate(indices, features.input_ids, features.labels, pad_id,
+                                                             causal).items()}
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    loss = model(**batch).loss / len(micro)
+                loss.backward()
+                step_loss += loss.item()
+                n_real = int(batch["attention_mask"].sum()) + (0 if causal else int((batch["labels"] != -100).sum()))
+                report.tokens += n_real
+                report.padded_tokens += batch["input_ids"].numel() + (0 if causal else batch["labels"].numel())
+            if settings.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params.values(), settings.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            if on_step is not None:
+                on_step(model, step)
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            report.loss_history.append(step_loss)
+            report.seconds += time.perf_counter() - t0
+            if progress is not None:
+                progress(step, plan.total_steps, step_loss)
+            if checkpointer is not None and step < plan.total_steps:
+                due = (settings.checkpoint_every_steps and step % settings.checkpoint_every_steps == 0) or (
+                    settings.checkpoint_every_seconds
+                    and time.monotonic() - last_ckpt >= settings.checkpoint_every_seconds)
+                if due or stop["sigterm"]:
+                    save_checkpoint()
+                    last_ckpt = time.monotonic()
+                if stop["sigterm"]:
+                    raise Preempted(f"SIGTERM at step {step}; checkpoint written")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    report.steps = step
+    model.eval()
+    return report
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
