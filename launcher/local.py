@@ -45,7 +45,7 @@ def run_one(store: Store, grid: str, cell: Cell, log_dir: Path, threads: int | N
     log_path = log_dir / f"{cell.cell_id}.log"
     env = dict(os.environ)
     if threads:
-        env.setdefault("OMP_NUM_THREADS", str(threads))
+        env["OMP_NUM_THREADS"] = str(threads)  # split the cores between concurrent cells
     with log_path.open("w") as log:
         proc = subprocess.run(cell_command(store, grid, cell.cell_id), stdout=log, stderr=subprocess.STDOUT,
                               env=env, check=False)

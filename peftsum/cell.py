@@ -54,6 +54,9 @@ def run_cell(store: Store, grid: str, cell: Cell) -> int:
         with tempfile.TemporaryDirectory(prefix=f"peftsum-{cell_id}-") as tmp:
             result = _execute(store, grid, cell, attempt, started, Path(tmp))
             if result is None:  # another attempt committed first: its result stands, ours is discarded
+                manifest = layout.read_manifest(store, grid, cell_id) or {}
+                layout.write_status(store, grid, cell_id, "done", exit_code=EXIT_OK,
+                                    attempt=manifest.get("attempt_id"), progress=1.0)
                 log(cell_id, "another attempt finished first; keeping its result")
                 return EXIT_OK
     except SpecError as err:
@@ -76,7 +79,8 @@ def run_cell(store: Store, grid: str, cell: Cell) -> int:
         return code
     layout.write_status(store, grid, cell_id, "done", exit_code=EXIT_OK, attempt=attempt, progress=1.0,
                         metrics={k: result["metrics"][k]["value"] for k in ("rougeL", "bleu")})
-    log(cell_id, f"done: ROUGE-L {result['metrics']['rougeL']['value']:.3f}, BLEU {result['metrics']['bleu']['value']:.3f}")
+    m = result["metrics"]
+    log(cell_id, f"done: ROUGE-L {m['rougeL']['value']:.3f}, BLEU {m['bleu']['value']:.3f}")
     return EXIT_OK
 
 
@@ -140,8 +144,8 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
                 log(cell_id, f"train step {step}/{total_steps} loss {loss:.4f}")
 
         with timer.phase("train"):
-            log(cell_id, f"training {cell.method.name}: {trainable:,} of {total:,} parameters, "
-                         f"{plan.total_steps} steps, {train_features.kept} examples ({train_features.dropped} filtered)")
+            log(cell_id, f"training {cell.method.name}: {trainable:,} of {total:,} parameters, {plan.total_steps} "
+                         f"steps, {train_features.kept} examples ({train_features.dropped} filtered)")
             report = train(model, train_features, plan, cell.train, pad_id=tokenizer.pad_token_id, causal=causal,
                            device=device, autocast_dtype=autocast, fused=fused,
                            checkpointer=Checkpointer(store, grid, cell_id), on_step=method.on_step,

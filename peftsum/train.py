@@ -30,12 +30,19 @@ class TrainPlan:
     """The epochs cut into batches and optimizer steps, known before the method is applied (AdaLoRA needs it)."""
 
     epochs: list[BatchPlan]
-    steps_per_epoch: int
+    accum: int
     total_steps: int
 
-    def micro_batches(self, step: int, accum: int) -> list[list[int]]:
-        epoch, group = divmod(step, self.steps_per_epoch)
-        return self.epochs[epoch].batches[group * accum:(group + 1) * accum]
+    def steps_in(self, epoch: int) -> int:
+        return math.ceil(len(self.epochs[epoch].batches) / self.accum)
+
+    def micro_batches(self, step: int) -> list[list[int]]:
+        """The micro-batches of optimizer step ``step`` (epochs may differ in batch count)."""
+        for epoch in range(len(self.epochs)):
+            if step < self.steps_in(epoch):
+                return self.epochs[epoch].batches[step * self.accum:(step + 1) * self.accum]
+            step -= self.steps_in(epoch)
+        raise IndexError("step beyond the planned epochs")
 
 
 def make_plan(features: TrainFeatures, settings: TrainSettings, seed: int, seq2seq: bool) -> TrainPlan:
@@ -46,11 +53,15 @@ def make_plan(features: TrainFeatures, settings: TrainSettings, seed: int, seq2s
     n_epochs = math.ceil(settings.epochs)
     epochs = [plan_batches(in_lens, out_lens, settings.batch_size, settings.batch_tokens, settings.group_by_length,
                            seed, e) for e in range(n_epochs)]
-    steps_per_epoch = math.ceil(len(epochs[0].batches) / settings.grad_accum)
-    total = max(1, round(settings.epochs * steps_per_epoch))
+    plan = TrainPlan(epochs, settings.grad_accum, 0)
+    whole, frac = divmod(settings.epochs, 1)
+    total = sum(plan.steps_in(e) for e in range(int(whole)))
+    if frac:
+        total += round(frac * plan.steps_in(int(whole)))
     if settings.max_steps is not None:
         total = min(total, settings.max_steps)
-    return TrainPlan(epochs, steps_per_epoch, total)
+    plan.total_steps = max(1, total)
+    return plan
 
 
 @dataclass
@@ -137,7 +148,7 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
     try:
         while step < plan.total_steps:
             t0 = time.perf_counter()
-            micro = plan.micro_batches(step, settings.grad_accum)
+            micro = plan.micro_batches(step)
             step_loss = 0.0
             for indices in micro:
                 batch = {k: v.to(device) for k, v in collate(indices, features.input_ids, features.labels, pad_id,

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from peftsum.spec import parse_grid
-from peftsum.store import open_store
 from peftsum.store import cells as layout
+from peftsum.store import open_store
 
 GRID = """
 name: resume

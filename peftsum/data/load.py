@@ -5,9 +5,9 @@ Loaders are registered by source kind; dataset *names* come from the catalog or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from peftsum.registry import Registry
 from peftsum.spec.cell import DatasetRef

@@ -77,7 +77,8 @@ def _meeting(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
                          f"#Person2# agrees to meet #Person1# on {day} at {time} at the {place} about the {topic}."])
     else:
         other = e.pick(DAYS)
-        turns.append((2, e.one([f"Sorry, I can't on {day}. Maybe {other}?", f"{day} is bad for me. What about {other}?"])))
+        turns.append((2, e.one([f"Sorry, I can't on {day}. Maybe {other}?",
+                                f"{day} is bad for me. What about {other}?"])))
         turns.append((1, e.one([f"{other} is fine, same time.", f"OK, {other} then."])))
         summary = e.one([f"#Person1# and #Person2# move their meeting about the {topic} to {other} at the {place}.",
                          f"#Person2# cannot meet on {day}, so they will discuss the {topic} on {other} instead."])
@@ -164,14 +165,15 @@ def _party(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
                    f"Sure! I'll bring {item}."])),
     ]
     summary = e.one([f"#Person2# will go to {host}'s birthday party at the {place} on {day} and bring {item}.",
-                     f"#Person1# invites #Person2# to {host}'s party on {day} at the {place}; #Person2# brings {item}."])
+                     f"#Person1# invites #Person2# to {host}'s party on {day} at the {place}; "
+                     f"#Person2# brings {item}."])
     return turns, summary, {"scenario": "party"}
 
 
 def _interview(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
     job, years, city = e.pick(JOBS), e.rng.randint(2, 15), e.pick(CITIES)
     turns = [
-        (1, e.one([f"Thanks for coming. Tell me about yourself.", "Welcome. Why do you want this job?",
+        (1, e.one(["Thanks for coming. Tell me about yourself.", "Welcome. Why do you want this job?",
                    "Let's start. What is your background?"])),
         (2, e.one([f"I've worked as a {job} for {years} years.", f"I have been a {job} for {years} years.",
                    f"For {years} years I worked as a {job}."])),
@@ -279,7 +281,7 @@ def news_example(rng: random.Random) -> dict:
         "The company was founded more than fifty years ago.",
         "Trading was quiet across the region.",
     ]
-    body = core[:1] + [core[1]] + core[2:]
+    body = list(core)
     for _ in range(_n_distractors(rng, 1.2)):
         body.insert(rng.randint(1, len(body)), rng.choice(background))
     return {"article": " ".join(body), "highlights": "\n".join(highlights), "scenario": kind}

@@ -70,16 +70,5 @@ class MethodDef:
     on_step: Callable[[Any, int], None] | None = None
 
 
-def peft_apply(make_config: Callable[[Any, MethodContext], Any]) -> Callable[[Any, Any, MethodContext], Any]:
-    """Build ``apply`` for a method that is one peft config: wrap the model with ``get_peft_model``."""
-
-    def apply(model: Any, params: Any, ctx: MethodContext) -> Any:
-        from peft import get_peft_model
-
-        return get_peft_model(model, make_config(params, ctx))
-
-    return apply
-
-
 CONV1D_REASON = ("GPT-2 implements its projections as transformers' Conv1D, which peft's {name} layers do not "
                  "support (only nn.Linear / nn.Conv1d / nn.Conv2d)")

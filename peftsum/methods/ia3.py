@@ -1,6 +1,7 @@
 """IA3 (Liu et al., 2022): learned rescaling of keys, values and feed-forward activations."""
 
-from peftsum.methods.base import IA3_TARGETS, MethodDef, peft_apply
+from peftsum.methods.base import IA3_TARGETS, MethodDef
+from peftsum.methods.wrap import peft_apply
 
 
 def _config(p, ctx):
@@ -11,4 +12,5 @@ def _config(p, ctx):
                      feedforward_modules=feedforward and list(feedforward))
 
 
-METHOD = MethodDef(name="ia3", doc="IA3: learned scaling vectors on keys, values and feed-forward", apply=peft_apply(_config))
+METHOD = MethodDef(name="ia3", doc="IA3: learned scaling vectors on keys, values and feed-forward",
+                   apply=peft_apply(_config))

@@ -1,7 +1,8 @@
 """LoHa (Hyeon-Woo et al., 2022): low-rank Hadamard-product updates (LyCORIS)."""
 
-from peftsum.methods.base import CONV1D_REASON, MethodDef, peft_apply
+from peftsum.methods.base import CONV1D_REASON, MethodDef
 from peftsum.methods.lora import LoraParams
+from peftsum.methods.wrap import peft_apply
 
 
 def _config(p, ctx):

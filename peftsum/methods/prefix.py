@@ -1,7 +1,8 @@
 """Prefix tuning (Li & Liang, 2021): trained key/value prefixes in every layer."""
 
-from peftsum.methods.base import MethodDef, peft_apply
+from peftsum.methods.base import MethodDef
 from peftsum.methods.prompts import VirtualTokenParams
+from peftsum.methods.wrap import peft_apply
 
 
 def _config(p, ctx):

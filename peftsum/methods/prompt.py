@@ -1,7 +1,8 @@
 """Prompt tuning (Lester et al., 2021): trained soft-prompt embeddings before the input."""
 
-from peftsum.methods.base import MethodDef, peft_apply
+from peftsum.methods.base import MethodDef
 from peftsum.methods.prompts import VirtualTokenParams
+from peftsum.methods.wrap import peft_apply
 
 
 def _config(p, ctx):

@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-from peftsum.methods.base import MethodDef, peft_apply
+from peftsum.methods.base import MethodDef
+from peftsum.methods.wrap import peft_apply
 from peftsum.spec.fields import setting
 
 

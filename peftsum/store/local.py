@@ -27,6 +27,7 @@ class LocalStore:
     def _temp_for(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.close(fd)
         return Path(tmp)
 
