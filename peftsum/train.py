@@ -22,7 +22,7 @@ from peftsum.spec.settings import TrainSettings
 
 
 class Preempted(Exception):
-    """SIGTERM arrived; a checkpoint was written. The cell exits 3 (retryable)."""
+    """SIGTERM or SIGINT arrived; a checkpoint was written. The cell exits 3 (retryable)."""
 
 
 @dataclass
@@ -140,9 +140,10 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
                  "padded_tokens": report.padded_tokens, "seconds": report.seconds}
         report.checkpoint_bytes = checkpointer.save(step, params, training, state)
 
+    # SIGTERM (pod preemption) and SIGINT (Ctrl-C on launcher run) finish the step, checkpoint and exit 3.
     stop = {"sigterm": False}
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(sigterm=True)) \
-        if checkpointer is not None and _main_thread() else None
+    handled = (signal.SIGTERM, signal.SIGINT) if checkpointer is not None and _main_thread() else ()
+    previous = {sig: signal.signal(sig, lambda *_: stop.update(sigterm=True)) for sig in handled}
     model.train()
     last_ckpt = time.monotonic()
     try:
@@ -180,10 +181,10 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
                     save_checkpoint()
                     last_ckpt = time.monotonic()
                 if stop["sigterm"]:
-                    raise Preempted(f"SIGTERM at step {step}; checkpoint written")
+                    raise Preempted(f"signalled at step {step}; checkpoint written")
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     report.steps = step
     model.eval()
     return report

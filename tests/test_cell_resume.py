@@ -100,3 +100,26 @@ def test_spec_with_wrong_hash_exits_2(tmp_path: Path) -> None:
     out = subprocess.run(_cmd(tmp_path, cell.cell_id), env=_env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert cell.cell_id in out.stderr
+
+
+def test_sigterm_checkpoints_and_exits_3(tmp_path: Path) -> None:
+    """Preemption: SIGTERM mid-training → a checkpoint at the current step, status pending, exit code 3."""
+    cell = parse_grid(GRID.replace("checkpoint_every_steps: 8", "checkpoint_every_steps: 1000")).cells[0]
+    store = open_store(str(tmp_path))
+    layout.write_json(store, layout.cell_key("resume", cell.cell_id, "spec.json"), cell.to_dict())
+    proc = subprocess.Popen(_cmd(tmp_path, cell.cell_id), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        status = layout.read_status(store, "resume", cell.cell_id) or {}
+        if status.get("step"):
+            break
+        time.sleep(0.05)
+    seen_step = status["step"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 3
+    status = layout.read_status(store, "resume", cell.cell_id)
+    assert status["state"] == "pending" and "checkpoint written" in status["reason"]
+    cell_dir = tmp_path / "resume" / "cells" / cell.cell_id
+    steps = [int(p.parent.name) for p in cell_dir.glob("checkpoints/*/COMPLETE")]
+    assert steps and steps[0] >= seen_step
