@@ -76,8 +76,6 @@ class DataSettings:
                                      hi=4096)
     train_limit: int | None = setting(None, "use only the first N training examples", kind=int, lo=1,
                                       nullable=True)
-    filter_eval: bool = setting(False, "also drop evaluation examples that do not fit (default: truncate)",
-                                kind=bool)
 
 
 SECTIONS: dict[str, type] = {"train": TrainSettings, "eval": EvalSettings, "data": DataSettings}
