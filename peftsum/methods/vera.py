@@ -11,7 +11,7 @@ from peftsum.spec.fields import setting
 class VeraParams:
     r: int = setting(256, "rank of the shared random projections", kind=int, lo=1, hi=65536)
     dropout: float = setting(0.0, "dropout on the adapter input", kind=float, lo=0, hi=1, hi_open=True)
-    target_modules: tuple[str, ...] | None = setting(None, "module names to adapt (all of one shape); null = default",
+    target_modules: tuple[str, ...] | None = setting(None, "module names to adapt; null = per-architecture default",
                                                      kind=list, nullable=True)
 
 
@@ -23,8 +23,4 @@ def _config(p, ctx):
 
 
 METHOD = MethodDef(name="vera", doc="VeRA: trained scaling vectors around shared frozen random matrices",
-                   params=VeraParams, apply=peft_apply(_config),
-                   incompatible={"causal": "VeRA needs every target module to have one shape; 'all-linear' on an "
-                                           "unknown architecture cannot guarantee that",
-                                 "seq2seq": "VeRA needs every target module to have one shape; 'all-linear' on an "
-                                            "unknown architecture cannot guarantee that"})
+                   params=VeraParams, apply=peft_apply(_config))
