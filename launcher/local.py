@@ -60,8 +60,8 @@ def run_one(store: Store, grid: str, cell: Cell, log_dir: Path, threads: int | N
 def run_grid(store: Store, grid: Grid, jobs: int = 1, on_event=None) -> list[Outcome]:
     """Run every not-done cell of ``grid`` with at most ``jobs`` at a time; returns one Outcome per cell."""
     write_specs(store, grid)
-    log_dir = Path(os.environ.get("PEFTSUM_LOG_DIR", Path(store.uri) if "://" not in store.uri else "."))
-    log_dir = log_dir / grid.name / "logs" if "://" not in store.uri else Path(".peftsum-logs") / grid.name
+    log_root = os.environ.get("PEFTSUM_LOG_DIR") or store.uri  # local stores only, for now: logs beside the cells
+    log_dir = Path(log_root) / grid.name / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     outcomes: list[Outcome] = []
     todo = []

@@ -150,7 +150,8 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
                            device=device, autocast_dtype=autocast, fused=fused,
                            checkpointer=Checkpointer(store, grid, cell_id), on_step=method.on_step,
                            progress=progress)
-    eval_loss = _eval_loss(model, encoder, eval_examples, tokenizer.pad_token_id, causal, device, autocast)
+    eval_pairs = encoder.train(eval_examples)  # (source, summary) ids of the scored examples: eval loss and EDA
+    eval_loss = _eval_loss(model, eval_pairs, tokenizer.pad_token_id, causal, device, autocast)
 
     with timer.phase("generate"):
         log(cell_id, f"generating {len(eval_features.ids)} summaries")
@@ -169,7 +170,7 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
     write_jsonl(out / "predictions.jsonl", [
         {"id": e.id, "source": e.source, "reference": e.summary, "prediction": pred, "new_tokens": n, **scores}
         for e, pred, n, scores in zip(eval_examples, gen.predictions, gen.new_tokens, per_example)])
-    stats_src = train_features or encoder.train(eval_examples)
+    stats_src = train_features or eval_pairs
     (out / "eda.json").write_text(json.dumps(eda(stats_src.source_lens, stats_src.summary_lens, stats_src.kept,
                                                  stats_src.dropped, cell.model.hub_id, encoder.budget), indent=2))
     generated = sum(gen.new_tokens)
@@ -214,14 +215,12 @@ def _params(method: Any, cell: Cell) -> Any:
     return build(method.params, cell.method.params, f"methods.{cell.method.name}")
 
 
-def _eval_loss(model: Any, encoder: Any, examples: list, pad_id: int, causal: bool, device: Any, autocast: Any
-               ) -> float | None:
+def _eval_loss(model: Any, feats: Any, pad_id: int, causal: bool, device: Any, autocast: Any) -> float | None:
     """Teacher-forced loss on the scored examples (those that fit), token-weighted."""
     import torch
 
     from peftsum.batching import collate
 
-    feats = encoder.train(examples)
     if not feats.input_ids:
         return None
     total, count = 0.0, 0

@@ -1,6 +1,6 @@
 """Batched generation over the already-tokenised evaluation prompts.
 
-Prompts are sorted by length and cut into batches by a token budget (little padding); causal models are padded on
+Prompts are grouped by length and cut into batches by a token budget (little padding); causal models are padded on
 the left so every row continues right after its prompt. Greedy (or beam) decoding, explicit max_new_tokens, stop
 at EOS.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from peftsum.batching import collate
+from peftsum.batching import collate, plan_batches
 
 
 @dataclass
@@ -21,22 +21,6 @@ class GenerateReport:
     predictions: list[str]
     new_tokens: list[int]
     seconds: float
-
-
-def batches_by_length(lengths: list[int], max_new_tokens: int, budget_tokens: int, max_batch: int | None
-                      ) -> list[list[int]]:
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    out: list[list[int]] = []
-    cur: list[int] = []
-    for i in order:
-        width = lengths[cur[0]] + max_new_tokens if cur else lengths[i] + max_new_tokens
-        if cur and ((len(cur) + 1) * width > budget_tokens or (max_batch and len(cur) >= max_batch)):
-            out.append(cur)
-            cur = []
-        cur.append(i)
-    if cur:
-        out.append(cur)
-    return out
 
 
 @torch.inference_mode()
@@ -48,7 +32,10 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[int]], *, causal: bo
     counts = [0] * len(prompts)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     t0 = time.perf_counter()
-    for indices in batches_by_length([len(p) for p in prompts], max_new_tokens, budget_tokens, batch_size):
+    # The training batcher, with every row's decoder length = max_new_tokens: sorted by length, within the budget.
+    plan = plan_batches([len(p) for p in prompts], [max_new_tokens] * len(prompts), batch_size, budget_tokens,
+                        group_by_length=True, seed=0, epoch=0)
+    for indices in plan.batches:
         batch = {k: v.to(device) for k, v in collate(indices, prompts, [], pad, causal, pad_left=causal).items()}
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             out = model.generate(**batch, max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False,
