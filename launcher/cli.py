@@ -1,4 +1,5 @@
-"""``launcher``: validate a grid, run it on this machine. (Cluster commands arrive with the Kubernetes backend.)"""
+"""``launcher``: validate a grid, run it on this machine, build its report. (Cluster commands arrive with the
+Kubernetes backend.)"""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ Each cell runs in its own `peftsum cell` process; done cells are skipped, so rer
 exit codes: 0 every cell done, 1 some cell failed (the others still ran; see the report), 2 invalid grid."""
 
 
+REPORT_EPILOG = """examples:
+  launcher report examples/quickstart.yaml                # ./runs/quickstart/report/index.html
+  launcher report grid.yaml --store /data/runs --open     # and open it in the default browser
+
+Reads JSON only (results, predictions, eda.json): no ML stack. Cells not done are listed, never fatal."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="launcher", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -39,11 +47,39 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("grid", help="grid.yaml")
     r.add_argument("--store", help="store URI (default: the grid's store, else ./runs)")
     r.add_argument("--jobs", type=int, default=1, help="cells at a time (default 1)")
+    rep = sub.add_parser("report", help="build the comparison report from the store", epilog=REPORT_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    rep.add_argument("grid", help="grid.yaml")
+    rep.add_argument("--store", help="store URI (default: the grid's store, else ./runs)")
+    rep.add_argument("--open", action="store_true", help="open index.html in a browser")
     args = parser.parse_args(argv)
 
     if args.command == "validate":
         return _validate(args)
+    if args.command == "report":
+        return _report(args)
     return _run(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from peftsum.report import aggregate
+    from peftsum.store import StoreError, open_store
+
+    try:
+        grid = load_grid(args.grid, store=args.store)
+        path = aggregate(open_store(grid.store), grid.name)
+    except SpecError as err:
+        print(f"launcher report: {err}", file=sys.stderr)
+        return EXIT_BAD_GRID
+    except StoreError as err:
+        print(f"launcher report: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    print(path)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(f"file://{path}")
+    return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:

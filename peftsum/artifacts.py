@@ -55,12 +55,14 @@ def length_stats(values: list[int]) -> dict[str, Any]:
 
 
 def eda(source_lens: list[int], summary_lens: list[int], kept: int, dropped: int, tokenizer_name: str,
-        budget: int) -> dict[str, Any]:
-    """Token-length statistics of the training split under the cell's tokenizer (the study's Figures 6-14)."""
+        budget: int | None, split: str = "train") -> dict[str, Any]:
+    """Token-length statistics of one split under the cell's tokenizer (the study's Figures 6-14); ``dropped`` is
+    what the context-window filter removed (training split only)."""
     merged = [a + b for a, b in zip(source_lens, summary_lens)]
-    return {"tokenizer": tokenizer_name, "source_token_budget": budget, "source": length_stats(source_lens),
-            "summary": length_stats(summary_lens), "merged": length_stats(merged), "kept": kept,
-            "dropped": dropped, "dropped_share": dropped / max(1, kept + dropped)}
+    return {"split": split, "tokenizer": tokenizer_name, "source_token_budget": budget,
+            "source": length_stats(source_lens), "summary": length_stats(summary_lens),
+            "merged": length_stats(merged), "kept": kept, "dropped": dropped,
+            "dropped_share": dropped / max(1, kept + dropped)}
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -84,26 +85,125 @@ def run_cell(store: Store, grid: str, cell: Cell) -> int:
     return EXIT_OK
 
 
+@dataclass
+class Predicted:
+    """What the model-specific half of a cell hands to the common tail (score, write, commit)."""
+
+    examples: list  # evaluation Examples, in order
+    predictions: list[str]
+    new_tokens: list[int]
+    generate_seconds: float
+    truncated: int  # evaluation sources cut to fit the context
+    eda: dict[str, Any]
+    device: str = "cpu"
+    precision: str = "fp32"
+    fused: bool = False
+    report: Any = None  # peftsum.train.TrainReport, None for untrained cells
+    train_kept: int = 0
+    train_dropped: int = 0
+    eval_loss: float | None = None
+    trainable: int = 0
+    total: int = 0
+    adapter_bytes: int | None = None
+
+
 def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, workdir: Path) -> dict | None:
+    from peftsum import scoring
+    from peftsum.artifacts import write_jsonl
+    from peftsum.checkpoint import Checkpointer
+    from peftsum.methods import METHODS
+    from peftsum.resources import EnergyMeter, PhaseTimer, gpu_info, gpu_peak_bytes, peak_rss_bytes
+
+    cell_id = cell.cell_id
+    method = METHODS.get(cell.method.type)
+    timer, energy = PhaseTimer(), EnergyMeter()
+    out = workdir / "attempt"
+    out.mkdir()
+    if method.needs_model:
+        if cell.model is None:
+            raise SpecError("model", None, f"method {cell.method.type!r} needs a model")
+        pred = _predict_with_model(store, grid, cell, method, attempt, started, timer, out)
+    else:
+        pred = _predict_without_model(cell, method, timer)
+    with timer.phase("score"):
+        refs = [e.summary for e in pred.examples]
+        metrics, per_example = scoring.score(pred.predictions, refs, cell.eval.bootstrap_samples, seed=cell.seed)
+
+    write_jsonl(out / "predictions.jsonl", [
+        {"id": e.id, "source": e.source, "reference": e.summary, "prediction": p, "new_tokens": n, **scores}
+        for e, p, n, scores in zip(pred.examples, pred.predictions, pred.new_tokens, per_example)])
+    (out / "eda.json").write_text(json.dumps(pred.eda, indent=2))
+    report = pred.report
+    generated = sum(pred.new_tokens)
+    result = {
+        "schema_version": 1, "cell_id": cell_id, "grid": grid, "spec": cell.to_dict(), "status": "done",
+        "metrics": metrics, "metric_profile": scoring.metric_profile(),
+        "train": {
+            "seconds": report.seconds if report else None, "tokens": report.tokens if report else 0,
+            "tokens_per_s": report.tokens / report.seconds if report and report.seconds else None,
+            "padding_ratio": 1 - report.tokens / report.padded_tokens if report and report.padded_tokens else None,
+            "epochs": cell.train.epochs if report else 0.0, "steps": report.steps if report else 0,
+            "resumed_from_step": report.resumed_from_step if report else None,
+            "examples": pred.train_kept, "examples_dropped": pred.train_dropped,
+            "final_train_loss": report.final_train_loss if report else None, "eval_loss": pred.eval_loss,
+        },
+        "generate": {"seconds": pred.generate_seconds,
+                     "new_tokens_per_s": generated / pred.generate_seconds if pred.generate_seconds else 0.0,
+                     "examples": len(pred.predictions), "truncated_sources": pred.truncated},
+        "resources": {
+            "gpu_peak_bytes": gpu_peak_bytes() if method.needs_model else None, "ram_peak_bytes": peak_rss_bytes(),
+            "energy_joules": energy.read(), "trainable_params": pred.trainable, "total_params": pred.total,
+            "adapter_bytes": pred.adapter_bytes,
+            "checkpoint_bytes": report.checkpoint_bytes or None if report else None,
+            "phase_seconds": timer.seconds,
+        },
+        "provenance": {**_provenance(), **(gpu_info() if method.needs_model else {"gpu_name": None}),
+                       "device": pred.device, "precision": pred.precision, "fused_optimizer": pred.fused,
+                       "seed": cell.seed, "started_at": started, "finished_at": layout.now_iso(), "attempt": attempt},
+    }
+    with timer.phase("upload"):
+        (out / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+        files = _upload(store, grid, cell_id, attempt, out)
+    if not layout.commit_success(store, grid, cell_id, attempt, files):
+        return None
+    if not cell.train.keep_checkpoints:
+        Checkpointer(store, grid, cell_id).clear()
+    return result
+
+
+def _predict_without_model(cell: Cell, method: Any, timer: Any) -> Predicted:
+    """Model-free baselines (lead): predictions straight from the source text."""
+    from peftsum.artifacts import eda
+    from peftsum.data.load import load_split
+
+    with timer.phase("load"):
+        examples = load_split(cell.dataset, cell.eval.split, cell.eval.limit)
+    with timer.phase("generate"):
+        t0 = time.perf_counter()
+        predictions = method.predict([e.source for e in examples], _params(method, cell), cell.dataset.kind)
+        seconds = time.perf_counter() - t0
+    words = [len(p.split()) for p in predictions]  # "new tokens" of a model-free method: words
+    stats = eda([len(e.source.split()) for e in examples], [len(e.summary.split()) for e in examples],
+                len(examples), 0, "whitespace", None, split=cell.eval.split)
+    return Predicted(examples, predictions, words, seconds, 0, stats)
+
+
+def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attempt: str, started: str, timer: Any,
+                        out: Path) -> Predicted:
+    """Load data and model, apply the method, train (resumably), generate."""
     import torch
 
-    from peftsum import scoring
-    from peftsum.artifacts import eda, save_adapter, write_jsonl
+    from peftsum.artifacts import eda, save_adapter
     from peftsum.checkpoint import Checkpointer
     from peftsum.data.features import Encoder
     from peftsum.data.load import load_split
     from peftsum.generate import generate
-    from peftsum.methods import METHODS
     from peftsum.methods.base import MethodContext
     from peftsum.models.load import load_model
-    from peftsum.resources import EnergyMeter, PhaseTimer, gpu_info, gpu_peak_bytes, param_counts, peak_rss_bytes
+    from peftsum.resources import param_counts
     from peftsum.train import make_plan, train
 
     cell_id = cell.cell_id
-    if cell.model is None:
-        raise SpecError("model", None, "this method needs a model")
-    method = METHODS.get(cell.method.type)
-    timer, energy = PhaseTimer(), EnergyMeter()
     torch.manual_seed(cell.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = cell.train.precision if cell.train.precision != "auto" else (
@@ -159,54 +259,16 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
         gen = generate(model, tokenizer, eval_features.prompt_ids, causal=causal,
                        max_new_tokens=cell.eval.max_new_tokens, num_beams=cell.eval.num_beams, device=device,
                        autocast_dtype=autocast, budget_tokens=budget, batch_size=cell.eval.batch_size)
-    with timer.phase("score"):
-        refs = [e.summary for e in eval_examples]
-        metrics, per_example = scoring.score(gen.predictions, refs, cell.eval.bootstrap_samples, seed=cell.seed)
-
-    out = workdir / "attempt"
-    out.mkdir()
     adapter_bytes = save_adapter(model, out, cell.model, cell.method.type, cell.train.keep_full_weights) \
         if method.trains else None
-    write_jsonl(out / "predictions.jsonl", [
-        {"id": e.id, "source": e.source, "reference": e.summary, "prediction": pred, "new_tokens": n, **scores}
-        for e, pred, n, scores in zip(eval_examples, gen.predictions, gen.new_tokens, per_example)])
     stats_src = train_features or eval_pairs
-    (out / "eda.json").write_text(json.dumps(eda(stats_src.source_lens, stats_src.summary_lens, stats_src.kept,
-                                                 stats_src.dropped, cell.model.hub_id, encoder.budget), indent=2))
-    generated = sum(gen.new_tokens)
-    result = {
-        "schema_version": 1, "cell_id": cell_id, "grid": grid, "spec": cell.to_dict(), "status": "done",
-        "metrics": metrics, "metric_profile": scoring.metric_profile(),
-        "train": {
-            "seconds": report.seconds if report else None, "tokens": report.tokens if report else 0,
-            "tokens_per_s": report.tokens / report.seconds if report and report.seconds else None,
-            "padding_ratio": 1 - report.tokens / report.padded_tokens if report and report.padded_tokens else None,
-            "epochs": cell.train.epochs if report else 0.0, "steps": report.steps if report else 0,
-            "resumed_from_step": report.resumed_from_step if report else None,
-            "examples": train_features.kept if train_features else 0,
-            "examples_dropped": train_features.dropped if train_features else 0,
-            "final_train_loss": report.final_train_loss if report else None, "eval_loss": eval_loss,
-        },
-        "generate": {"seconds": gen.seconds, "new_tokens_per_s": generated / gen.seconds if gen.seconds else 0.0,
-                     "examples": len(gen.predictions), "truncated_sources": eval_features.truncated},
-        "resources": {
-            "gpu_peak_bytes": gpu_peak_bytes(), "ram_peak_bytes": peak_rss_bytes(), "energy_joules": energy.read(),
-            "trainable_params": trainable if method.trains else 0, "total_params": total,
-            "adapter_bytes": adapter_bytes, "checkpoint_bytes": report.checkpoint_bytes or None if report else None,
-            "phase_seconds": timer.seconds,
-        },
-        "provenance": {**_provenance(), **gpu_info(), "device": device.type, "precision": precision,
-                       "fused_optimizer": fused, "seed": cell.seed, "started_at": started,
-                       "finished_at": layout.now_iso(), "attempt": attempt},
-    }
-    with timer.phase("upload"):
-        (out / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
-        files = _upload(store, grid, cell_id, attempt, out)
-    if not layout.commit_success(store, grid, cell_id, attempt, files):
-        return None
-    if not cell.train.keep_checkpoints:
-        Checkpointer(store, grid, cell_id).clear()
-    return result
+    stats = eda(stats_src.source_lens, stats_src.summary_lens, stats_src.kept, stats_src.dropped, cell.model.hub_id,
+                encoder.budget, split="train" if train_features else cell.eval.split)
+    return Predicted(eval_examples, gen.predictions, gen.new_tokens, gen.seconds, eval_features.truncated, stats,
+                     device=device.type, precision=precision, fused=fused, report=report,
+                     train_kept=train_features.kept if train_features else 0,
+                     train_dropped=train_features.dropped if train_features else 0, eval_loss=eval_loss,
+                     trainable=trainable if method.trains else 0, total=total, adapter_bytes=adapter_bytes)
 
 
 def _params(method: Any, cell: Cell) -> Any:

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from peftsum.spec import Cell, SpecError
+from peftsum.cell import EXIT_BAD_SPEC
+from peftsum.spec import Cell, SpecError, parse_grid
 from peftsum.store import StoreError, open_store
 
 CELL_EPILOG = """examples:
@@ -18,7 +19,55 @@ exit codes: 0 done (or already done), 2 bad spec (never retried), 3 retryable (p
 
 AGGREGATE_EPILOG = """examples:
   peftsum aggregate --grid quickstart --store ./runs
-  → ./runs/quickstart/report/report.md and results.csv (missing/failed/running cells listed, never fatal)"""
+  → ./runs/quickstart/report/index.html, report.md, results.csv, results.json, figures/*.png
+    (missing/failed/running cells listed with their reason, never fatal)"""
+
+
+EDA_EPILOG = """examples:
+  peftsum eda synthetic-dialogsum --model tiny-gpt2      # tokens under tiny-gpt2's tokenizer
+  peftsum eda dialogsum --model t5-base --split test      # needs the hub (or a local copy)
+  peftsum eda synthetic-news                              # whitespace words
+
+writes <out>/eda.json (percentiles, histograms, share dropped by the context-window filter) and <out>/lengths.png."""
+
+
+def _eda(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from peftsum.artifacts import eda
+    from peftsum.data.load import load_split
+    from peftsum.report.figures import histograms
+
+    try:
+        grid = parse_grid(f"name: eda\naxes: {{model: [{args.model or 'tiny-gpt2'}], method: [full], "
+                          f"dataset: [{args.dataset}]}}\n")
+    except SpecError as err:
+        print(f"peftsum eda: {err}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    cell = grid.cells[0]
+    examples = load_split(cell.dataset, args.split, args.limit)
+    if args.model:
+        from peftsum.data.features import Encoder
+        from peftsum.models.load import load_model
+
+        _, tokenizer = load_model(cell.model)
+        enc = Encoder(tokenizer, cell.model.family, cell.dataset.kind, cell.model.context, "auto",
+                      cell.data.max_target_tokens)
+        feats = enc.train(examples)
+        stats = eda(feats.source_lens, feats.summary_lens, feats.kept, feats.dropped, cell.model.hub_id, enc.budget,
+                    split=args.split)
+    else:
+        stats = eda([len(x.source.split()) for x in examples], [len(x.summary.split()) for x in examples],
+                    len(examples), 0, "whitespace", None, split=args.split)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eda.json").write_text(json.dumps(stats, indent=2))
+    (out / "lengths.png").write_bytes(histograms(args.dataset, [stats]))
+    s, m = stats["source"], stats["summary"]
+    print(f"{args.dataset} ({args.split}, {stats['tokenizer']}): {s['n']} examples; source mean {s['mean']:.1f} "
+          f"p95 {s['p95']:.0f} max {s['max']}; summary mean {m['mean']:.1f}; dropped by the context filter "
+          f"{100 * stats['dropped_share']:.1f}% → {out}/eda.json, {out}/lengths.png")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +84,17 @@ def main(argv: list[str] | None = None) -> int:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("--grid", required=True)
     a.add_argument("--store", required=True)
+    e = sub.add_parser("eda", help="token-length statistics of a dataset under a model's tokenizer",
+                       epilog=EDA_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("dataset", help="dataset name (dialogsum, samsum, cnn_dailymail, synthetic-dialogsum, …)")
+    e.add_argument("--model", help="model whose tokenizer counts tokens (default: whitespace words)")
+    e.add_argument("--split", default="train", choices=("train", "validation", "test"))
+    e.add_argument("--limit", type=int, help="first N examples only")
+    e.add_argument("--out", default="eda", help="folder for eda.json and lengths.png (default ./eda)")
     args = parser.parse_args(argv)
 
+    if args.command == "eda":
+        return _eda(args)
     if args.command == "aggregate":
         from peftsum.report import aggregate
 
@@ -48,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print(out)
         return 0
 
-    from peftsum.cell import EXIT_BAD_SPEC, load_spec, run_cell
+    from peftsum.cell import load_spec, run_cell
     from peftsum.store import cells as layout
 
     try:

@@ -47,10 +47,10 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_six_cells_done_with_report(quickstart: dict) -> None:
-    assert len(quickstart["results"]) == 6
+    assert len(quickstart["results"]) == 7
     report = quickstart["store"] / "quickstart" / "report"
     assert (report / "report.md").read_text().count("| tiny-") >= 12  # quality + cost rows
-    assert len((report / "results.csv").read_text().splitlines()) == 7
+    assert len((report / "results.csv").read_text().splitlines()) == 8
     for cid in quickstart["results"]:
         files = layout.read_manifest(open_store(str(quickstart["store"])), "quickstart", cid)["files"]
         assert any(k.endswith("predictions.jsonl") for k in files)
@@ -97,9 +97,9 @@ def best_constant_rouge_l(references: list[str], candidates: list[str]) -> tuple
 
 
 def test_fine_tuning_beats_untrained_and_constant_baselines(quickstart: dict) -> None:
-    rl = {(r["spec"]["model"]["name"], r["spec"]["method"]["name"]): r["metrics"]["rougeL"]["value"]
+    rl = {((r["spec"]["model"] or {}).get("name", "-"), r["spec"]["method"]["name"]): r["metrics"]["rougeL"]["value"]
           for r in quickstart["results"].values()}
-    tuned = {k: v for k, v in rl.items() if k[1] != "none"}
+    tuned = {k: v for k, v in rl.items() if k[1] not in ("none", "lead")}
     (model, method), best = max(tuned.items(), key=lambda kv: kv[1])
     n_eval = next(iter(quickstart["results"].values()))["metrics"]["n"]
     refs = [e["summary"] for e in generate("dialogsum", "test", n_eval)]
@@ -112,12 +112,26 @@ def test_fine_tuning_beats_untrained_and_constant_baselines(quickstart: dict) ->
     assert best < 0.95, "the synthetic task should not be trivially solvable"
 
 
+def test_report_shows_the_floor_below_fine_tuned_cells(quickstart: dict) -> None:
+    """Baselines (none, lead) are the floor: every one scores below the best fine-tuned cell of the report."""
+    report = json.loads((quickstart["store"] / "quickstart" / "report" / "results.json").read_text())
+    rl = {r["spec"]["method"]["name"]: [] for r in report["results"]}
+    for r in report["results"]:
+        rl[r["spec"]["method"]["name"]].append(r["metrics"]["rougeL"]["value"])
+    best_tuned = max(max(rl["full"]), max(rl["lora"]))
+    print(f"floor: lead {rl['lead']}, none {rl['none']}; best tuned {best_tuned:.3f}")
+    assert max(rl["lead"]) + 0.1 < best_tuned and max(rl["none"]) + 0.1 < best_tuned
+    html = (quickstart["store"] / "quickstart" / "report" / "index.html").read_text()
+    for name in ("quality-synthetic-dialogsum", "cost-disk", "cost-train", "significance", "not-done"):
+        assert f'data-table="{name}"' in html
+
+
 def test_rerun_trains_nothing_and_is_fast(quickstart: dict) -> None:
     before = {cid: layout.read_manifest(open_store(str(quickstart["store"])), "quickstart", cid)
               for cid in quickstart["results"]}
     out, seconds = _launch(quickstart["store"])
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stderr.count("skipped") == 6
+    assert out.stderr.count("skipped") == 7
     assert "] start" not in out.stderr
     assert seconds < 30
     after = {cid: layout.read_manifest(open_store(str(quickstart["store"])), "quickstart", cid) for cid in before}

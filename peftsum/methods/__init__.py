@@ -9,5 +9,5 @@ from peftsum.registry import Registry
 
 METHODS: Registry[MethodDef] = Registry("method")
 for _name in ("full", "none", "lora", "dora", "ia3", "prefix", "prompt", "ptuning", "adalora", "loha", "lokr",
-              "vera", "bitfit"):
+              "vera", "bitfit", "lead"):
     METHODS.register(_name, f"peftsum.methods.{_name}:METHOD")

@@ -59,6 +59,8 @@ class MethodDef:
         trains: False for baselines scored as loaded (``none``).
         incompatible: architecture → reason this method cannot serve it (checked at validate time).
         on_step: optional hook after each optimizer step ``(model, step)`` (AdaLoRA reallocates ranks).
+        predict: for methods without a model (``lead``): ``(sources, params, kind) -> predictions``. Such a method
+            expands to one cell per dataset with ``model: null``.
     """
 
     name: str
@@ -68,6 +70,11 @@ class MethodDef:
     trains: bool = True
     incompatible: Mapping[str, str] = field(default_factory=dict)
     on_step: Callable[[Any, int], None] | None = None
+    predict: Callable[[list[str], Any, str], list[str]] | None = None
+
+    @property
+    def needs_model(self) -> bool:
+        return self.predict is None
 
 
 CONV1D_REASON = ("GPT-2 implements its projections as transformers' Conv1D, which peft's {name} layers do not "

@@ -198,8 +198,9 @@ def expand(doc: Any, source: str = "<string>", store: str | None = None) -> Grid
         entry = _mapping(entry, f"include[{i}]", INCLUDE_KEYS)
         for key in ("model", "method", "dataset"):
             if key not in entry:
-                raise SpecError(f"include[{i}].{key}", None, "is required")
-            _name(entry[key], f"include[{i}].{key}")
+                raise SpecError(f"include[{i}].{key}", None, "is required (model may be null for lead)")
+            if not (key == "model" and entry[key] is None):
+                _name(entry[key], f"include[{i}].{key}")
         entry["seed"] = _seed(entry.get("seed", base_seed), f"include[{i}].seed")
         combos.append((entry, f"include[{i}]"))
 
@@ -208,6 +209,8 @@ def expand(doc: Any, source: str = "<string>", store: str | None = None) -> Grid
     for combo, where in combos:
         cell = _cell(combo, where, preset, default_layers, models, datasets, variants)
         cid = cell.cell_id
+        if cid in seen and cell.model is None and where == "axes":
+            continue  # a model-free method crossed with several models is still one cell per dataset
         if cid in seen:
             raise SpecError(where, combo_label(combo), f"duplicate cell {cid} (same as {seen[cid]})")
         seen[cid] = f"{where} {combo_label(combo)}"
@@ -291,7 +294,18 @@ def _cell(combo: Mapping[str, Any], where: str, preset: str, default_layers: Map
           models: Mapping[str, tuple[ModelInfo, dict]], datasets: Mapping[str, DatasetInfo],
           variants: Mapping[str, tuple[str, dict, dict]]) -> Cell:
     model_name, method_name, dataset_name = combo["model"], combo["method"], combo["dataset"]
-    if model_name in models:
+    if method_name in variants:
+        mtype, params, method_layers = variants[method_name]
+    elif method_name in METHODS:
+        mtype, method_layers = method_name, {}
+        params = dataclasses.asdict(METHODS.get(mtype).params())
+    else:
+        known = sorted(set(METHODS.names()) | set(variants))
+        raise SpecError(f"{where}.method", method_name, f"unknown method; known: {', '.join(known)}")
+    method = METHODS.get(mtype)
+    if not method.needs_model:  # lead: no model, one cell per dataset whatever the model axis says
+        info, model_layers = None, {}
+    elif model_name in models:
         info, model_layers = models[model_name]
     elif model_name in MODELS:
         info, model_layers = MODELS[model_name], {}
@@ -306,21 +320,12 @@ def _cell(combo: Mapping[str, Any], where: str, preset: str, default_layers: Map
     else:
         raise SpecError(f"{where}.dataset", dataset_name,
                         f"unknown dataset; known: {', '.join(sorted(DATASETS))} (or declare it under datasets:)")
-    if method_name in variants:
-        mtype, params, method_layers = variants[method_name]
-    elif method_name in METHODS:
-        mtype, method_layers = method_name, {}
-        params = dataclasses.asdict(METHODS.get(mtype).params())
-    else:
-        known = sorted(set(METHODS.names()) | set(variants))
-        raise SpecError(f"{where}.method", method_name, f"unknown method; known: {', '.join(known)}")
-    method = METHODS.get(mtype)
-    reason = method.incompatible.get(info.arch)
+    reason = method.incompatible.get(info.arch) if info else None
     if reason:
         raise SpecError(f"{where}", f"{model_name} x {method_name}",
                         f"method {mtype!r} cannot be applied to {info.arch} models: {reason}")
 
-    family = ARCH_FAMILY[info.arch]
+    family = ARCH_FAMILY[info.arch] if info else None
     settings = {}
     for section, cls in SECTIONS.items():
         layers = merge(preset_layer(preset, section, family), default_layers[section], model_layers.get(section),
@@ -344,7 +349,7 @@ def _cell(combo: Mapping[str, Any], where: str, preset: str, default_layers: Map
             raise
 
     return Cell(
-        model=ModelRef(model_name, info.hub_id, info.revision, info.arch, info.context),
+        model=ModelRef(model_name, info.hub_id, info.revision, info.arch, info.context) if info else None,
         method=MethodRef(method_name, mtype, params),
         dataset=DatasetRef(name=dataset_name, **dataclasses.asdict(dinfo)),
         train=settings["train"], eval=settings["eval"], data=settings["data"],
