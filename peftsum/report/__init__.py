@@ -23,6 +23,7 @@ from peftsum.report.tables import (
     eda_tables,
     examples_tables,
     not_done_table,
+    pareto_tables,
     quality_tables,
     significance_table,
 )
@@ -63,18 +64,21 @@ def build(store: Store, c: Collected, significance: bool = True) -> dict[str, An
     quality = quality_tables(c)
     timings["tables"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    figs: list[tuple[str, str, bytes]] = []
+    jobs: list[tuple[str, str, Any, tuple]] = []
     for dataset, results in by_dataset(c.results).items():
-        figs.append((f"quality-{dataset}", f"{dataset}: scores with 95% CI whiskers",
-                     figures.metric_bars(dataset, results)))
-        figs.append((f"pareto-{dataset}", f"{dataset}: ROUGE-L against cost, Pareto frontier in red",
-                     figures.pareto(dataset, results)))
+        jobs.append((f"quality-{dataset}", f"{dataset}: scores with 95% CI whiskers", figures.metric_bars,
+                     (dataset, results)))
+        jobs.append((f"pareto-{dataset}", f"{dataset}: ROUGE-L against cost, Pareto frontier in red",
+                     figures.pareto, (dataset, results)))
     for dataset, items in edas.items():
-        figs.append((f"lengths-{dataset}", f"{dataset}: token-length histograms", figures.histograms(dataset, items)))
+        jobs.append((f"lengths-{dataset}", f"{dataset}: token-length histograms", figures.histograms,
+                     (dataset, items)))
+    figs = figures.render_all(jobs)
     timings["figures"] = time.perf_counter() - t0
     return {"comparisons": comps, "timings": timings, "sections": [
         ("Quality", quality + [f for f in figs if f[0].startswith("quality-")]),
-        ("Cost", [cost_disk_table(c), cost_train_table(c)] + [f for f in figs if f[0].startswith("pareto-")]),
+        ("Cost", [cost_disk_table(c), cost_train_table(c), *pareto_tables(c)]
+         + [f for f in figs if f[0].startswith("pareto-")]),
         ("Significance", [significance_table(comps)]),
         ("Example predictions", examples_tables(examples)),
         ("Data", eda_tables(edas) + [f for f in figs if f[0].startswith("lengths-")]),

@@ -170,6 +170,20 @@ def cost_train_table(c: Collected) -> Table:
                  note="Energy and GPU memory are blank where the cell ran without a GPU/NVML (never estimated).")
 
 
+def pareto_tables(c: Collected) -> list[Table]:
+    """Per dataset, the cells on each Pareto frontier (best ROUGE-L for their cost), named here so the plots need no
+    labels."""
+    from peftsum.report.figures import frontier_cells
+
+    tables = []
+    for dataset, results in by_dataset(c.results).items():
+        rows = [[label, name, f"{cost:,.4g}", f"{rl:.3f}"] for label, name, cost, rl in frontier_cells(results)]
+        tables.append(Table(f"pareto-{dataset}", f"Pareto frontier on {dataset}", ["cost", "cell", "cost value",
+                                                                                  "ROUGE-L"], rows,
+                            note="Cells that no other cell beats on both ROUGE-L and that cost, cheapest first."))
+    return tables
+
+
 def significance_table(comparisons: list[dict[str, Any]]) -> Table:
     rows = [[x["dataset"], x["a"], x["b"], x["kind"], QUALITY_NAMES.get(x["metric"], x["metric"]),
              f"{x['diff']:+.3f}", f"[{x['ci95'][0]:+.3f}, {x['ci95'][1]:+.3f}]", f"{x['p_a_better']:.3f}",

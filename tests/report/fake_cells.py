@@ -20,6 +20,8 @@ Import it from tests through the ``fake_cells`` fixture of ``tests/report/confte
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -101,48 +103,52 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def write_fake_grid(store_root: Path, grid: str, n_cells: int, seeds: int = 1, seed: int = 0, *,
-                    with_failures: bool = False, n_examples: int = 30) -> list[str]:
+                    with_failures: bool = False, n_examples: int = 30, n_datasets: int | None = None) -> list[str]:
     """Write a finished grid of ``n_cells`` cells into the store at ``store_root``; returns every cell id of the
     grid in grid.json order.
 
     Args:
         store_root: a local folder (created if needed); the grid goes to ``<store_root>/<grid>/``.
         grid: the grid name (a DNS-1123 label).
-        n_cells: cells in grid.json. The first cells of a small grid cover full FT, LoRA, ``none`` and ``lead``
-            (when that method is registered) on tiny-gpt2 / tiny-t5 over two datasets; larger grids add models,
-            methods and datasets (up to 14 x 16 x 5, minus incompatible pairs, times ``seeds``).
+        n_cells: cells in grid.json. A small grid covers full FT, LoRA, ``lead`` (when that method is registered)
+            and ``none`` on tiny-gpt2 / tiny-t5, over ceil(n_cells / (6 * seeds)) datasets (at most 3, e.g. 12 cells:
+            synthetic-dialogsum and synthetic-news); larger grids add models, methods and then datasets (at most
+            14 models x 16 methods x 5 datasets, minus incompatible pairs, x ``seeds``: 1,040 with one seed).
         seeds: values on the seed axis (42, 43, …); the report gives mean ± sd over them.
         seed: seeds every random choice: same arguments, same files (except ``_SUCCESS``'s ``finished_at``).
         with_failures: leave some cells not done: two ``failed`` (with a reason), one ``running``; from 10 cells on
             also one whose status says ``done`` but whose ``_SUCCESS`` lists a file with the wrong size (torn),
             and from 20 on one ``pending`` (preempted) and one never started (no status.json). One done cell also
             keeps a stray second attempt folder that readers must ignore. Full fine-tuning cells are always done,
-            so every dataset has done cells.
+            so every dataset has done cells, and at least one other cell stays done (tiny grids get fewer failures).
         n_examples: evaluation examples per cell (``eval.limit``; rows of predictions.jsonl).
+        n_datasets: spread the cells over exactly this many datasets (1-5) instead of the default above; the
+            benchmark keeps it fixed so every size draws the same number of per-dataset figures.
     """
     if n_cells < 1:
         raise ValueError("n_cells must be at least 1")
     if not 1 <= seeds <= len(SEEDS):
         raise ValueError(f"seeds must be in [1, {len(SEEDS)}]")
-    cells, parsed = _select_cells(grid, str(store_root), n_cells, seeds, n_examples)
+    cells, parsed = _select_cells(grid, str(store_root), n_cells, seeds, n_examples, n_datasets)
+    ids = [c.cell_id for c in cells]  # each cell_id / to_dict() call re-serialises the cell: compute them once
+    specs = [c.to_dict() for c in cells]
     store = open_store(str(store_root))
     layout.write_json(store, layout.grid_key(grid, "grid.json"),
-                      {"name": grid, "store": str(store_root), "cluster": parsed.to_dict()["cluster"],
-                       "cells": {c.cell_id: c.to_dict() for c in cells}})
-    plan = _failure_plan(cells, seed) if with_failures else {}
-    examples: dict[str, list[dict[str, str]]] = {}
-    for index, cell in enumerate(cells):
-        cid = cell.cell_id
-        layout.write_json(store, layout.cell_key(grid, cid, "spec.json"), cell.to_dict())
+                      {"name": grid, "store": str(store_root), "cluster": dataclasses.asdict(parsed.cluster),
+                       "cells": dict(zip(ids, specs))})
+    plan = _failure_plan(cells, ids, seed) if with_failures else {}
+    examples: dict[str, list[dict[str, Any]]] = {}
+    for index, (cell, cid, spec) in enumerate(zip(cells, ids, specs)):
+        layout.write_json(store, layout.cell_key(grid, cid, "spec.json"), spec)
         state = plan.get(cid, "done")
         if state in ("done", "torn", "stray"):
             exs = examples.get(cell.dataset.name)
             if exs is None:
                 exs = examples[cell.dataset.name] = _examples(cell, n_examples)
-            _write_done(store, grid, cell, index, seed, exs, torn=state == "torn", stray=state == "stray")
+            _write_done(store, grid, cell, cid, spec, index, seed, exs, torn=state == "torn", stray=state == "stray")
         else:
-            _write_not_done(store, grid, cell, index, seed, state)
-    return [c.cell_id for c in cells]
+            _write_not_done(store, grid, cid, index, seed, state)
+    return ids
 
 
 # --- choosing the cells ---------------------------------------------------------------------------------------
@@ -175,7 +181,8 @@ def _grid_text(grid: str, store: str, seeds: int, n_examples: int, with_lead: bo
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def _select_cells(grid: str, store: str, n_cells: int, seeds: int, n_examples: int) -> tuple[list[Cell], Any]:
+def _select_cells(grid: str, store: str, n_cells: int, seeds: int, n_examples: int,
+                  n_datasets: int | None = None) -> tuple[list[Cell], Any]:
     parsed = None
     if "lead" in METHODS:  # model-free baseline, in peftsum since the lead method landed
         try:
@@ -188,14 +195,21 @@ def _select_cells(grid: str, store: str, n_cells: int, seeds: int, n_examples: i
     rank = {p: i for i, p in enumerate(pairs)}
     # As few datasets as the size allows (at least ceil(n / 6 seeds) up to 3), so small grids are dense.
     per_dataset = len(pairs) * seeds
-    wanted = max(min(3, math.ceil(n_cells / (6 * seeds))), math.ceil(n_cells / per_dataset))
-    n_datasets = min(len(DATASET_ORDER), wanted)
+    if n_datasets is None:
+        wanted = max(min(3, math.ceil(n_cells / (6 * seeds))), math.ceil(n_cells / per_dataset))
+        n_datasets = min(len(DATASET_ORDER), wanted)
+    elif not 1 <= n_datasets <= len(DATASET_ORDER):
+        raise ValueError(f"n_datasets must be in [1, {len(DATASET_ORDER)}]")
     datasets = DATASET_ORDER[:n_datasets]
     pool = [c for c in parsed.cells if c.dataset.name in datasets]
     if len(pool) < n_cells:
-        raise ValueError(f"a fake grid holds at most {len(pool)} cells with seeds={seeds}; asked for {n_cells}")
+        raise ValueError(f"a fake grid holds at most {len(pool)} cells over {n_datasets} datasets with "
+                         f"seeds={seeds}; asked for {n_cells}")
     pool.sort(key=lambda c: (rank[_pair(c)], DATASET_ORDER.index(c.dataset.name), c.seed))
-    return pool[:n_cells], parsed
+    chosen = pool[:n_cells]
+    if len({c.dataset.name for c in chosen}) < n_datasets:
+        raise ValueError(f"{n_cells} cells cannot cover {n_datasets} datasets")
+    return chosen, parsed
 
 
 def _pair(cell: Cell) -> tuple[str, str]:
@@ -213,10 +227,10 @@ def _pair_rank(pair: tuple[str, str]) -> tuple[int, int, int]:
     return (max(mi // 2, ki // 3), ki, mi)
 
 
-def _failure_plan(cells: list[Cell], seed: int) -> dict[str, str]:
+def _failure_plan(cells: list[Cell], ids: list[str], seed: int) -> dict[str, str]:
     """cell id → not-done state (failed / running / torn / pending / missing) or "stray" (done + extra attempt)."""
     rng = random.Random(f"failures/{seed}")
-    candidates = [c.cell_id for c in cells if c.method.type != "full"]
+    candidates = [cid for c, cid in zip(cells, ids) if c.method.type != "full"]
     states = ["failed", "failed", "running"]
     if len(cells) >= 10:
         states.append("torn")
@@ -225,7 +239,7 @@ def _failure_plan(cells: list[Cell], seed: int) -> dict[str, str]:
     states = states[:max(0, len(candidates) - 1)]  # keep at least one non-full cell done
     chosen = rng.sample(candidates, len(states))
     plan = dict(zip(chosen, states))
-    done = [c.cell_id for c in cells if c.cell_id not in plan]
+    done = [cid for cid in ids if cid not in plan]
     if done:
         plan[done[rng.randrange(len(done))]] = "stray"
     return plan
@@ -234,7 +248,7 @@ def _failure_plan(cells: list[Cell], seed: int) -> dict[str, str]:
 # --- evaluation examples --------------------------------------------------------------------------------------
 
 
-def _examples(cell: Cell, n: int) -> list[dict[str, str]]:
+def _examples(cell: Cell, n: int) -> list[dict[str, Any]]:
     """The first ``n`` test examples of the cell's dataset: the same ids for every cell of the dataset."""
     from peftsum.data.synthetic import generate
 
@@ -253,7 +267,7 @@ def _examples(cell: Cell, n: int) -> list[dict[str, str]]:
             ex_id = f"test_{i}_1"
         source = row["article" if generator == "news" else "dialogue"]
         summary = row["highlights" if generator == "news" else "summary"]
-        out.append({"id": ex_id, "source": source, "summary": summary})
+        out.append({"id": ex_id, "source": source, "summary": summary, "tokens": _tokenised(summary)})
     return out
 
 
@@ -275,7 +289,7 @@ def _quality(cell: Cell, rng: random.Random) -> float:
     return min(0.95, max(0.04, q * 1.45))
 
 
-def _predict(cell: Cell, ex: dict[str, str], keep: float, rng: random.Random) -> str:
+def _predict(cell: Cell, ex: dict[str, Any], keep: float, rng: random.Random) -> str:
     """A fake summary: the reference with words kept with probability ``keep``, others swapped for words of the
     source or dropped; untrained models ramble on from the source; lead copies its first turns/sentences."""
     src_words = ex["source"].split()
@@ -322,24 +336,39 @@ def _f1(overlap: int, n_pred: int, n_ref: int) -> float:
 
 
 def _ngrams(tokens: list[str], n: int) -> Counter:
-    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return Counter(zip(*(tokens[i:] for i in range(n))))
 
 
-def _scores(prediction: str, reference: str) -> dict[str, Any]:
-    """Per-example ROUGE F1 and BLEU sufficient statistics (a tokenised approximation of rouge-score/sacrebleu)."""
-    pt, rt = _ROUGE_TOKEN.findall(prediction.lower()), _ROUGE_TOKEN.findall(reference.lower())
-    r1 = _f1(sum((_ngrams(pt, 1) & _ngrams(rt, 1)).values()), len(pt), len(rt))
-    r2 = _f1(sum((_ngrams(pt, 2) & _ngrams(rt, 2)).values()), max(0, len(pt) - 1), max(0, len(rt) - 1))
+def _tokenised(text: str) -> dict[str, Any]:
+    """What scoring needs of a text: ROUGE tokens and n-grams, Lsum sentences, BLEU tokens and n-grams."""
+    rt = _ROUGE_TOKEN.findall(text.lower())
+    bt = _BLEU_TOKEN.findall(text)
+    return {"rouge": rt, "rouge_ngrams": (_ngrams(rt, 1), _ngrams(rt, 2)),
+            "sentences": [_ROUGE_TOKEN.findall(s.lower()) for s in scoring.lsum_lines(text).splitlines()],
+            "bleu": bt, "bleu_ngrams": [_ngrams(bt, n) for n in range(1, 5)]}
+
+
+def _scores(prediction: str, ref: dict[str, Any]) -> dict[str, Any]:
+    """Per-example ROUGE F1 and BLEU sufficient statistics against a ``_tokenised`` reference (a cheap tokenised
+    approximation of rouge-score and sacrebleu, no stemming)."""
+    pred = _tokenised(prediction)
+    pt, rt = pred["rouge"], ref["rouge"]
+    r1 = _f1(sum((pred["rouge_ngrams"][0] & ref["rouge_ngrams"][0]).values()), len(pt), len(rt))
+    r2 = _f1(sum((pred["rouge_ngrams"][1] & ref["rouge_ngrams"][1]).values()), max(0, len(pt) - 1),
+             max(0, len(rt) - 1))
     rl = _f1(_lcs(rt, pt), len(pt), len(rt))
-    psents = [_ROUGE_TOKEN.findall(s.lower()) for s in scoring.lsum_lines(prediction).splitlines()]
-    rsents = [_ROUGE_TOKEN.findall(s.lower()) for s in scoring.lsum_lines(reference).splitlines()]
-    union = sum(max((_lcs(r, p) for p in psents), default=0) for r in rsents)
-    rlsum = _f1(min(union, len(pt)), len(pt), len(rt))
-    bp, br = _BLEU_TOKEN.findall(prediction), _BLEU_TOKEN.findall(reference)
-    correct = [sum((_ngrams(bp, n) & _ngrams(br, n)).values()) for n in range(1, 5)]
+    union = sum(_lcs(r, pt) for r in ref["sentences"])  # ~ the union LCS of rouge-score's Lsum
+    rlsum = _f1(min(union, len(pt), len(rt)), len(pt), len(rt))
+    bp = pred["bleu"]
+    correct = [sum((p & r).values()) for p, r in zip(pred["bleu_ngrams"], ref["bleu_ngrams"])]
     total = [max(0, len(bp) - n + 1) for n in range(1, 5)]
     return {"rouge1": r1, "rouge2": r2, "rougeL": rl, "rougeLsum": rlsum,
-            "bleu_stats": {"sys_len": len(bp), "ref_len": len(br), "correct": correct, "total": total}}
+            "bleu_stats": {"sys_len": len(bp), "ref_len": len(ref["bleu"]), "correct": correct, "total": total}}
+
+
+@functools.lru_cache(maxsize=1)
+def _metric_profile() -> dict[str, Any]:
+    return scoring.metric_profile()  # reads installed package versions: slow enough to matter x 1,000
 
 
 def _metrics(rows: list[dict[str, Any]], samples: int, cell_seed: int) -> dict[str, Any]:
@@ -379,7 +408,7 @@ def _length_stats(values: np.ndarray) -> dict[str, Any]:
 _EDA_CACHE: dict[tuple, dict[str, Any]] = {}
 
 
-def _eda(cell: Cell, trains: bool, seed: int, exs: list[dict[str, str]]) -> dict[str, Any]:
+def _eda(cell: Cell, trains: bool, seed: int, exs: list[dict[str, Any]]) -> dict[str, Any]:
     """eda.json as peftsum/cell.py writes it: the training split for trained cells, the evaluation split for
     untrained ones, token lengths under the model's tokenizer (whitespace words for lead)."""
     split = "train" if trains else cell.eval.split
@@ -395,14 +424,19 @@ def _eda(cell: Cell, trains: bool, seed: int, exs: list[dict[str, str]]) -> dict
                "kept": len(exs), "dropped": 0, "dropped_share": 0.0}
         _EDA_CACHE[key] = out
         return out
-    n = (cell.data.train_limit or 2000) if trains else len(exs)
-    rng = np.random.default_rng(_stable_int(key))
     factor = TOKENS_PER_WORD.get(cell.model.arch, 1.35)
-    news = cell.dataset.kind == "news"
-    src_mean = {"cnn_dailymail": 780.0, "synthetic-news": 120.0}.get(cell.dataset.name, 150.0 if not news else 400.0)
-    sum_mean = 55.0 if news else 24.0
-    src = np.maximum(8, rng.lognormal(math.log(src_mean * factor), 0.45, n)).astype(int)
-    summ = np.maximum(3, rng.lognormal(math.log(sum_mean * factor), 0.35, n)).astype(int)
+    if trains:  # the training split: drawn around the dataset's typical lengths (the real sets have long tails)
+        rng = np.random.default_rng(_stable_int(key))
+        n = cell.data.train_limit or 2000
+        news = cell.dataset.kind == "news"
+        src_mean = {"cnn_dailymail": 780.0, "synthetic-news": 120.0, "dialogsum": 190.0, "samsum": 120.0}.get(
+            cell.dataset.name, 400.0 if news else 150.0)
+        sum_mean = 55.0 if news else 24.0
+        src = np.maximum(8, rng.lognormal(math.log(src_mean * factor), 0.45, n)).astype(int)
+        summ = np.maximum(3, rng.lognormal(math.log(sum_mean * factor), 0.35, n)).astype(int)
+    else:  # the evaluation split: the scored examples themselves
+        src = np.asarray([max(1, round(len(e["source"].split()) * factor)) for e in exs])
+        summ = np.asarray([max(1, round(len(e["summary"].split()) * factor)) for e in exs])
     template = 12
     if ARCH_FAMILY[cell.model.arch] == "causal":
         budget = cell.model.context - template - (max(cell.data.max_target_tokens, cell.eval.max_new_tokens) + 1)
@@ -429,9 +463,8 @@ def _iso(when: datetime) -> str:
     return when.isoformat(timespec="seconds")
 
 
-def _write_done(store: Store, grid: str, cell: Cell, index: int, seed: int, exs: list[dict[str, str]], *,
-                torn: bool = False, stray: bool = False) -> None:
-    cid = cell.cell_id
+def _write_done(store: Store, grid: str, cell: Cell, cid: str, spec: dict[str, Any], index: int, seed: int,
+                exs: list[dict[str, Any]], *, torn: bool = False, stray: bool = False) -> None:
     rng = random.Random(f"{seed}/{cid}")
     mtype = cell.method.type
     trains = mtype not in ("none", "lead")
@@ -445,7 +478,7 @@ def _write_done(store: Store, grid: str, cell: Cell, index: int, seed: int, exs:
         words = len(pred.split())
         new_tokens = words if cell.model is None else min(cell.eval.max_new_tokens, max(1, round(words * tpw)))
         rows.append({"id": ex["id"], "source": ex["source"], "reference": ex["summary"], "prediction": pred,
-                     "new_tokens": new_tokens, **_scores(pred, ex["summary"])})
+                     "new_tokens": new_tokens, **_scores(pred, ex["tokens"])})
     metrics = _metrics(rows, cell.eval.bootstrap_samples, cell.seed)
     eda = _eda(cell, trains, seed, exs)
 
@@ -501,8 +534,8 @@ def _write_done(store: Store, grid: str, cell: Cell, index: int, seed: int, exs:
     else:
         gpu_peak, energy = None, None
     result = {
-        "schema_version": 1, "cell_id": cid, "grid": grid, "spec": cell.to_dict(), "status": "done",
-        "metrics": metrics, "metric_profile": scoring.metric_profile(), "train": train,
+        "schema_version": 1, "cell_id": cid, "grid": grid, "spec": spec, "status": "done",
+        "metrics": metrics, "metric_profile": _metric_profile(), "train": train,
         "generate": {"seconds": gen_seconds, "new_tokens_per_s": generated / gen_seconds if gen_seconds else 0.0,
                      "examples": len(rows), "truncated_sources": truncated},
         "resources": {"gpu_peak_bytes": gpu_peak,
@@ -541,8 +574,7 @@ def _write_done(store: Store, grid: str, cell: Cell, index: int, seed: int, exs:
                         metrics={k: metrics[k]["value"] for k in ("rougeL", "bleu")}, heartbeat_at=_iso(finished))
 
 
-def _write_not_done(store: Store, grid: str, cell: Cell, index: int, seed: int, state: str) -> None:
-    cid = cell.cell_id
+def _write_not_done(store: Store, grid: str, cid: str, index: int, seed: int, state: str) -> None:
     rng = random.Random(f"{seed}/{cid}/{state}")
     started = START + timedelta(minutes=7 * index)
     attempt = _attempt_id(started, seed, cid)
