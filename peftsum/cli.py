@@ -39,6 +39,7 @@ def _eda(args: argparse.Namespace) -> int:
     from peftsum.report.figures import histograms
 
     try:
+        # A one-cell grid resolves the dataset (and model) names exactly as a grid file would.
         grid = parse_grid(f"name: eda\naxes: {{model: [{args.model or 'tiny-gpt2'}], method: [full], "
                           f"dataset: [{args.dataset}]}}\n")
     except SpecError as err:
