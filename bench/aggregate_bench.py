@@ -14,7 +14,7 @@ Only the aggregation is timed, not writing the fake grid. Usage:
 
     .venv/bin/python bench/aggregate_bench.py                     # whatever peftsum.report is now
     .venv/bin/python bench/aggregate_bench.py --sizes 1000 --check  # exit 1 when over --budget seconds
-    git show HEAD:peftsum/report.py > /tmp/report_head.py
+    git show 3f298bb:peftsum/report.py > /tmp/report_head.py    # the Markdown-only aggregator, for comparison
     .venv/bin/python bench/aggregate_bench.py --aggregate /tmp/report_head.py   # another implementation
 """
 

@@ -25,7 +25,8 @@ PARAMS = {"lora": {"r": 4}, "dora": {"r": 4}, "adalora": {"init_r": 4, "target_r
           "lokr": {"r": 4}, "vera": {"r": 8}, "prefix": {"num_virtual_tokens": 6}, "prompt": {"num_virtual_tokens": 6},
           "ptuning": {"num_virtual_tokens": 6, "encoder_hidden_size": 16}}
 LR = {"prefix": 3e-2, "prompt": 3e-2, "ptuning": 1e-2, "vera": 3e-2, "ia3": 1e-1, "bitfit": 1e-2}
-PAIRS = [(m, name) for m in MODEL_NAMES for name in METHODS.names()]
+# Model-free methods (lead) have nothing to train: tests/methods/test_lead.py covers them.
+PAIRS = [(m, name) for m in MODEL_NAMES for name in METHODS.names() if METHODS.get(name).needs_model]
 
 
 def _linear_dims(module: torch.nn.Module) -> tuple[int, int]:

@@ -183,7 +183,7 @@ def test_compat_table_lists_refused_pairs(capsys: pytest.CaptureFixture[str]) ->
 # --- valid grids -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "n_cells"), [("quickstart", 6), ("paper", 36), ("methods", 13)])
+@pytest.mark.parametrize(("name", "n_cells"), [("quickstart", 7), ("paper", 36), ("methods", 14)])
 def test_examples_expand(name: str, n_cells: int) -> None:
     g = load_grid(EXAMPLES / f"{name}.yaml")
     assert g.name == name
@@ -218,13 +218,13 @@ def test_cli_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     assert set(data) == {"grid", "cells"}
     assert data["grid"] == "quickstart"
-    assert len(data["cells"]) == 6
+    assert len(data["cells"]) == 7
     expected = {c.cell_id for c in load_grid(EXAMPLES / "quickstart.yaml").cells}
     assert {c["cell_id"] for c in data["cells"]} == expected
     for c in data["cells"]:
         assert {"cell_id", "model", "method", "dataset", "seed"} <= set(c)
-        assert c["model"] in ("tiny-gpt2", "tiny-t5")
-        assert c["method"] in ("full", "lora", "none")
+        assert c["model"] in ("tiny-gpt2", "tiny-t5", "-")  # "-": lead has no model
+        assert c["method"] in ("full", "lora", "none", "lead")
         assert c["dataset"] == "synthetic-dialogsum"
         assert c["seed"] == 42
 
@@ -232,7 +232,7 @@ def test_cli_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_table_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert launcher_main(["validate", str(EXAMPLES / "quickstart.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "6 cells OK" in out
+    assert "7 cells OK" in out
 
 
 def test_cell_ids_stable_and_hex() -> None:
