@@ -235,7 +235,8 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
     if method.trains:
         last = {"t": 0.0}
 
-        def progress(step: int, total_steps: int, loss: float) -> None:
+        def progress(rep: Any, total_steps: int) -> None:
+            step, loss = rep.steps, rep.loss_history[-1]
             if time.monotonic() - last["t"] >= 5 or step == total_steps:
                 last["t"] = time.monotonic()
                 layout.write_status(store, grid, cell_id, "running", attempt=attempt, started_at=started,

@@ -99,8 +99,11 @@ def _lr_lambda(settings: TrainSettings, total: int) -> Callable[[int], float]:
 def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainSettings, *, pad_id: int,
           causal: bool, device: torch.device, autocast_dtype: torch.dtype | None, fused: bool,
           checkpointer: Checkpointer | None, on_step: Callable[[Any, int], None] | None = None,
-          progress: Callable[[int, int, float], None] | None = None) -> TrainReport:
-    """Train ``model`` in place for ``plan.total_steps`` optimizer steps, resuming from the latest checkpoint."""
+          progress: Callable[[TrainReport, int], None] | None = None) -> TrainReport:
+    """Train ``model`` in place for ``plan.total_steps`` optimizer steps, resuming from the latest checkpoint.
+
+    ``progress(report, total_steps)`` is called after every optimizer step (``report.steps`` is the step count).
+    """
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     decay = [p for n, p in params.items() if p.ndim >= 2]
     no_decay = [p for n, p in params.items() if p.ndim < 2]
@@ -126,7 +129,7 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
         torch.set_rng_state(training["rng_cpu"])
         if torch.cuda.is_available() and "rng_cuda" in training:
             torch.cuda.set_rng_state(training["rng_cuda"])
-        step = report.resumed_from_step = state["step"]
+        step = report.resumed_from_step = report.steps = state["step"]
         report.loss_history = state["loss_history"]
         report.tokens, report.padded_tokens = state["tokens"], state["padded_tokens"]
         report.seconds = state["seconds"]
@@ -169,10 +172,11 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
                 on_step(model, step)
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            report.steps = step
             report.loss_history.append(step_loss)
             report.seconds += time.perf_counter() - t0
             if progress is not None:
-                progress(step, plan.total_steps, step_loss)
+                progress(report, plan.total_steps)
             if checkpointer is not None and step < plan.total_steps:
                 due = (settings.checkpoint_every_steps and step % settings.checkpoint_every_steps == 0) or (
                     settings.checkpoint_every_seconds

@@ -1,6 +1,6 @@
 """The HTML report in a real browser: headless Chromium driven through chromedriver (selenium).
 
-Needs the Debian packages ``chromium`` and ``chromium-driver`` (``scripts/install-browser.sh``) and the ``selenium``
+Needs the Debian packages ``chromium`` and ``chromium-driver`` (``scripts/install-system.sh``) and the ``selenium``
 package; skipped, with the reason, where any of them is missing. The page is opened with JavaScript switched off
 (the report must be readable without it); the checks themselves run through WebDriver, which still may script.
 
@@ -42,7 +42,7 @@ def browser_missing() -> str | None:
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if missing:
         return (f"needs the Debian packages chromium and chromium-driver ({', '.join(missing)} missing): "
-                "run scripts/install-browser.sh")
+                "run scripts/install-system.sh")
     if importlib.util.find_spec("selenium") is None:
         return "needs the selenium package: .venv/bin/pip install selenium"
     return None

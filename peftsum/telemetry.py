@@ -1,0 +1,163 @@
+"""Prometheus telemetry of a running cell, with exactly the metric names of DESIGN.md.
+
+A cell is short-lived, so by default it pushes to a Pushgateway (grouping key grid + cell) every ``interval``
+seconds and once at the end; ``--metrics-port`` serves /metrics for a scraper instead. Values come from one
+snapshot the cell updates, exposed by a custom collector: the token counter survives a resume (it continues from
+the checkpoint's count instead of restarting at zero), and GPU energy/memory are simply absent without NVML.
+Pure of ML: prometheus-client and the standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, push_to_gateway
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import delete_from_gateway
+
+JOB = "peftsum"
+LABELS = ("grid", "cell", "model", "method", "dataset")
+
+# name as exposed → (type, help, extra label). Counters are exposed with their ``_total`` suffix.
+METRICS: dict[str, tuple[str, str, str | None]] = {
+    "peftsum_train_tokens_total": ("counter", "Real (non-padding) training tokens processed.", None),
+    "peftsum_train_loss": ("gauge", "Mean training loss of the last optimizer step.", None),
+    "peftsum_train_progress_ratio": ("gauge", "Optimizer steps done / planned (0-1).", None),
+    "peftsum_phase_duration_seconds": ("gauge", "Wall seconds spent per phase of the cell.", "phase"),
+    "peftsum_gpu_memory_peak_bytes": ("gauge", "Peak GPU memory allocated by torch (absent without a GPU).", None),
+    "peftsum_gpu_energy_joules_total": ("counter", "GPU energy since the cell started, from NVML's counter.",
+                                        None),
+    "peftsum_eval_score": ("gauge", "Evaluation score (0-1) of the finished cell.", "metric"),
+    "peftsum_cell_last_success_timestamp_seconds": ("gauge", "Unix time the cell last finished successfully.",
+                                                    None),
+}
+
+
+class CellMetrics:
+    """The metric snapshot of one cell; ``set``/``phase``/``score`` update it, the collector reads it."""
+
+    def __init__(self, grid: str, cell_id: str, model: str, method: str, dataset: str) -> None:
+        self.labels = {"grid": grid, "cell": cell_id, "model": model, "method": method, "dataset": dataset}
+        self._lock = threading.Lock()
+        self._values: dict[str, float] = {}
+        self._phases: dict[str, float] = {}
+        self._scores: dict[str, float] = {}
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(self)
+
+    def set(self, name: str, value: float | None) -> None:
+        """Set a label-less metric (None removes it: unknown values are absent, never zero)."""
+        if name not in METRICS or METRICS[name][2] is not None:
+            raise KeyError(f"{name} is not a plain metric of peftsum")
+        with self._lock:
+            if value is None:
+                self._values.pop(name, None)
+            else:
+                self._values[name] = float(value)
+
+    def phases(self, seconds: dict[str, float]) -> None:
+        with self._lock:
+            self._phases = dict(seconds)
+
+    def scores(self, scores: dict[str, float]) -> None:
+        with self._lock:
+            self._scores = dict(scores)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            values, phases, scores = dict(self._values), dict(self._phases), dict(self._scores)
+        names, label_values = list(self.labels), list(self.labels.values())
+        for name, (kind, doc, extra) in METRICS.items():
+            if kind == "counter":
+                family: Metric = CounterMetricFamily(name.removesuffix("_total"), doc, labels=names)
+            else:
+                family = GaugeMetricFamily(name, doc, labels=names + ([extra] if extra else []))
+            if extra is None:
+                if name not in values:
+                    continue
+                family.add_metric(label_values, values[name])
+            else:
+                series = phases if extra == "phase" else scores
+                if not series:
+                    continue
+                for key, value in sorted(series.items()):
+                    family.add_metric(label_values + [key], value)
+            yield family
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # families vary with the snapshot; nothing to pre-declare
+
+    def push(self, gateway: str) -> None:
+        push_to_gateway(gateway, job=JOB, registry=self.registry, timeout=10,
+                        grouping_key={"grid": self.labels["grid"], "cell": self.labels["cell"]})
+
+    def serve(self, port: int) -> None:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, registry=self.registry)
+
+
+class Pusher:
+    """Pushes ``metrics`` every ``interval`` seconds from a daemon thread, and once more on ``close``.
+
+    A gateway that is down costs a warning, never the cell: telemetry must not fail training.
+    """
+
+    def __init__(self, metrics: CellMetrics, gateway: str, interval: float = 15.0, warn: Any = print) -> None:
+        self.metrics, self.gateway, self.interval, self.warn = metrics, gateway, interval, warn
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="peftsum-pusher", daemon=True)
+        self._failed = False
+
+    def start(self) -> Pusher:
+        self._thread.start()
+        return self
+
+    def _push(self) -> None:
+        try:
+            self.metrics.push(self.gateway)
+            self._failed = False
+        except OSError as err:
+            if not self._failed:  # once per outage, not every 15 s
+                self.warn(f"telemetry: cannot push to {self.gateway}: {err}")
+            self._failed = True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._push()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._push()
+
+
+def grid_groups(gateway: str, grid: str) -> list[dict[str, str]]:
+    """Grouping keys ({grid, cell}) of every group of ``grid`` on the Pushgateway (its /api/v1/metrics)."""
+    url = gateway.rstrip("/") + "/api/v1/metrics"
+    if urllib.parse.urlparse(url).scheme not in ("http", "https"):
+        raise ValueError(f"pushgateway URL must be http(s): {gateway!r}")
+    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (scheme checked above)
+        data = json.load(resp).get("data") or []
+    groups = []
+    for group in data:
+        labels = group.get("labels", {})
+        if labels.get("job") == JOB and labels.get("grid") == grid and "cell" in labels:
+            groups.append({"grid": grid, "cell": labels["cell"]})
+    return sorted(groups, key=lambda g: g["cell"])
+
+
+def delete_grid_groups(gateway: str, grid: str, cell_id: str | None = None) -> list[str]:
+    """Delete the grid's groups (or one cell's) from the Pushgateway; returns the cell ids deleted."""
+    deleted = []
+    for key in grid_groups(gateway, grid):
+        if cell_id is None or key["cell"] == cell_id:
+            delete_from_gateway(gateway, job=JOB, grouping_key=key, timeout=10)
+            deleted.append(key["cell"])
+    return deleted
+

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests use: headless Chromium + its WebDriver (report browser test), Prometheus's
+# Pushgateway and promtool (telemetry tests). Idempotent: installs only what is missing. Needs root (or sudo) and
+# the Debian archive (about 50 s from scratch on Debian 12).
+set -euo pipefail
+want=()
+[ -x /usr/bin/chromium ] || want+=(chromium)
+[ -x /usr/bin/chromedriver ] || want+=(chromium-driver)
+[ -x /usr/bin/prometheus-pushgateway ] || want+=(prometheus-pushgateway)
+[ -x /usr/bin/promtool ] || want+=(prometheus)
+if [ ${#want[@]} -eq 0 ]; then
+  echo "system packages present: $(/usr/bin/chromium --version 2>/dev/null || true); promtool, pushgateway"
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+$SUDO apt-get update -qq
+# --no-install-recommends keeps prometheus from pulling its node exporter and web console extras.
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}"
+/usr/bin/chromium --version
+/usr/bin/promtool --version | head -1
