@@ -34,7 +34,10 @@ def peak_rss_bytes() -> int:
 
 
 class EnergyMeter:
-    """Joules consumed by GPU 0 between ``start`` and ``read``, from a monotonically increasing mJ counter.
+    """Joules consumed by GPU 0 since the meter was made, from NVML's monotonically increasing mJ counter.
+
+    Deltas are accumulated reading to reading, so a counter reset (driver reload) loses nothing measured before
+    it and never yields a negative value: after a reset the counter's new value is the energy since the reset.
 
     Args:
         counter: returns the counter in millijoules, or None where unavailable. Injected in tests; defaults to
@@ -43,17 +46,18 @@ class EnergyMeter:
 
     def __init__(self, counter: Callable[[], int | None] | None = None) -> None:
         self.counter = counter if counter is not None else _nvml_energy_counter()
-        self.start_mj = self.counter() if self.counter else None
+        self.last_mj = self.counter() if self.counter else None
+        self.total_mj = 0
 
     def read(self) -> float | None:
-        if self.start_mj is None or self.counter is None:
+        if self.last_mj is None or self.counter is None:
             return None
         now = self.counter()
         if now is None:
             return None
-        if now < self.start_mj:  # the counter was reset (driver reload): count from zero
-            return now / 1000.0
-        return (now - self.start_mj) / 1000.0
+        self.total_mj += now - self.last_mj if now >= self.last_mj else now
+        self.last_mj = now
+        return self.total_mj / 1000.0
 
 
 def _nvml_energy_counter() -> Callable[[], int | None] | None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, push_to_gateway
@@ -47,6 +48,7 @@ class CellMetrics:
         self._values: dict[str, float] = {}
         self._phases: dict[str, float] = {}
         self._scores: dict[str, float] = {}
+        self.sample: Callable[[CellMetrics], None] | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self)
 
@@ -68,7 +70,14 @@ class CellMetrics:
         with self._lock:
             self._scores = dict(scores)
 
+    def succeeded(self, scores: dict[str, float]) -> None:
+        """The cell is done: its scores, and the success timestamp (set only here, never on failure)."""
+        self.scores(scores)
+        self.set("peftsum_cell_last_success_timestamp_seconds", time.time())
+
     def collect(self) -> Iterator[Metric]:
+        if self.sample is not None:
+            self.sample(self)  # refresh the values read at push/scrape time (energy, GPU memory, phases)
         with self._lock:
             values, phases, scores = dict(self._values), dict(self._phases), dict(self._scores)
         names, label_values = list(self.labels), list(self.labels.values())

@@ -1,5 +1,6 @@
-"""A cell killed mid-training (SIGKILL) resumes from its last complete checkpoint: the step counter continues, and
-on CPU in fp32 the predictions equal an uninterrupted run's and the final training loss is within 1e-4."""
+"""A cell killed mid-training (SIGKILL) or preempted (SIGTERM, on the S3 store) resumes from its last complete
+checkpoint: the step counter continues, and on CPU in fp32 the predictions equal an uninterrupted run's and the final
+training loss is within 1e-4."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from peftsum.spec import parse_grid
 from peftsum.store import cells as layout
@@ -26,7 +29,7 @@ defaults:
 """
 
 
-def _cmd(store: Path, cell_id: str) -> list[str]:
+def _cmd(store: Path | str, cell_id: str) -> list[str]:
     return [sys.executable, "-m", "peftsum.cli", "cell", "--store", str(store), "--grid", "resume", "--cell", cell_id]
 
 
@@ -34,7 +37,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1"}  # same thread count in every run: bitwise-equal fp32 math
 
 
-def _result(store: Path, cell_id: str) -> tuple[dict, list[dict]]:
+def _result(store: Path | str, cell_id: str) -> tuple[dict, list[dict]]:
     s = open_store(str(store))
     manifest = layout.done_manifest(s, "resume", cell_id, rehash=True)
     assert manifest is not None
@@ -44,14 +47,31 @@ def _result(store: Path, cell_id: str) -> tuple[dict, list[dict]]:
     return result, preds
 
 
-def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, list[dict]]:
+    """The uninterrupted run both interruption tests compare against: (result, predictions)."""
+    cell = parse_grid(GRID).cells[0]
+    root = tmp_path_factory.mktemp("straight")
+    layout.write_json(open_store(str(root)), layout.cell_key("resume", cell.cell_id, "spec.json"), cell.to_dict())
+    subprocess.run(_cmd(root, cell.cell_id), env=_env(), check=True, capture_output=True, timeout=300)
+    return _result(root, cell.cell_id)
+
+
+def _assert_same_as_straight(resumed: tuple[dict, list[dict]], straight: tuple[dict, list[dict]],
+                             resumed_at_least: int) -> None:
+    (r_resumed, p_resumed), (r_straight, p_straight) = resumed, straight
+    assert r_resumed["train"]["resumed_from_step"] >= resumed_at_least > 0
+    assert r_resumed["train"]["steps"] == r_straight["train"]["steps"]
+    assert [p["prediction"] for p in p_resumed] == [p["prediction"] for p in p_straight]
+    a, b = r_resumed["train"]["final_train_loss"], r_straight["train"]["final_train_loss"]
+    assert abs(a - b) <= 1e-4 * abs(b)
+
+
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path, straight) -> None:
     cell = parse_grid(GRID).cells[0]
     cid = cell.cell_id
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    for root in (straight, killed):
-        layout.write_json(open_store(str(root)), layout.cell_key("resume", cid, "spec.json"), cell.to_dict())
-
-    subprocess.run(_cmd(straight, cid), env=_env(), check=True, capture_output=True, timeout=300)
+    killed = tmp_path / "killed"
+    layout.write_json(open_store(str(killed)), layout.cell_key("resume", cid, "spec.json"), cell.to_dict())
 
     proc = subprocess.Popen(_cmd(killed, cid), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpts = killed / "resume" / "cells" / cid / "checkpoints"
@@ -68,14 +88,43 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
 
     subprocess.run(_cmd(killed, cid), env=_env(), check=True, capture_output=True, timeout=300)
 
-    r_straight, p_straight = _result(straight, cid)
-    r_resumed, p_resumed = _result(killed, cid)
-    assert r_resumed["train"]["resumed_from_step"] >= done_steps[-1] > 0
-    assert r_resumed["train"]["steps"] == r_straight["train"]["steps"]
-    assert [p["prediction"] for p in p_resumed] == [p["prediction"] for p in p_straight]
-    a, b = r_resumed["train"]["final_train_loss"], r_straight["train"]["final_train_loss"]
-    assert abs(a - b) <= 1e-4 * abs(b)
+    _assert_same_as_straight(_result(killed, cid), straight, done_steps[-1])
     assert not list(ckpts.glob("*/COMPLETE")), "checkpoints are deleted after success"
+
+
+GRACE_SECONDS = 30  # the Job template's default terminationGracePeriodSeconds is larger; a tiny cell needs far less
+
+
+def test_sigterm_on_s3_uploads_a_checkpoint_and_resumes_from_it(s3, straight) -> None:
+    """Preemption on the cluster path: SIGTERM mid-training → checkpoint uploaded to S3 → exit 3 inside the grace
+    period; the rerun resumes from the store (the step counter continues) with predictions equal to an
+    uninterrupted run's."""
+    cell = parse_grid(GRID.replace("checkpoint_every_steps: 8", "checkpoint_every_steps: 1000")).cells[0]
+    cid = cell.cell_id
+    store = open_store(s3.uri)
+    layout.write_json(store, layout.cell_key("resume", cid, "spec.json"), cell.to_dict())
+    proc = subprocess.Popen(_cmd(s3.uri, cid), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    status: dict = {}
+    while time.monotonic() < deadline and proc.poll() is None:
+        status = layout.read_status(store, "resume", cid) or {}
+        if status.get("step", 0) >= 3:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the cell ended before it could be preempted"
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=GRACE_SECONDS) == 3
+    assert time.monotonic() - t0 < GRACE_SECONDS
+    ckpt = layout.cell_key("resume", cid, "checkpoints")
+    steps = sorted(int(k.split("/")[-2]) for k in store.list(ckpt) if k.endswith("/COMPLETE"))
+    assert steps and steps[-1] >= status["step"]
+    assert layout.read_status(store, "resume", cid)["state"] == "pending"
+    assert layout.done_manifest(store, "resume", cid) is None
+
+    subprocess.run(_cmd(s3.uri, cid), env=_env(), check=True, capture_output=True, timeout=300)
+    _assert_same_as_straight(_result(s3.uri, cid), straight, steps[-1])
+    assert store.list(ckpt) == [], "checkpoints are deleted from the store after success"
 
 
 def test_done_cell_exits_at_once(tmp_path: Path) -> None:

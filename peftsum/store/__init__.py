@@ -1,16 +1,20 @@
-"""Where cells put their artifacts: one interface, a local-folder backend now, S3 later. Pure of ML."""
+"""Where cells put their artifacts: one interface, a local-folder and an S3 backend. Pure of ML."""
 
-from peftsum.store.base import Store, StoreError, UnsafeKeyError, check_key
+from peftsum.store.base import ObjectInfo, Store, StoreError, UnsafeKeyError, check_key
 from peftsum.store.local import LocalStore
 
 
 def open_store(uri: str) -> Store:
-    """The store for a URI: a local path or file:// URI. s3:// is recognised and refused until its backend lands."""
+    """The store for a URI: ``s3://bucket/prefix``, a local path, or a file:// URI."""
     if uri.startswith("s3://"):
-        raise StoreError(f"{uri}: the s3:// store backend is not available yet; use a local path")
+        from peftsum.store.s3 import S3Store
+
+        return S3Store(uri)
+    if "://" in uri and not uri.startswith("file://"):
+        raise StoreError(f"{uri}: unsupported store URI scheme (use s3://bucket/prefix or a local path)")
     if uri.startswith("file://"):
         uri = uri[len("file://"):]
     return LocalStore(uri)
 
 
-__all__ = ["LocalStore", "Store", "StoreError", "UnsafeKeyError", "check_key", "open_store"]
+__all__ = ["LocalStore", "ObjectInfo", "Store", "StoreError", "UnsafeKeyError", "check_key", "open_store"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 
@@ -39,6 +39,11 @@ def safe_join(root: Path, key: str) -> Path:
     return path
 
 
+class ObjectInfo(NamedTuple):
+    bytes: int
+    sha256: str | None  # the checksum the store keeps (hex); None where the backend keeps none (local folders)
+
+
 class Store(Protocol):
     """Object storage as peftsum needs it: whole-object reads and writes, listing, and one conditional put."""
 
@@ -61,6 +66,9 @@ class Store(Protocol):
 
     def size(self, key: str) -> int | None:
         """Size in bytes, or None if the object does not exist."""
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        """Size and stored checksum in one request, or None if the object does not exist."""
 
     def list(self, prefix: str) -> list[str]:
         """Keys under ``prefix`` (recursive, sorted)."""

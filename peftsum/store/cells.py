@@ -89,17 +89,28 @@ def read_manifest(store: Store, grid: str, cell_id: str) -> dict[str, Any] | Non
 
 
 def done_manifest(store: Store, grid: str, cell_id: str, rehash: bool = False) -> dict[str, Any] | None:
-    """The cell's manifest if the cell is done (every listed file present with its size; and its sha256 when
-    ``rehash``), else None."""
+    """The cell's manifest if the cell is done, else None.
+
+    Done: every listed file present with its size and, where the store keeps checksums (S3), the stored sha256
+    equal to the manifest's; with ``rehash`` every file is also read back and hashed. A file that no longer
+    matches makes the cell "not done" (rehash raising StoreError on a corrupt read counts the same).
+    """
     manifest = read_manifest(store, grid, cell_id)
     if manifest is None:
         return None
     for rel, meta in manifest["files"].items():
         key = cell_key(grid, cell_id, rel)
-        if store.size(key) != meta.get("bytes"):
+        info = store.stat(key)
+        if info is None or info.bytes != meta.get("bytes"):
             return None
-        if rehash and sha256_bytes(store.read_bytes(key)) != meta.get("sha256"):
-            return None
+        if info.sha256 is not None and info.sha256 != meta.get("sha256"):
+            return None  # the store's own checksum disagrees: replaced or tampered since the commit
+        if rehash:
+            try:
+                if sha256_bytes(store.read_bytes(key)) != meta.get("sha256"):
+                    return None
+            except StoreError:
+                return None
     return manifest
 
 

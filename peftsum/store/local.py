@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from peftsum.store.base import StoreError, check_key, safe_join
+from peftsum.store.base import ObjectInfo, StoreError, check_key, safe_join
 
 
 class LocalStore:
@@ -66,6 +66,10 @@ class LocalStore:
             return self._path(key).stat().st_size
         except FileNotFoundError:
             return None
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        size = self.size(key)
+        return None if size is None else ObjectInfo(size, None)
 
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix)

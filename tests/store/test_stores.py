@@ -1,4 +1,5 @@
-"""LocalStore and the cell layout: atomic writes, first-writer-wins, unsafe keys, and when a cell counts as done."""
+"""The store contract, run against both backends (a local folder and a real S3 server), and the cell layout:
+atomic writes, first-writer-wins, unsafe keys, and when a cell counts as done. Backend specifics at the end."""
 
 from __future__ import annotations
 
@@ -35,8 +36,15 @@ UNSAFE_KEYS = [
 ]
 
 
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path):
+    if request.param == "local":
+        return LocalStore(tmp_path / "root")
+    return open_store(request.getfixturevalue("s3").uri)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
+def local_store(tmp_path: Path) -> LocalStore:
     return LocalStore(tmp_path / "root")
 
 
@@ -47,7 +55,6 @@ def test_round_trip(store: LocalStore) -> None:
     store.write_bytes("g/cells/x/spec.json", b"second")  # write replaces
     assert store.read_bytes("g/cells/x/spec.json") == b"second"
     assert store.size("g/cells/x/spec.json") == 6
-    assert (store.root / "g/cells/x/spec.json").read_bytes() == b"second"
 
 
 def test_binary_and_empty_objects(store: LocalStore) -> None:
@@ -66,11 +73,18 @@ def test_missing_object(store: LocalStore) -> None:
     assert store.list("no") == []
 
 
-def test_list_is_recursive_sorted_and_skips_temp_files(store: LocalStore) -> None:
-    for key in ("g/b/2", "g/a", "g/b/1", "h/x"):
+def test_list_is_recursive_and_sorted(store: LocalStore) -> None:
+    for key in ("g/b/2", "g/a", "g/b/1", "h/x", "gg/y"):
+        store.write_bytes(key, key.encode())
+    assert store.list("g") == ["g/a", "g/b/1", "g/b/2"]  # "gg/y" shares the string prefix, not the folder
+
+
+def test_local_list_skips_temp_files(local_store: LocalStore) -> None:
+    store = local_store
+    for key in ("g/b/2", "g/a", "h/x"):
         store.write_bytes(key, key.encode())
     (store.root / "g" / ".a.123.tmp").write_bytes(b"partial")
-    assert store.list("g") == ["g/a", "g/b/1", "g/b/2"]
+    assert store.list("g") == ["g/a", "g/b/2"]
     assert not any(p.name.endswith(".tmp") for p in (store.root / "h").iterdir())  # writes leave no temp files
 
 
@@ -104,8 +118,7 @@ def test_put_if_absent_repeated(store: LocalStore) -> None:
     assert store.put_if_absent("g/lock", b"second") is False
     assert store.put_if_absent("g/lock", b"third") is False
     assert store.read_bytes("g/lock") == b"first"
-    assert store.list("g") == ["g/lock"]
-    assert [p.name for p in (store.root / "g").iterdir()] == ["lock"]  # no temp files left behind
+    assert store.list("g") == ["g/lock"]  # no temp objects left behind
 
 
 def test_put_if_absent_does_not_replace_write_bytes(store: LocalStore) -> None:
@@ -175,7 +188,8 @@ def test_safe_keys_accepted() -> None:
         assert check_key(key) == key
 
 
-def test_symlink_escape_refused(store: LocalStore, tmp_path: Path) -> None:
+def test_local_symlink_escape_refused(local_store: LocalStore, tmp_path: Path) -> None:
+    store = local_store
     outside = tmp_path / "outside"
     outside.mkdir()
     store.root.mkdir(parents=True, exist_ok=True)
@@ -190,8 +204,8 @@ def test_open_store(tmp_path: Path) -> None:
     s = open_store(f"file://{tmp_path}/x")
     assert isinstance(s, LocalStore)
     assert s.root == tmp_path / "x"
-    with pytest.raises(StoreError, match="s3://"):
-        open_store("s3://bucket/prefix")
+    with pytest.raises(StoreError, match="unsupported store URI"):
+        open_store("gs://bucket/prefix")
 
 
 # --- the cell layout ---------------------------------------------------------------------------------------------
@@ -270,7 +284,8 @@ def test_done_with_success(store: LocalStore) -> None:
     assert store.read_bytes(layout.result_key(GRID, CID, manifest)) == FILES["result.json"]
 
 
-def test_missing_file_means_not_done(store: LocalStore) -> None:
+def test_local_missing_file_means_not_done(local_store: LocalStore) -> None:
+    store = local_store
     files = _write_attempt(store, "a1", FILES)
     layout.commit_success(store, GRID, CID, "a1", files)
     (store.root / GRID / "cells" / CID / "attempts/a1/predictions.jsonl").unlink()
@@ -285,7 +300,8 @@ def test_size_change_means_not_done(store: LocalStore) -> None:
     assert layout.done_manifest(store, GRID, CID) is None
 
 
-def test_same_size_tampering_needs_rehash(store: LocalStore) -> None:
+def test_local_same_size_tampering_needs_rehash(local_store: LocalStore) -> None:
+    store = local_store
     files = _write_attempt(store, "a1", FILES)
     layout.commit_success(store, GRID, CID, "a1", files)
     tampered = b'{"bleu": 0.99}\n'
@@ -347,8 +363,9 @@ def test_new_attempt_ids_are_valid_key_parts() -> None:
         assert layout.cell_key(GRID, CID, "attempts", a, "result.json")
 
 
-def test_manifest_with_unsafe_file_key_is_never_done(store: LocalStore, tmp_path: Path) -> None:
+def test_local_manifest_with_unsafe_file_key_is_never_done(local_store: LocalStore, tmp_path: Path) -> None:
     """A _SUCCESS naming a file outside the cell folder must not make the cell done (refused or not done)."""
+    store = local_store
     outside = store.root / GRID / "cells" / "escape.bin"
     outside.parent.mkdir(parents=True, exist_ok=True)
     outside.write_bytes(b"abc")

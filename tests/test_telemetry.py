@@ -1,0 +1,187 @@
+"""Telemetry against Debian's real Prometheus Pushgateway and promtool: a tiny cell pushes the DESIGN.md metric
+names with the right labels and values; what a cell exposes passes ``promtool check metrics``; deleting a grid's
+groups empties the gateway of that grid only. Energy accounting is tested with an injected counter."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from peftsum.resources import EnergyMeter
+from peftsum.spec import parse_grid
+from peftsum.store import cells as layout
+from peftsum.store import open_store
+from peftsum.telemetry import METRICS, CellMetrics, delete_grid_groups, grid_groups
+
+PUSHGATEWAY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+LABELS = {"grid", "cell", "model", "method", "dataset"}
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (a local test server)
+        return resp.read().decode()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory):
+    if not os.access(PUSHGATEWAY, os.X_OK):
+        pytest.skip("prometheus-pushgateway not installed: run scripts/install-system.sh")
+    from s3server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            _get(url + "/-/ready")
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "pushgateway did not start"
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _peftsum_samples(text: str) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("peftsum_"):
+                out.setdefault(sample.name, []).append(sample)
+    return out
+
+
+GRID = """
+name: telemetry
+axes: {model: [tiny-gpt2], method: [full], dataset: [synthetic-dialogsum]}
+defaults:
+  train: {epochs: 1, max_steps: 6, batch_tokens: 768}
+  eval: {limit: 12, max_new_tokens: 12, bootstrap_samples: 100}
+  data: {train_limit: 48}
+"""
+
+
+def test_a_cell_pushes_the_design_metrics(gateway: str, tmp_path: Path) -> None:
+    cell = parse_grid(GRID).cells[0]
+    store = open_store(str(tmp_path))
+    layout.write_json(store, layout.cell_key("telemetry", cell.cell_id, "spec.json"), cell.to_dict())
+    t0 = time.time()
+    subprocess.run([sys.executable, "-m", "peftsum.cli", "cell", "--store", str(tmp_path), "--grid", "telemetry",
+                    "--cell", cell.cell_id, "--pushgateway", gateway, "--push-interval", "1"],
+                   check=True, capture_output=True, timeout=300)
+    manifest = layout.done_manifest(store, "telemetry", cell.cell_id)
+    result = json.loads(store.read_bytes(layout.result_key("telemetry", cell.cell_id, manifest)))
+
+    samples = _peftsum_samples(_get(gateway + "/metrics"))
+    for name in ("peftsum_train_tokens_total", "peftsum_train_loss", "peftsum_train_progress_ratio",
+                 "peftsum_phase_duration_seconds", "peftsum_eval_score",
+                 "peftsum_cell_last_success_timestamp_seconds"):
+        assert name in samples, name
+    assert set(samples) <= set(METRICS)  # nothing outside the DESIGN.md list
+    assert "peftsum_gpu_energy_joules_total" not in samples  # no NVML here: absent, never a fake zero
+    for series in samples.values():
+        for s in series:
+            assert LABELS <= set(s.labels)
+            assert s.labels["grid"] == "telemetry" and s.labels["cell"] == cell.cell_id
+            assert (s.labels["model"], s.labels["method"], s.labels["dataset"]) == (
+                "tiny-gpt2", "full", "synthetic-dialogsum")
+            assert s.labels["job"] == "peftsum"
+    (tokens,) = samples["peftsum_train_tokens_total"]
+    assert tokens.value == result["train"]["tokens"] > 0
+    assert samples["peftsum_train_progress_ratio"][0].value == 1.0
+    assert 0 < samples["peftsum_train_loss"][0].value < 20  # a cross-entropy of a 6-step tiny model
+    scores = {s.labels["metric"]: s.value for s in samples["peftsum_eval_score"]}
+    assert scores["rougeL"] == pytest.approx(result["metrics"]["rougeL"]["value"])
+    assert scores["bleu"] == pytest.approx(result["metrics"]["bleu"]["value"])
+    phases = {s.labels["phase"] for s in samples["peftsum_phase_duration_seconds"]}
+    assert {"load", "train", "generate", "score", "upload"} <= phases
+    (stamp,) = samples["peftsum_cell_last_success_timestamp_seconds"]
+    assert t0 <= stamp.value <= time.time()
+    assert grid_groups(gateway, "telemetry") == [{"grid": "telemetry", "cell": cell.cell_id}]
+
+
+def test_a_failed_cell_never_sets_the_success_timestamp(gateway: str, tmp_path: Path) -> None:
+    bad = parse_grid(GRID.replace("name: telemetry", "name: telemetry-fail")).cells[0].to_dict()
+    bad["dataset"].update(source="local", id=str(tmp_path / "missing.jsonl"))  # fails while loading
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(bad))
+    proc = subprocess.run([sys.executable, "-m", "peftsum.cli", "cell", "--store", str(tmp_path / "s"), "--grid",
+                           "telemetry-fail", "--spec", str(spec), "--pushgateway", gateway],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    text = _get(gateway + "/metrics")
+    assert 'grid="telemetry-fail"' in text  # it did push (phase durations)...
+    assert not [line for line in text.splitlines() if line.startswith("peftsum_cell_last_success")
+                and 'grid="telemetry-fail"' in line]  # ...but no success
+
+
+def test_exposition_passes_promtool(tmp_path: Path) -> None:
+    if not os.access(PROMTOOL, os.X_OK):
+        pytest.skip("promtool not installed: run scripts/install-system.sh")
+    from s3server import free_port
+
+    m = CellMetrics("g", "0123456789ab", "gpt2", "lora", "dialogsum")
+    m.set("peftsum_train_tokens_total", 12345)
+    m.set("peftsum_train_loss", 2.5)
+    m.set("peftsum_train_progress_ratio", 0.5)
+    m.set("peftsum_gpu_memory_peak_bytes", 1 << 30)
+    m.set("peftsum_gpu_energy_joules_total", 321.5)
+    m.phases({"load": 1.0, "train": 20.0})
+    m.succeeded({"rougeL": 0.3, "bleu": 0.1})
+    port = free_port()
+    m.serve(port)  # what --metrics-port serves to a scraper
+    text = _get(f"http://127.0.0.1:{port}/metrics")
+    families = {f.name for f in text_string_to_metric_families(text)}
+    assert {"peftsum_train_tokens", "peftsum_gpu_energy_joules", "peftsum_eval_score"} <= families
+    check = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.strip() == "" and check.stderr.strip() == ""  # no lint findings either
+
+
+def test_delete_grid_groups_removes_only_that_grid(gateway: str) -> None:
+    for grid, cell in (("drop-me", "aaaaaaaaaaaa"), ("drop-me", "bbbbbbbbbbbb"), ("keep-me", "cccccccccccc")):
+        m = CellMetrics(grid, cell, "gpt2", "lora", "dialogsum")
+        m.set("peftsum_train_loss", 1.0)
+        m.push(gateway)
+    assert [g["cell"] for g in grid_groups(gateway, "drop-me")] == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
+    assert delete_grid_groups(gateway, "drop-me", "aaaaaaaaaaaa") == ["aaaaaaaaaaaa"]
+    assert [g["cell"] for g in grid_groups(gateway, "drop-me")] == ["bbbbbbbbbbbb"]
+    assert delete_grid_groups(gateway, "drop-me") == ["bbbbbbbbbbbb"]
+    assert grid_groups(gateway, "drop-me") == []
+    assert [g["cell"] for g in grid_groups(gateway, "keep-me")] == ["cccccccccccc"]
+
+
+def test_unknown_metric_names_are_refused() -> None:
+    m = CellMetrics("g", "0123456789ab", "gpt2", "lora", "dialogsum")
+    with pytest.raises(KeyError):
+        m.set("peftsum_made_up", 1.0)
+    with pytest.raises(KeyError):
+        m.set("peftsum_eval_score", 1.0)  # needs its metric label: use succeeded()/scores()
+
+
+def test_energy_meter_delta_and_counter_reset() -> None:
+    readings = iter([1_000_000, 1_250_000, 1_250_000, 400_000, 500_000])  # mJ; the driver resets at the 4th
+    meter = EnergyMeter(counter=lambda: next(readings))
+    assert meter.read() == pytest.approx(250.0)
+    assert meter.read() == pytest.approx(250.0)  # idle: a non-negative, non-decreasing total
+    assert meter.read() == pytest.approx(650.0)  # reset: the 250 J before it kept, + 400 J since
+    assert meter.read() == pytest.approx(750.0)
+
+
+def test_energy_meter_without_nvml_is_none() -> None:
+    assert EnergyMeter(counter=lambda: None).read() is None
+    meter = EnergyMeter(counter=None)  # no pynvml / no GPU on this machine
+    assert meter.read() is None
