@@ -1,5 +1,4 @@
-"""``launcher``: validate a grid, run it on this machine, build its report. (Cluster commands arrive with the
-Kubernetes backend.)"""
+"""``launcher``: validate a grid, run it on this machine or submit it to Kubernetes, follow it, build its report."""
 
 from __future__ import annotations
 
@@ -8,6 +7,7 @@ import sys
 import threading
 import time
 
+from launcher.k8s import commands as k8s_commands
 from peftsum.spec import SpecError, load_grid
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_GRID = 0, 1, 2
@@ -16,6 +16,7 @@ VALIDATE_EPILOG = """examples:
   launcher validate examples/paper.yaml            # table of cell id / model / method / dataset
   launcher validate examples/paper.yaml --json     # {"grid": ..., "cells": [...]}
   launcher validate --compat                       # the model x method compatibility table
+  launcher validate examples/paper.yaml --k8s 1.31 # and every rendered Job against Kubernetes 1.31's schema
 
 exit codes: 0 valid, 2 invalid (the message names the file, the field path and the value)."""
 
@@ -30,6 +31,7 @@ exit codes: 0 every cell done, 1 some cell failed (the others still ran; see the
 REPORT_EPILOG = """examples:
   launcher report examples/quickstart.yaml                # ./runs/quickstart/report/index.html
   launcher report grid.yaml --store /data/runs --open     # and open it in the default browser
+  launcher report examples/paper.yaml --k8s               # build it in the cluster (the aggregation Job)
 
 Reads JSON only (results, predictions, eda.json): no ML stack. Cells not done are listed, never fatal."""
 
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("grid", nargs="?", help="grid.yaml")
     v.add_argument("--json", action="store_true", help="print the cells as JSON")
     v.add_argument("--compat", action="store_true", help="print the compatibility table")
+    v.add_argument("--k8s", metavar="VERSION", help="also validate the rendered objects against this Kubernetes "
+                                                   "version's OpenAPI schema (e.g. 1.31)")
     r = sub.add_parser("run", help="run a grid on this machine, then build the report", epilog=RUN_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("grid", help="grid.yaml")
@@ -52,12 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("grid", help="grid.yaml")
     rep.add_argument("--store", help="store URI (default: the grid's store, else ./runs)")
     rep.add_argument("--open", action="store_true", help="open index.html in a browser")
+    rep.add_argument("--k8s", action="store_true", help="submit the aggregation Job instead of aggregating here")
+    rep.add_argument("--context", help="--k8s: kube context (default: the current one)")
+    rep.add_argument("--namespace", help="--k8s: namespace (default: cluster.namespace)")
+    k8s_commands.add_parsers(sub)
     args = parser.parse_args(argv)
 
     if args.command == "validate":
         return _validate(args)
     if args.command == "report":
-        return _report(args)
+        return k8s_commands.report_k8s(args) if args.k8s else _report(args)
+    if args.command in k8s_commands.COMMANDS:
+        return k8s_commands.run(args)
     return _run(args)
 
 
@@ -99,6 +109,8 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"launcher validate: {err}", file=sys.stderr)
         return EXIT_BAD_GRID
     print_summary(grid, args.json)
+    if args.k8s:
+        return k8s_commands.validate_k8s(grid, args.k8s)
     return EXIT_OK
 
 

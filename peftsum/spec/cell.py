@@ -7,6 +7,7 @@ written; what they resolved to is recorded in the result's provenance.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ class Cell:
     def canonical_json(self) -> str:
         return canonical_json(self.to_dict())
 
-    @property
+    @functools.cached_property  # frozen, so computed once (hashing a cell costs ~0.3 ms; the launcher asks often)
     def cell_id(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:12]
 

@@ -32,6 +32,8 @@ def setting(
     choices: tuple[Any, ...] | None = None,
     nullable: bool = False,
     auto: bool = False,
+    check: Any = None,
+    type_doc: str | None = None,
 ) -> Any:
     """Declare one validated field.
 
@@ -43,9 +45,12 @@ def setting(
         choices: allowed values for strings.
         nullable: ``null`` is allowed.
         auto: the string ``"auto"`` is allowed (a device-dependent value resolved at run time, hashed as written).
+        check: for structured values (``kind`` dict, or a list of mappings): ``check(value, path)`` validates and
+            returns the normalised value, raising SpecError. The default of such a field must be ``None``.
+        type_doc: how the reference docs describe a ``check``-ed value's type.
     """
     meta = dict(doc=doc, kind=kind, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, choices=choices,
-                nullable=nullable, auto=auto)
+                nullable=nullable, auto=auto, check=check, type_doc=type_doc)
     if isinstance(default, list):
         default = tuple(default)
     return dataclasses.field(default=default, metadata=meta)
@@ -59,6 +64,8 @@ def check_value(meta: Mapping[str, Any], value: Any, path: str) -> Any:
         raise SpecError(path, value, "must not be null")
     if meta["auto"] and value == "auto":
         return "auto"
+    if meta.get("check"):
+        return meta["check"](value, path)
     kind = meta["kind"]
     if kind is bool:
         if not isinstance(value, bool):
@@ -146,7 +153,8 @@ def reference_rows(cls: type) -> list[tuple[str, str, str, str]]:
     rows = []
     for f in dataclasses.fields(cls):
         m = f.metadata
-        kind = {bool: "bool", int: "int", float: "float", str: "string", list: "list[str]"}[m["kind"]]
+        names = {bool: "bool", int: "int", float: "float", str: "string", list: "list[str]"}
+        kind = m.get("type_doc") or names[m["kind"]]
         if m["choices"]:
             kind = " \\| ".join(map(str, m["choices"]))
         elif m["kind"] in (int, float) and (m["lo"] is not None or m["hi"] is not None):

@@ -20,8 +20,9 @@ import yaml
 from peftsum.methods import METHODS
 from peftsum.spec.catalog import ARCH_FAMILY, DATASETS, MODELS, DatasetInfo, ModelInfo
 from peftsum.spec.cell import Cell, DatasetRef, MethodRef, ModelRef
+from peftsum.spec.cluster import ClusterSettings
 from peftsum.spec.errors import SpecError
-from peftsum.spec.fields import build, check_keys, merge, setting
+from peftsum.spec.fields import build, check_keys, merge
 from peftsum.spec.settings import PRESETS, SECTIONS, preset_layer
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -34,18 +35,6 @@ AXIS_KEYS = ("model", "method", "dataset", "seed")
 MODEL_KEYS = {"hub_id", "arch", "family", "context", "revision", *SECTIONS}
 DATASET_KEYS = {"source", "id", "kind", "source_column", "summary_column", "config", "revision", "id_column"}
 INCLUDE_KEYS = {*AXIS_KEYS, *SECTIONS}
-
-
-@dataclass(frozen=True)
-class ClusterSettings:
-    """Read only by ``launcher submit``; validated here so a bad value fails before anything is created."""
-
-    namespace: str = setting("peftsum", "namespace the Jobs run in", kind=str)
-    image: str = setting("ghcr.io/peftsum/peftsum:0.1.0", "CUDA image that runs `peftsum cell`", kind=str)
-    gpus: int = setting(1, "GPUs per cell (only 1 until multi-GPU training exists)", kind=int, lo=0, hi=1)
-    queue: str | None = setting(None, "Kueue LocalQueue name", kind=str, nullable=True)
-    s3_secret: str = setting("peftsum-s3", "Secret holding AWS_* keys (referenced, never inlined)", kind=str)
-    pushgateway: str | None = setting(None, "Pushgateway URL the cells push metrics to", kind=str, nullable=True)
 
 
 @dataclass(frozen=True)

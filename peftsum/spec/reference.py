@@ -175,8 +175,7 @@ def render() -> str:
         lines += settings_table(cls)
         lines.append("")
     lines += ["## `cluster` settings", "", _cell((ClusterSettings.__doc__ or "").strip()),
-              "`launcher submit` is not built yet: these keys are validated (so `gpus: 2` fails today), but no "
-              "command reads them.", ""]
+              "How each key shapes the Job, and what the failure states mean: [operations.md](operations.md).", ""]
     lines += settings_table(ClusterSettings)
     lines.append("")
     lines += _presets()
