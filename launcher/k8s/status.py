@@ -182,8 +182,8 @@ def classify(done: bool, status: dict[str, Any] | None, job: dict[str, Any] | No
         return Verdict("running", "pod running, cell starting" + retry, source="cluster")
     problem = pod_problem(current)
     if phase == "Failed" or problem:
-        return Verdict("pending", (problem or "pod failed") + ("; the Job will retry" if phase == "Failed" else ""),
-                       source="cluster")
+        again = "; the Job will retry" if phase == "Failed" else ""
+        return Verdict("pending", (problem or "pod failed") + again + retry, source="cluster")
     return Verdict("pending", f"pod {phase or 'Pending'}" + retry, source="cluster")
 
 

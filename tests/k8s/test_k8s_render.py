@@ -1,0 +1,211 @@
+"""Rendering: the paper grid's Jobs pass Kubernetes 1.31's strict schema, render byte-identically, match the golden
+files, and carry the batch-operator settings of the issue; user text cannot inject YAML.
+
+Regenerate the golden files after an intended change with ``PEFTSUM_REGEN_GOLDEN=1 pytest tests/k8s``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from launcher.k8s import names, render
+from peftsum.spec import SpecError, parse_grid
+
+GOLDEN = Path(__file__).with_name("golden")
+REGEN = os.environ.get("PEFTSUM_REGEN_GOLDEN") == "1"
+
+
+def _container(job: dict) -> dict:
+    return job["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_paper_renders_36_jobs_valid_for_kubernetes_1_31(paper) -> None:
+    jobs = render.cell_jobs(paper)
+    objects = [*jobs.values(), render.aggregate_job(paper, paper.cluster)]
+    assert len(jobs) == 36
+    for obj in objects:  # kubernetes-validate's own entry point, strict (unknown fields are errors)
+        assert kubernetes_validate.validate(obj, "1.31", strict=True) == "1.31"
+
+
+def test_render_command_output_is_byte_identical(paper, tmp_path: Path) -> None:
+    first = render.write_manifests(paper, paper.cluster, tmp_path / "a")
+    second = render.write_manifests(paper, paper.cluster, tmp_path / "b")
+    assert len(first) == 37
+    assert [p.relative_to(tmp_path / "a") for p in first] == [p.relative_to(tmp_path / "b") for p in second]
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes()
+    for path in first:  # each file is one appliable document
+        docs = list(yaml.safe_load_all(path.read_text()))
+        assert len(docs) == 1 and docs[0]["kind"] == "Job"
+
+
+@pytest.mark.parametrize(("model", "method", "dataset"), [("gpt2", "full", "dialogsum"),
+                                                         ("t5-base", "lora", "cnn_dailymail")])
+def test_golden(paper, model: str, method: str, dataset: str) -> None:
+    cell = next(c for c in paper.cells if c.labels["model"] == model and c.labels["method"] == method
+                and c.labels["dataset"] == dataset)
+    text = render.to_yaml(render.cell_job(paper, cell, paper.cluster))
+    path = GOLDEN / f"paper-{model}-{method}-{dataset}.yaml"
+    if REGEN:
+        path.write_text(text)
+    assert path.exists(), f"missing golden file {path}; run with PEFTSUM_REGEN_GOLDEN=1"
+    assert text == path.read_text(), f"{path} differs; if intended, regenerate with PEFTSUM_REGEN_GOLDEN=1"
+
+
+def test_aggregate_golden(paper) -> None:
+    text = render.to_yaml(render.aggregate_job(paper, paper.cluster))
+    path = GOLDEN / "paper-aggregate.yaml"
+    if REGEN:
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def test_job_has_the_batch_operator_settings(paper) -> None:
+    cell = paper.cells[0]
+    job = render.cell_job(paper, cell, paper.cluster)
+    spec, pod = job["spec"], job["spec"]["template"]["spec"]
+    assert job["metadata"]["name"] == f"paper-{cell.cell_id}" and len(job["metadata"]["name"]) <= 63
+    rules = spec["podFailurePolicy"]["rules"]
+    assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    assert rules[1] == {"action": "FailJob", "onExitCodes": {"containerName": "cell", "operator": "In", "values": [2]}}
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (3, 86400, 604800)
+    assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
+    assert pod["terminationGracePeriodSeconds"] == 300
+    c = _container(job)
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == 1 == c["resources"]["requests"]["nvidia.com/gpu"]
+    # Pod Security "restricted"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert c["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                    "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+                                    "seccompProfile": {"type": "RuntimeDefault"}}
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert {"/tmp", "/cache"} <= mounts
+    env = {e["name"]: e for e in c["env"]}
+    assert env["HF_HOME"]["value"] == "/cache/hf" and env["PEFTSUM_CACHE"]["value"] == "/cache/peftsum"
+    assert env["PEFTSUM_IMAGE"]["value"] == paper.cluster.image and env["TMPDIR"]["value"] == "/tmp"
+    # labels and verbatim annotations
+    labels, ann = job["metadata"]["labels"], job["metadata"]["annotations"]
+    assert labels[names.LABEL_GRID] == "paper" and labels[names.LABEL_CELL] == cell.cell_id
+    assert labels["app.kubernetes.io/name"] == "peftsum"
+    assert ann["peftsum.io/model"] == "gpt2" and ann[names.ANNOTATION_HASH] == render.job_hash(job)
+
+
+def test_credentials_only_by_secret_reference(paper) -> None:
+    cluster = dataclasses.replace(paper.cluster, hf_token_secret="hf-token",  # noqa: S106 - a Secret's name
+                                  pushgateway="http://pg:9091")
+    job = render.cell_job(paper, paper.cells[0], cluster)
+    env = {e["name"]: e for e in _container(job)["env"]}
+    for var, secret in (("AWS_ACCESS_KEY_ID", "peftsum-s3"), ("AWS_SECRET_ACCESS_KEY", "peftsum-s3"),
+                        ("HF_TOKEN", "hf-token")):
+        assert "value" not in env[var]
+        assert env[var]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": var}
+    assert env["AWS_ENDPOINT_URL"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert env["PEFTSUM_PUSHGATEWAY"]["value"] == "http://pg:9091"
+
+
+def test_placement_and_queue(paper) -> None:
+    cluster = dataclasses.replace(
+        paper.cluster, node_selector={"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}, queue="team-a",
+        tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+        priority_class="batch-low", cache_pvc="hf-cache", image_pull_secret="regcred",  # noqa: S106 - a name
+        gpus=0,
+        active_deadline_seconds=None, ttl_seconds_after_finished=None)
+    job = render.cell_job(paper, paper.cells[0], cluster)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["priorityClassName"] == "batch-low" and pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert {"name": "cache", "persistentVolumeClaim": {"claimName": "hf-cache"}} in pod["volumes"]
+    assert job["metadata"]["labels"][names.KUEUE_QUEUE] == "team-a" and job["spec"]["suspend"] is True
+    assert "nvidia.com/gpu" not in _container(job)["resources"]["limits"]
+    assert "activeDeadlineSeconds" not in job["spec"] and "ttlSecondsAfterFinished" not in job["spec"]
+    assert kubernetes_validate.validate(job, "1.31", strict=True)
+
+
+def test_shared_parse_equals_a_fresh_render(paper) -> None:
+    """render_template (one parse per shape) gives exactly what render_text (parse every time) gives."""
+    cell = paper.cells[5]
+    job = render.cell_job(paper, cell, paper.cluster)
+    render._skeletons.clear()
+    fresh = render.cell_job(paper, cell, paper.cluster)
+    assert job == fresh
+    values = {"name": "x", "namespace": "n", "labels": {"a": "b"}, "annotations": {"c": "d\ne"}, "suspend": False,
+              "backoff_limit": 1, "active_deadline_seconds": None, "ttl_seconds_after_finished": 3,
+              "pod": render.pod_values(paper, paper.cluster, container="cell", args=["x", "y: z"],
+                                       labels={"a": "b"}, annotations={}, res=render.resources("1", "1Gi", 1),
+                                       placement=True)}
+    assert render.render_template(render.CELL_TEMPLATE, **values) == render.render_text(render.CELL_TEMPLATE,
+                                                                                         **values)
+
+
+NASTY = ['evil\nkind: Secret\n---\napiVersion: v1', 'quote " and \' here', 'colon: value # comment',
+         '{{ 7*7 }} {% if x %}', '- [a, b]\n  c: &anchor d', 'emoji 😀 and \x85 next \u2028 line', 'trailing\\']
+
+
+@pytest.mark.parametrize("text", NASTY)
+def test_injection_is_rendered_as_one_value(text: str) -> None:
+    grid = parse_grid(f"""
+name: inject
+store: s3://b/p
+axes: {{model: [mymodel], method: [lora], dataset: [mydata]}}
+models:
+  mymodel: {{family: causal, context: 1024, hub_id: {yaml_str(text)}}}
+datasets:
+  mydata: {{source: hub, id: {yaml_str(text)}, kind: news, source_column: a, summary_column: b}}
+""")
+    job = render.cell_job(grid, grid.cells[0], grid.cluster)
+    assert job["kind"] == "Job"
+    ann = job["metadata"]["annotations"]
+    assert ann["peftsum.io/model-id"] == text and ann["peftsum.io/dataset-id"] == text
+    text_out = render.to_yaml(job)
+    docs = list(yaml.safe_load_all(text_out))
+    assert len(docs) == 1 and docs[0] == job
+    assert kubernetes_validate.validate(job, "1.31", strict=True)
+    # the slow path (a real Jinja render parsed by YAML every time) agrees
+    render._skeletons.clear()
+    assert render.cell_job(grid, grid.cells[0], grid.cluster) == job
+
+
+def yaml_str(text: str) -> str:
+    """A YAML scalar for any text (JSON's ``\\ud83d`` surrogate escapes would not survive PyYAML)."""
+    return render.yaml_json(text)
+
+
+@pytest.mark.parametrize("name", ['bad\nname', 'a"b', 'x: y', '{{ x }}'])
+def test_injection_through_axis_names_is_rejected(name: str) -> None:
+    import json
+
+    with pytest.raises(SpecError) as err:
+        parse_grid(f"name: g\naxes: {{model: [{json.dumps(name)}], method: [lora], dataset: [samsum]}}\n")
+    assert err.value.path == "axes.model[0]" and err.value.value == name
+
+
+@pytest.mark.parametrize(("key", "value", "path"), [
+    ("namespace", '"Bad_NS"', "cluster.namespace"),
+    ("image", '"img:1\\nkind: Secret"', "cluster.image"),
+    ("memory", '"lots"', "cluster.memory"),
+    ("pushgateway", '"http://x:1/\\"q"', "cluster.pushgateway"),
+    ("node_selector", '{"a b": "c"}', "cluster.node_selector.a b"),
+    ("tolerations", '[{"key": "k", "operator": "Sometimes"}]', "cluster.tolerations[0].operator"),
+    ("tolerations", '[{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5}]',
+     "cluster.tolerations[0].tolerationSeconds"),
+    ("gpus", "2", "cluster.gpus"),
+    ("s3_secret", '"my secret"', "cluster.s3_secret"),
+])
+def test_cluster_values_are_validated(key: str, value: str, path: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_grid(f"name: g\naxes: {{model: [gpt2], method: [lora], dataset: [samsum]}}\n"
+                   f"cluster: {{{key}: {value}}}\n")
+    assert err.value.path == path
+
+
+def test_cpu_number_becomes_a_quantity_string() -> None:
+    g = parse_grid("name: g\naxes: {model: [gpt2], method: [lora], dataset: [samsum]}\ncluster: {cpu: 8}\n")
+    assert g.cluster.cpu == "8"
