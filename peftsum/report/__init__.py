@@ -11,10 +11,13 @@ import csv
 import io
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from peftsum.report import analysis, figures
+from peftsum.report import analysis, figures, parallel
 from peftsum.report.collect import Collected, collect, labels
+from peftsum.report.parallel import worker_pool, workers_wanted
 from peftsum.report.render import render
 from peftsum.report.tables import (
     by_dataset,
@@ -52,65 +55,153 @@ def flat_row(r: dict[str, Any]) -> dict[str, Any]:
             "adapter_bytes": res["adapter_bytes"]}
 
 
-def build(store: Store, c: Collected, significance: bool = True) -> dict[str, Any]:
-    """Everything the report shows, as tables and figures (no writing). ``timings`` says where time went."""
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    comps = analysis.comparisons(store, c) if significance else []
-    timings["significance"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    examples = analysis.example_rows(store, c)
-    edas = analysis.eda_by_dataset(store, c)
-    quality = quality_tables(c)
-    timings["tables"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    jobs: list[tuple[str, str, Any, tuple]] = []
+class Phases:
+    """Wall and CPU seconds per phase of one report build. CPU counts this process and, for work done in the
+    worker pool, the workers' own CPU time for the jobs of that phase (added with :meth:`add_cpu`)."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        w0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - w0
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - c0
+
+    def add_cpu(self, name: str, seconds: float) -> None:
+        self.cpu[name] = self.cpu.get(name, 0.0) + seconds
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        return {k: {"wall_s": round(self.wall.get(k, 0.0), 4), "cpu_s": round(self.cpu.get(k, 0.0), 4)}
+                for k in dict.fromkeys([*self.wall, *self.cpu])}
+
+
+def _draw(fn: Callable[..., bytes], args: tuple) -> bytes:
+    return fn(*args)
+
+
+def figure_jobs(c: Collected, edas: dict[str, list[dict[str, Any]]]
+                ) -> list[tuple[str, str, Callable[..., bytes], tuple]]:
+    """(name, caption, function, args) of every figure, three per dataset. Args carry only the fields the figures
+    read (``figures.slim``), so sending them to a worker costs little."""
+    jobs: list[tuple[str, str, Callable[..., bytes], tuple]] = []
     for dataset, results in by_dataset(c.results).items():
+        slim = [figures.slim(r) for r in results]
         jobs.append((f"quality-{dataset}", f"{dataset}: scores with 95% CI whiskers", figures.metric_bars,
-                     (dataset, results)))
+                     (dataset, slim)))
         jobs.append((f"pareto-{dataset}", f"{dataset}: ROUGE-L against cost, Pareto frontier in red",
-                     figures.pareto, (dataset, results)))
+                     figures.pareto, (dataset, slim)))
     for dataset, items in edas.items():
         jobs.append((f"lengths-{dataset}", f"{dataset}: token-length histograms", figures.histograms,
                      (dataset, items)))
-    figs = figures.render_all(jobs)
-    timings["figures"] = time.perf_counter() - t0
-    return {"comparisons": comps, "timings": timings, "sections": [
-        ("Quality", quality + [f for f in figs if f[0].startswith("quality-")]),
-        ("Cost", [cost_disk_table(c), cost_train_table(c), *pareto_tables(c)]
+    return jobs
+
+
+def build(store: Store, c: Collected, significance: bool = True, *, pool: Any = None, phases: Phases | None = None,
+          while_drawing: Callable[[list[dict[str, Any]]], None] | None = None) -> dict[str, Any]:
+    """Everything the report shows, as tables and figures (no writing).
+
+    Figures are drawn in ``pool`` (see :func:`worker_pool`) while this process reads predictions for the paired
+    bootstraps and builds the tables; ``while_drawing(comparisons)`` runs before waiting for the figures (aggregate
+    writes results.json there). ``timings`` in the result: wall and CPU seconds per phase.
+    """
+    phases = phases if phases is not None else Phases()
+    with phases("figures: start"):
+        edas = analysis.eda_by_dataset(store, c)
+        jobs = figure_jobs(c, edas)
+        pending = parallel.submit(pool, _draw, [(fn, args) for _, _, fn, args in jobs])  # one figure per task
+    with phases("significance"):
+        cpu: list[float] = []
+        comps = analysis.comparisons(store, c, pool=pool, cpu=cpu) if significance else []
+        phases.add_cpu("significance", sum(cpu))
+    with phases("tables"):
+        examples = analysis.example_rows(store, c)
+        tables = {"quality": quality_tables(c), "disk": cost_disk_table(c), "train": cost_train_table(c),
+                  "pareto": pareto_tables(c), "significance": significance_table(comps),
+                  "examples": examples_tables(examples), "eda": eda_tables(edas), "not_done": not_done_table(c)}
+    if while_drawing is not None:
+        with phases("write data"):
+            while_drawing(comps)
+    with phases("figures: wait"):
+        drawn = pending.get()
+    if pool is not None:
+        phases.add_cpu("figures (workers)", sum(cpu for _, cpu in drawn))
+    figs = [(name, caption, png) for (name, caption, _, _), (png, _) in zip(jobs, drawn)]
+    return {"comparisons": comps, "timings": phases.as_dict(), "sections": [
+        ("Quality", tables["quality"] + [f for f in figs if f[0].startswith("quality-")]),
+        ("Cost", [tables["disk"], tables["train"], *tables["pareto"]]
          + [f for f in figs if f[0].startswith("pareto-")]),
-        ("Significance", [significance_table(comps)]),
-        ("Example predictions", examples_tables(examples)),
-        ("Data", eda_tables(edas) + [f for f in figs if f[0].startswith("lengths-")]),
-        ("Cells not done", [not_done_table(c)]),
+        ("Significance", [tables["significance"]]),
+        ("Example predictions", tables["examples"]),
+        ("Data", tables["eda"] + [f for f in figs if f[0].startswith("lengths-")]),
+        ("Cells not done", [tables["not_done"]]),
     ]}
 
 
-def aggregate(store: Store, grid: str, significance: bool = True) -> str:
-    """Write report/{index.html, report.md, results.csv, results.json, figures/}; returns index.html's path."""
-    c = collect(store, grid)
-    built = build(store, c, significance)
-    intro = (f"{len(c.results)} cells done, {len(c.not_done)} not done. Scores are fractions in [0, 1]; see "
-             "docs/report.md for how to read every table and figure.")
-    title = f"peftsum report: {grid}"
-    for _, items in built["sections"]:
-        for item in items:
-            if isinstance(item, tuple):
-                store.write_bytes(layout.grid_key(grid, "report", "figures", f"{item[0]}.png"), item[2])
+def results_json(grid: str, c: Collected, comparisons: list[dict[str, Any]]) -> bytes:
+    """results.json: one compact JSON value per line (json's C encoder; ``indent`` would switch to its pure-Python
+    encoder, 3x slower at 1,000 cells), still one JSON document."""
+
+    def array(items: list[Any]) -> str:
+        return "[\n" + ",\n".join(json.dumps(x) for x in items) + "\n]"
+
+    return (f'{{"grid": {json.dumps(grid)},\n"results": {array(c.results)},\n"not_done": {array(c.not_done)},\n'
+            f'"comparisons": {array(comparisons)}}}\n').encode()
+
+
+def results_csv(c: Collected) -> bytes:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for r in c.results:
         writer.writerow(flat_row(r))
-    store.write_bytes(layout.grid_key(grid, "report", "results.csv"), buf.getvalue().encode())
-    store.write_bytes(layout.grid_key(grid, "report", "results.json"), json.dumps(
-        {"grid": grid, "results": c.results, "not_done": c.not_done, "comparisons": built["comparisons"]},
-        indent=2).encode())
-    store.write_bytes(layout.grid_key(grid, "report", "report.md"),
-                      render(title, intro, built["sections"], "md").encode())
-    store.write_bytes(layout.grid_key(grid, "report", "index.html"),
-                      render(title, intro, built["sections"], "html").encode())
+    return buf.getvalue().encode()
+
+
+def aggregate(store: Store, grid: str, significance: bool = True, *, workers: int | None = None,
+              timings: dict[str, Any] | None = None) -> str:
+    """Write report/{index.html, report.md, results.csv, results.json, figures/}; returns index.html's path.
+
+    Args:
+        workers: processes for figures and prediction reads (default: every core, or $PEFTSUM_REPORT_WORKERS);
+            0 or 1 draws everything in this process.
+        timings: if given, filled with wall and CPU seconds per phase (the benchmark's breakdown).
+    """
+    phases = Phases()
+    with ExitStack() as stack:
+        with phases("start workers"):
+            pool = stack.enter_context(worker_pool(workers))
+        with phases("collect"):
+            cpu: list[float] = []
+            c = collect(store, grid, pool=pool, cpu=cpu)
+            phases.add_cpu("collect", sum(cpu))
+
+        def write_data(comps: list[dict[str, Any]]) -> None:
+            store.write_bytes(layout.grid_key(grid, "report", "results.csv"), results_csv(c))
+            store.write_bytes(layout.grid_key(grid, "report", "results.json"), results_json(grid, c, comps))
+
+        built = build(store, c, significance, pool=pool, phases=phases, while_drawing=write_data)
+        with phases("stop workers"):
+            stack.close()
+    intro = (f"{len(c.results)} cells done, {len(c.not_done)} not done. Scores are fractions in [0, 1]; see "
+             "docs/report.md for how to read every table and figure.")
+    title = f"peftsum report: {grid}"
+    with phases("write report"):
+        for _, items in built["sections"]:
+            for item in items:
+                if isinstance(item, tuple):
+                    store.write_bytes(layout.grid_key(grid, "report", "figures", f"{item[0]}.png"), item[2])
+        store.write_bytes(layout.grid_key(grid, "report", "report.md"),
+                          render(title, intro, built["sections"], "md").encode())
+        store.write_bytes(layout.grid_key(grid, "report", "index.html"),
+                          render(title, intro, built["sections"], "html").encode())
+    if timings is not None:
+        timings.update(phases.as_dict())
     return f"{store.uri}/{layout.grid_key(grid, 'report', 'index.html')}"
 
 
-__all__ = ["aggregate", "build", "collect", "flat_row"]
+__all__ = ["Phases", "aggregate", "build", "collect", "flat_row", "worker_pool", "workers_wanted"]

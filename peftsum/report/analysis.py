@@ -4,15 +4,21 @@ predictions.jsonl, kept apart so their cost can be measured on its own."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 from peftsum.compare import paired_bootstrap
 from peftsum.report.collect import Collected, labels, read_attempt_json
+from peftsum.report.parallel import pmap
 from peftsum.report.tables import BASELINES
+from peftsum.scoring import ROUGE_KEYS, bootstrap_indices, corpus_bleu_from_stats
 from peftsum.store import Store
 
 EXAMPLES = 3  # example rows per dataset
 EXAMPLE_CELLS = 8  # prediction columns per dataset
+PAIR_CHUNK = 64  # pairs resampled at once: (64, samples, n) floats, ~15 MB at 1,000 samples x 30 examples
 
 
 def default_pairs(c: Collected) -> list[tuple[str, dict, dict]]:
@@ -36,29 +42,146 @@ def default_pairs(c: Collected) -> list[tuple[str, dict, dict]]:
     return pairs
 
 
+class Scores:
+    """What the paired bootstrap needs from one cell's predictions.jsonl: example ids, per-example scores and BLEU
+    sufficient statistics as arrays. The text is dropped, so a cell costs a few KB whichever process read it."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        from peftsum.compare import bleu_stats_matrix
+
+        self.ids = tuple(r["id"] for r in rows)
+        self.n = len(rows)
+        self.values = {k: np.asarray([r[k] for r in rows], dtype=np.float64) for k in ROUGE_KEYS
+                       if all(k in r for r in rows)}
+        try:
+            self.bleu: np.ndarray | None = bleu_stats_matrix(rows)
+        except (KeyError, TypeError, ValueError):
+            self.bleu = None
+
+    def rows(self) -> list[dict[str, Any]]:
+        """predictions.jsonl rows as peftsum.compare reads them (id, per-example scores, BLEU statistics)."""
+        out: list[dict[str, Any]] = [{"id": i} for i in self.ids]
+        for k, values in self.values.items():
+            for row, v in zip(out, values.tolist()):
+                row[k] = v
+        if self.bleu is not None:
+            for row, st in zip(out, self.bleu.tolist()):
+                row["bleu_stats"] = {"sys_len": st[0], "ref_len": st[1], "correct": st[2:6], "total": st[6:10]}
+        return out
+
+
+def read_scores(store: Store, grid: str, cell_id: str, manifest: dict[str, Any]) -> Scores | None:
+    """A cell's predictions as :class:`Scores`; None when missing or unreadable. Picklable arguments, so a worker
+    process can run it."""
+    rows = read_attempt_json(store, Collected(grid, [], [], {cell_id: manifest}), cell_id, "predictions.jsonl")
+    try:
+        return Scores(rows) if rows else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def comparisons(store: Store, c: Collected, metrics: tuple[str, ...] = ("rougeL", "bleu"),
-                samples: int = 1000) -> list[dict[str, Any]]:
-    cache: dict[str, list[dict] | None] = {}
+                samples: int = 1000, pool: Any = None, cpu: list[float] | None = None) -> list[dict[str, Any]]:
+    """Every default comparison (:func:`default_pairs`) for each metric, as ``peftsum.compare.paired_bootstrap``
+    computes it (same resampled example indices, same numbers), batched.
 
-    def preds(r: dict) -> list[dict] | None:
-        cid = r["cell_id"]
-        if cid not in cache:
-            cache[cid] = read_attempt_json(store, c, cid, "predictions.jsonl")
-        return cache[cid]
+    paired_bootstrap draws its indices from a fixed seed, so every pair of cells with the same n resamples the
+    same examples: the indices are drawn once per n, each cell's predictions are read once (in ``pool`` when one
+    is given) however many pairs it is in, each cell's resampled corpus BLEU is computed once, and the ROUGE
+    differences of many pairs are resampled in one array operation. Pairs whose cells list different example ids
+    (or ids in another order) go through paired_bootstrap itself.
+    """
+    pairs = default_pairs(c)
+    needed = sorted({r["cell_id"] for _, a, b in pairs for r in (a, b)})
+    jobs = [(store, c.grid, cid, c.manifests[cid]) for cid in needed if cid in c.manifests]
+    loaded = pmap(pool, read_scores, jobs, chunksize=max(1, len(jobs) // 32), cpu=cpu)
+    scores: dict[str, Scores | None] = {job[2]: s for job, s in zip(jobs, loaded)}
+    return paired_comparisons(pairs, scores, metrics, samples)
 
-    out = []
-    for kind, a, b in default_pairs(c):
-        pa, pb = preds(a), preds(b)
-        if not pa or not pb:
+
+def paired_comparisons(pairs: list[tuple[str, dict, dict]], scores: dict[str, Scores | None],
+                       metrics: Iterable[str], samples: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
+    """The comparisons of ``pairs`` given each cell's :class:`Scores`, in pair order then metric order."""
+    metrics = tuple(metrics)
+    results: dict[tuple[int, str], dict[str, Any]] = {}
+    batched: dict[int, list[int]] = defaultdict(list)  # n → indices into pairs that can be batched
+    for i, (_, a, b) in enumerate(pairs):
+        sa, sb = scores.get(a["cell_id"]), scores.get(b["cell_id"])
+        if sa is None or sb is None:
             continue
+        if sa.ids == sb.ids and len(set(sa.ids)) == sa.n:
+            batched[sa.n].append(i)
+        else:  # different or reordered example ids: align them the reference way
+            for metric in metrics:
+                try:
+                    results[(i, metric)] = paired_bootstrap(sa.rows(), sb.rows(), metric, samples=samples, seed=seed)
+                except (ValueError, KeyError, TypeError):
+                    pass
+    for n, members in batched.items():
+        if n == 0:
+            continue
+        idx = bootstrap_indices(n, samples, seed)  # what paired_bootstrap draws for every pair of this n
         for metric in metrics:
-            try:
-                res = paired_bootstrap(pa, pb, metric, samples=samples)
-            except ValueError:
-                continue
-            out.append({"dataset": labels(a["spec"])["dataset"], "a": _label(a), "b": _label(b), "kind": kind,
-                        "a_cell": a["cell_id"], "b_cell": b["cell_id"], **res})
+            if metric == "bleu":
+                _bleu_batch(pairs, members, scores, idx, results)
+            elif metric in ROUGE_KEYS:
+                _rouge_batch(pairs, members, scores, idx, metric, results)
+    out = []
+    for i, (kind, a, b) in enumerate(pairs):
+        for metric in metrics:
+            res = results.get((i, metric))
+            if res is not None:
+                out.append({"dataset": labels(a["spec"])["dataset"], "a": _label(a), "b": _label(b), "kind": kind,
+                            "a_cell": a["cell_id"], "b_cell": b["cell_id"], **res})
     return out
+
+
+def _summaries(metric: str, n: int, point: np.ndarray, diffs: np.ndarray) -> list[dict[str, Any]]:
+    """paired_bootstrap's result for each row of ``diffs`` (pairs x samples)."""
+    lo, hi = np.percentile(diffs, [2.5, 97.5], axis=1)
+    p = np.mean(diffs > 0, axis=1) + 0.5 * np.mean(diffs == 0, axis=1)
+    return [{"metric": metric, "n": n, "diff": float(point[k]), "ci95": [float(lo[k]), float(hi[k])],
+             "p_a_better": float(p[k])} for k in range(len(point))]
+
+
+def _rouge_batch(pairs: list, members: list[int], scores: dict[str, Scores | None], idx: np.ndarray, metric: str,
+                 results: dict) -> None:
+    usable = [i for i in members if metric in scores[pairs[i][1]["cell_id"]].values  # type: ignore[union-attr]
+              and metric in scores[pairs[i][2]["cell_id"]].values]  # type: ignore[union-attr]
+    for start in range(0, len(usable), PAIR_CHUNK):
+        chunk = usable[start:start + PAIR_CHUNK]
+        va = np.stack([scores[pairs[i][1]["cell_id"]].values[metric] for i in chunk])  # type: ignore[union-attr]
+        vb = np.stack([scores[pairs[i][2]["cell_id"]].values[metric] for i in chunk])  # type: ignore[union-attr]
+        point = va.mean(axis=1) - vb.mean(axis=1)
+        diffs = (va - vb)[:, idx].mean(axis=2)  # (pairs, samples): the same sums, in the same order, as per pair
+        for i, res in zip(chunk, _summaries(metric, idx.shape[1], point, diffs)):
+            results[(i, metric)] = res
+
+
+def _bleu_batch(pairs: list, members: list[int], scores: dict[str, Scores | None], idx: np.ndarray,
+                results: dict) -> None:
+    n, samples = idx.shape[1], idx.shape[0]
+    # Resample counts: BLEU statistics are integer counts, so counts @ stats sums exactly what stats[idx].sum(1)
+    # sums (float64 holds integers exactly), in a fraction of the time.
+    counts = np.bincount((np.arange(samples)[:, None] * n + idx).ravel(), minlength=samples * n)
+    counts = counts.reshape(samples, n).astype(np.float64)
+    cells = sorted({pairs[i][k]["cell_id"] for i in members for k in (1, 2)
+                    if scores[pairs[i][k]["cell_id"]].bleu is not None})  # type: ignore[union-attr]
+    pos = {cid: j for j, cid in enumerate(cells)}
+    if not cells:
+        return
+    point, boot = np.empty(len(cells)), np.empty((len(cells), samples))
+    for start in range(0, len(cells), PAIR_CHUNK):
+        stats = np.stack([scores[cid].bleu for cid in cells[start:start + PAIR_CHUNK]])  # type: ignore[union-attr, misc]
+        point[start:start + len(stats)] = corpus_bleu_from_stats(stats.sum(axis=1))["bleu"]  # (cells, n, 10) → (cells,)
+        boot[start:start + len(stats)] = corpus_bleu_from_stats(np.matmul(counts, stats))["bleu"]  # (cells, samples)
+    usable = [i for i in members if pairs[i][1]["cell_id"] in pos and pairs[i][2]["cell_id"] in pos]
+    if not usable:
+        return
+    a = np.asarray([pos[pairs[i][1]["cell_id"]] for i in usable])
+    b = np.asarray([pos[pairs[i][2]["cell_id"]] for i in usable])
+    for i, res in zip(usable, _summaries("bleu", n, point[a] - point[b], boot[a] - boot[b])):
+        results[(i, "bleu")] = res
 
 
 def _label(r: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from peftsum.report.parallel import pmap
 from peftsum.store import Store, StoreError
 from peftsum.store import cells as layout
 
@@ -27,34 +28,65 @@ def labels(spec: dict[str, Any]) -> dict[str, Any]:
             "method_type": spec["method"]["type"], "dataset": spec["dataset"]["name"], "seed": spec["seed"]}
 
 
-def collect(store: Store, grid: str) -> Collected:
+def collect(store: Store, grid: str, pool: Any = None, cpu: list[float] | None = None) -> Collected:
+    """Results of the done cells and the state of the others, in cell-id order.
+
+    Args:
+        pool: a multiprocessing pool (``peftsum.report.worker_pool``) to read the cells in, in chunks; the result
+            is the same as without one.
+        cpu: if given, the CPU seconds spent in workers are appended to it.
+    """
     try:
         cells = layout.read_json(store, layout.grid_key(grid, "grid.json"))["cells"]
     except (StoreError, ValueError, KeyError):
         ids = {k.split("/")[2] for k in store.list(layout.grid_key(grid, "cells")) if k.endswith("/spec.json")}
         cells = {cid: layout.read_json(store, layout.cell_key(grid, cid, "spec.json")) for cid in ids}
+    items = sorted(cells.items())
+    if pool is not None and len(items) >= PARALLEL_FROM:
+        size = max(16, -(-len(items) // (4 * getattr(pool, "_processes", 2))))
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
+        parts = pmap(pool, _collect_chunk, [(store, grid, chunk) for chunk in chunks], cpu=cpu)
+    else:
+        parts = [_collect_chunk(store, grid, items)]
     out = Collected(grid, [], [])
-    for cell_id, spec in sorted(cells.items()):
-        try:
-            manifest = layout.done_manifest(store, grid, cell_id)
-        except StoreError as err:  # e.g. a manifest naming an unsafe key: never done, never fatal
-            manifest, status = None, {"state": "failed", "reason": f"bad _SUCCESS manifest: {err}"}
-        else:
-            status = None
-        if manifest is not None:
-            try:
-                out.results.append(layout.read_json(store, layout.result_key(grid, cell_id, manifest)))
+    for part in parts:
+        for kind, cell_id, payload, manifest in part:
+            if kind == "done":
+                out.results.append(payload)
                 out.manifests[cell_id] = manifest
-                continue
-            except (StoreError, ValueError) as err:
-                status = {"state": "failed", "reason": f"unreadable result.json: {err}"}
-        if status is None:
-            status = layout.read_status(store, grid, cell_id) or {"state": "missing", "reason": "not started"}
-            if status.get("state") == "done":
-                status = {"state": "failed", "reason": "status says done but _SUCCESS is missing or incomplete"}
-        out.not_done.append({"cell_id": cell_id, **labels(spec), "state": status.get("state"),
-                             "reason": status.get("reason"), "progress": status.get("progress")})
+            else:
+                out.not_done.append(payload)
     return out
+
+
+PARALLEL_FROM = 64  # cells; below this a pool's start-up and pickling cost more than they save
+
+
+def _collect_chunk(store: Store, grid: str, items: list[tuple[str, dict[str, Any]]]
+                   ) -> list[tuple[str, str, dict[str, Any], dict[str, Any] | None]]:
+    """("done", id, result, manifest) or ("not_done", id, entry, None) per cell."""
+    return [_collect_one(store, grid, cell_id, spec) for cell_id, spec in items]
+
+
+def _collect_one(store: Store, grid: str, cell_id: str, spec: dict[str, Any]
+                 ) -> tuple[str, str, dict[str, Any], dict[str, Any] | None]:
+    try:
+        manifest = layout.done_manifest(store, grid, cell_id)
+    except StoreError as err:  # e.g. a manifest naming an unsafe key: never done, never fatal
+        manifest, status = None, {"state": "failed", "reason": f"bad _SUCCESS manifest: {err}"}
+    else:
+        status = None
+    if manifest is not None:
+        try:
+            return "done", cell_id, layout.read_json(store, layout.result_key(grid, cell_id, manifest)), manifest
+        except (StoreError, ValueError) as err:
+            status = {"state": "failed", "reason": f"unreadable result.json: {err}"}
+    if status is None:
+        status = layout.read_status(store, grid, cell_id) or {"state": "missing", "reason": "not started"}
+        if status.get("state") == "done":
+            status = {"state": "failed", "reason": "status says done but _SUCCESS is missing or incomplete"}
+    return "not_done", cell_id, {"cell_id": cell_id, **labels(spec), "state": status.get("state"),
+                                 "reason": status.get("reason"), "progress": status.get("progress")}, None
 
 
 def read_attempt_json(store: Store, c: Collected, cell_id: str, name: str) -> Any:

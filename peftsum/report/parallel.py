@@ -1,0 +1,90 @@
+"""The report's worker pool: figures, cell reads and prediction reads spread over the cores.
+
+Drawing and JSON parsing are CPU-bound Python, so threads would not run them in parallel; the pool forks, so
+workers start at once with matplotlib and numpy already imported. A pool that fails or stalls (a worker killed for
+memory loses its task, and the pool would wait for it forever) never fails the report: the work is redone here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+POOL_TIMEOUT_S = 600.0  # longest wait for a batch of jobs before redoing them in this process
+
+
+def workers_wanted() -> int:
+    """Worker processes: every core, unless ``PEFTSUM_REPORT_WORKERS`` says otherwise (0 or 1: no pool)."""
+    env = os.environ.get("PEFTSUM_REPORT_WORKERS", "").strip()
+    if env:
+        try:
+            return max(0, int(env))
+        except ValueError:
+            pass
+    return os.cpu_count() or 1
+
+
+@contextmanager
+def worker_pool(workers: int | None = None) -> Iterator[Any]:
+    """A fork pool of ``workers`` processes (default :func:`workers_wanted`), or None when fewer than two are
+    wanted or fork is unavailable; callers then do the work in this process."""
+    import multiprocessing
+
+    n = workers_wanted() if workers is None else workers
+    if n < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        yield None
+        return
+    from peftsum.report import figures
+
+    figures.preload()  # imported once here, inherited by every worker
+    pool = multiprocessing.get_context("fork").Pool(n)
+    try:
+        yield pool
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def timed(fn: Callable[..., Any], args: tuple) -> tuple[Any, float]:
+    """``(fn(*args), CPU seconds it took)``, measured in the process that ran it."""
+    c0 = time.process_time()
+    out = fn(*args)
+    return out, time.process_time() - c0
+
+
+class Pending:
+    """Results of :func:`submit`, in job order: ``get()`` waits for the pool, or computes them here."""
+
+    def __init__(self, fn: Callable[..., Any], jobs: Sequence[tuple], handle: Any) -> None:
+        self.fn, self.jobs, self.handle = fn, jobs, handle
+
+    def get(self) -> list[tuple[Any, float]]:
+        if self.handle is not None:
+            try:
+                return self.handle.get(timeout=POOL_TIMEOUT_S)
+            except Exception as err:  # any pool failure (a raising job too): redo the work here
+                print(f"peftsum report: worker pool failed ({type(err).__name__}: {err}); working in-process",
+                      file=sys.stderr)
+        return [timed(self.fn, args) for args in self.jobs]
+
+
+def submit(pool: Any, fn: Callable[..., Any], jobs: Sequence[tuple], chunksize: int = 1) -> Pending:
+    """Start ``fn(*args)`` for every args tuple in ``pool`` (None: nothing starts until ``get``)."""
+    handle = None
+    if pool is not None and jobs:
+        handle = pool.starmap_async(timed, [(fn, args) for args in jobs], chunksize=chunksize)
+    return Pending(fn, jobs, handle)
+
+
+def pmap(pool: Any, fn: Callable[..., Any], jobs: Sequence[tuple], chunksize: int = 1,
+         cpu: list[float] | None = None) -> list[Any]:
+    """``[fn(*args) for args in jobs]``, in ``pool`` when there is one; the CPU seconds spent in workers are
+    appended to ``cpu``."""
+    done = submit(pool, fn, jobs, chunksize).get()
+    if cpu is not None and pool is not None:
+        cpu.append(sum(seconds for _, seconds in done))
+    return [out for out, _ in done]

@@ -1,0 +1,100 @@
+"""How the report is built: batched paired bootstraps equal to peftsum.compare's, the worker pool changing
+nothing in the output, results.json one JSON document, per-phase timings, and the benchmark script running."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from peftsum.compare import paired_bootstrap
+from peftsum.report import aggregate, analysis, collect, worker_pool
+from peftsum.report.collect import read_attempt_json
+from peftsum.store import open_store
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _reference(store, c, pairs, metrics=("rougeL", "bleu")) -> list[dict]:
+    out = []
+    for _, a, b in pairs:
+        pa = read_attempt_json(store, c, a["cell_id"], "predictions.jsonl")
+        pb = read_attempt_json(store, c, b["cell_id"], "predictions.jsonl")
+        out += [paired_bootstrap(pa, pb, m) for m in metrics]
+    return out
+
+
+def _same(fast: dict, slow: dict) -> None:
+    assert (fast["metric"], fast["n"]) == (slow["metric"], slow["n"])
+    assert fast["diff"] == pytest.approx(slow["diff"], abs=1e-12)
+    assert fast["ci95"] == pytest.approx(slow["ci95"], abs=1e-12)
+    assert fast["p_a_better"] == pytest.approx(slow["p_a_better"], abs=1e-12)
+
+
+def test_batched_comparisons_equal_paired_bootstrap(tmp_path: Path, fake_cells: ModuleType) -> None:
+    fake_cells.write_fake_grid(tmp_path, "g", 40, with_failures=True)
+    store = open_store(str(tmp_path))
+    c = collect(store, "g")
+    pairs = analysis.default_pairs(c)
+    fast = analysis.comparisons(store, c)
+    assert len(fast) == 2 * len(pairs) and len(pairs) > 10
+    for f, s in zip(fast, _reference(store, c, pairs), strict=True):
+        _same(f, s)
+    with worker_pool(2) as pool:  # predictions read in workers: same numbers
+        assert analysis.comparisons(store, c, pool=pool) == fast
+
+
+def test_cells_with_other_example_order_fall_back_to_paired_bootstrap(tmp_path: Path,
+                                                                      fake_cells: ModuleType) -> None:
+    fake_cells.write_fake_grid(tmp_path, "g", 12)
+    store = open_store(str(tmp_path))
+    c = collect(store, "g")
+    pairs = analysis.default_pairs(c)
+    scores = {}
+    for _, a, b in pairs:
+        for r in (a, b):
+            rows = read_attempt_json(store, c, r["cell_id"], "predictions.jsonl")
+            scores[r["cell_id"]] = analysis.Scores(rows)
+    _, a, b = pairs[0]
+    rows_b = read_attempt_json(store, c, b["cell_id"], "predictions.jsonl")
+    scores[b["cell_id"]] = analysis.Scores(rows_b[::-1][:-3])  # reordered and three examples fewer
+    out = analysis.paired_comparisons(pairs[:1], scores, ("rougeL", "bleu"))
+    rows_a = read_attempt_json(store, c, a["cell_id"], "predictions.jsonl")
+    for x, m in zip(out, ("rougeL", "bleu"), strict=True):
+        _same(x, paired_bootstrap(rows_a, rows_b[::-1][:-3], m))
+        assert x["n"] == len(rows_a) - 3
+
+
+def test_worker_pool_changes_nothing_in_the_report(tmp_path: Path, fake_cells: ModuleType) -> None:
+    fake_cells.write_fake_grid(tmp_path, "g", 80, with_failures=True)  # above collect.PARALLEL_FROM
+    store = open_store(str(tmp_path))
+    report = tmp_path / "g" / "report"
+    outputs = []
+    for workers in (1, 2):
+        timings: dict = {}
+        aggregate(store, "g", workers=workers, timings=timings)
+        assert {"collect", "tables", "figures: wait", "write report"} <= set(timings)
+        assert all(v["wall_s"] >= 0 and v["cpu_s"] >= 0 for v in timings.values())
+        outputs.append({p.relative_to(report): p.read_bytes() for p in report.rglob("*") if p.is_file()})
+    assert outputs[0].keys() == outputs[1].keys()
+    assert [k for k in outputs[0] if outputs[0][k] != outputs[1][k]] == []
+    doc = json.loads(outputs[0][Path("results.json")])
+    c = collect(store, "g")
+    assert doc["grid"] == "g" and doc["results"] == c.results and doc["not_done"] == c.not_done
+    assert {x["kind"] for x in doc["comparisons"]} == {"PEFT vs full", "best vs runner-up"}
+
+
+def test_benchmark_reports_phases_and_sizes(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "aggregate_bench.py"), "--sizes", "16,32",
+                          "--repeat", "1", "--datasets", "2", "--examples", "8", "--keep", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [ln["cells"] for ln in lines] == [16, 32]
+    for ln in lines:
+        assert ln["report_s"] > 0 and ln["significance_s"] > 0 and "collect" in ln["phases"]
+    assert "per cell" in out.stderr and "phase" in out.stderr
