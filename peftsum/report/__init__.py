@@ -105,24 +105,28 @@ def build(store: Store, c: Collected, significance: bool = True, *, pool: Any = 
           while_drawing: Callable[[list[dict[str, Any]]], None] | None = None) -> dict[str, Any]:
     """Everything the report shows, as tables and figures (no writing).
 
-    Figures are drawn in ``pool`` (see :func:`worker_pool`) while this process reads predictions for the paired
-    bootstraps and builds the tables; ``while_drawing(comparisons)`` runs before waiting for the figures (aggregate
-    writes results.json there). ``timings`` in the result: wall and CPU seconds per phase.
+    In ``pool`` (see :func:`worker_pool`) the workers first read the predictions the paired bootstraps need, then
+    draw the figures, while this process builds the tables and computes the bootstraps; ``while_drawing(comps)``
+    runs before waiting for the figures (aggregate writes results.csv and results.json there). ``timings`` in the
+    result: wall and CPU seconds per phase (``phases``, if given, collects them).
     """
     phases = phases if phases is not None else Phases()
+    with phases("significance: start"):
+        finish = analysis.start_comparisons(store, c, pool=pool) if significance else None
     with phases("figures: start"):
         edas = analysis.eda_by_dataset(store, c)
         jobs = figure_jobs(c, edas)
         pending = parallel.submit(pool, _draw, [(fn, args) for _, _, fn, args in jobs])  # one figure per task
-    with phases("significance"):
-        cpu: list[float] = []
-        comps = analysis.comparisons(store, c, pool=pool, cpu=cpu) if significance else []
-        phases.add_cpu("significance", sum(cpu))
     with phases("tables"):
         examples = analysis.example_rows(store, c)
         tables = {"quality": quality_tables(c), "disk": cost_disk_table(c), "train": cost_train_table(c),
-                  "pareto": pareto_tables(c), "significance": significance_table(comps),
-                  "examples": examples_tables(examples), "eda": eda_tables(edas), "not_done": not_done_table(c)}
+                  "pareto": pareto_tables(c), "examples": examples_tables(examples), "eda": eda_tables(edas),
+                  "not_done": not_done_table(c)}
+    with phases("significance"):
+        cpu: list[float] = []
+        comps = finish(cpu) if finish is not None else []
+        phases.add_cpu("significance", sum(cpu))
+        tables["significance"] = significance_table(comps)
     if while_drawing is not None:
         with phases("write data"):
             while_drawing(comps)

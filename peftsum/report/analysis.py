@@ -4,14 +4,14 @@ predictions.jsonl, kept apart so their cost can be measured on its own."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from peftsum.compare import paired_bootstrap
 from peftsum.report.collect import Collected, labels, read_attempt_json
-from peftsum.report.parallel import pmap
+from peftsum.report.parallel import submit
 from peftsum.report.tables import BASELINES
 from peftsum.scoring import ROUGE_KEYS, bootstrap_indices, corpus_bleu_from_stats
 from peftsum.store import Store
@@ -83,20 +83,36 @@ def read_scores(store: Store, grid: str, cell_id: str, manifest: dict[str, Any])
 def comparisons(store: Store, c: Collected, metrics: tuple[str, ...] = ("rougeL", "bleu"),
                 samples: int = 1000, pool: Any = None, cpu: list[float] | None = None) -> list[dict[str, Any]]:
     """Every default comparison (:func:`default_pairs`) for each metric, as ``peftsum.compare.paired_bootstrap``
-    computes it (same resampled example indices, same numbers), batched.
+    computes it (same resampled example indices, same numbers to ~1e-16), batched.
 
     paired_bootstrap draws its indices from a fixed seed, so every pair of cells with the same n resamples the
     same examples: the indices are drawn once per n, each cell's predictions are read once (in ``pool`` when one
     is given) however many pairs it is in, each cell's resampled corpus BLEU is computed once, and the ROUGE
     differences of many pairs are resampled in one array operation. Pairs whose cells list different example ids
-    (or ids in another order) go through paired_bootstrap itself.
+    (or ids in another order) go through paired_bootstrap itself. ``cpu``: see :func:`start_comparisons`.
     """
+    return start_comparisons(store, c, metrics, samples, pool)(cpu)
+
+
+def start_comparisons(store: Store, c: Collected, metrics: tuple[str, ...] = ("rougeL", "bleu"),
+                      samples: int = 1000, pool: Any = None
+                      ) -> Callable[[list[float] | None], list[dict[str, Any]]]:
+    """Start reading the predictions :func:`comparisons` needs (in ``pool``, while the caller does other work);
+    returns ``finish(cpu)``, which waits for them and computes the comparisons, appending the workers' CPU
+    seconds to ``cpu`` when it is a list."""
     pairs = default_pairs(c)
     needed = sorted({r["cell_id"] for _, a, b in pairs for r in (a, b)})
     jobs = [(store, c.grid, cid, c.manifests[cid]) for cid in needed if cid in c.manifests]
-    loaded = pmap(pool, read_scores, jobs, chunksize=max(1, len(jobs) // 32), cpu=cpu)
-    scores: dict[str, Scores | None] = {job[2]: s for job, s in zip(jobs, loaded)}
-    return paired_comparisons(pairs, scores, metrics, samples)
+    pending = submit(pool, read_scores, jobs, chunksize=max(1, len(jobs) // 32))
+
+    def finish(cpu: list[float] | None = None) -> list[dict[str, Any]]:
+        done = pending.get()
+        if cpu is not None and pool is not None:
+            cpu.append(sum(seconds for _, seconds in done))
+        scores: dict[str, Scores | None] = {job[2]: s for job, (s, _) in zip(jobs, done)}
+        return paired_comparisons(pairs, scores, metrics, samples)
+
+    return finish
 
 
 def paired_comparisons(pairs: list[tuple[str, dict, dict]], scores: dict[str, Scores | None],
