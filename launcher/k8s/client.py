@@ -11,6 +11,7 @@ fake API server over real HTTP.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -60,8 +61,8 @@ class KubeClient:
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
 
-        try:
-            config.load_kube_config(context=context)
+        try:  # KUBECONFIG read now: the client reads it once at import, too early for a long-lived process
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None, context=context)
         except (ConfigException, OSError) as err:
             if context:
                 raise KubeUnreachable(f"cannot load kube context {context!r}: {err}") from None
@@ -103,6 +104,8 @@ class KubeClient:
                             reason) from None
         except (HTTPError, OSError) as err:
             raise KubeUnreachable(f"cannot reach the Kubernetes API: {err}") from None
+        except ValueError as err:  # the client validates bodies (pydantic) before sending
+            raise KubeError(f"{fn.__name__}: request refused by the client: {err}") from None
         return json.loads(resp.data or b"{}")
 
     def create_job(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -148,7 +148,7 @@ def resources(cpu: str, memory: str, gpus: int) -> dict[str, dict[str, Any]]:
     """Requests equal to limits (Guaranteed QoS: the scheduler's promise is what the cell gets)."""
     amounts: dict[str, Any] = {"cpu": cpu, "memory": memory}
     if gpus:
-        amounts["nvidia.com/gpu"] = gpus
+        amounts["nvidia.com/gpu"] = str(gpus)  # a quantity: the client (pydantic) refuses an int
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
