@@ -22,8 +22,9 @@ MAX_BARS = 20  # cell groups per dataset figure: the best cells by ROUGE-L (the 
 MAX_HIST_LINES = 4  # tokenizers per histogram panel; the EDA table lists them all
 DPI = 72
 # Unhinted glyphs render ~40% faster (FreeType's hinter is most of the per-glyph cost) and look the same at 72 dpi.
-RC = {"text.hinting": "no_hinting", "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8,
-      "xtick.labelsize": 7, "ytick.labelsize": 7, "legend.fontsize": 7, "figure.titlesize": 10}
+RC = {"text.hinting": "no_hinting", "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
+      "legend.fontsize": 8, "figure.titlesize": 11}
+TICK_FONT = 8
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
 
 
@@ -47,7 +48,10 @@ def _png(fig: Any) -> bytes:
 
 
 def _label(v: float, step: float) -> str:
-    decimals = max(0, -math.floor(math.log10(step))) if 0 < step < 1 else 0
+    """A tick value with as many decimals as the step between ticks needs (0.15 → 2, 0.2 → 1, 250 → 0)."""
+    decimals = 0
+    while decimals < 6 and abs(round(step, decimals) - step) > 1e-9 * max(1.0, abs(step)):
+        decimals += 1
     return f"{v:.{decimals}f}" if abs(v) < 1e6 else f"{v:.3g}"
 
 
@@ -74,12 +78,12 @@ def _ticks(ax: Any, x: int = 5, y: int = 5, xlabels: bool = True, ylabels: bool 
                 segments.append(((v, y0), (v, y1)))
                 if show:
                     ax.text(v, -0.015, _label(v, step), transform=ax.get_xaxis_transform(), ha="center", va="top",
-                            fontsize=7)
+                            fontsize=TICK_FONT)
             else:
                 segments.append(((x0, v), (x1, v)))
                 if show:
                     ax.text(-0.01, v, _label(v, step), transform=ax.get_yaxis_transform(), ha="right",
-                            va="center", fontsize=7)
+                            va="center", fontsize=TICK_FONT)
     ax.add_collection(LineCollection(segments, colors="#e4e4e4", linewidths=0.6, zorder=0), autolim=False)
 
 
@@ -120,8 +124,10 @@ def metric_bars(dataset: str, results: list[dict[str, Any]]) -> bytes:
     metrics = FIGURE_METRICS
     width = 0.8 / len(metrics)
     seeds = {labels(r["spec"])["seed"] for r in top}
-    with _figure(max(6.0, 0.55 * len(top) + 1.5), 3.8) as fig:
-        ax = fig.add_axes((0.07, 0.3, 0.91, 0.6))
+    fig_width = max(6.0, 0.55 * len(top) + 1.5)
+    with _figure(fig_width, 3.8) as fig:
+        left = 0.7 / fig_width  # room in inches for the y tick labels and the y label, whatever the width
+        ax = fig.add_axes((left, 0.3, 0.985 - left, 0.6))
         top_y = 0.05
         for k, m in enumerate(metrics):
             xs = np.arange(len(top)) + (k - 1.5) * width
@@ -142,7 +148,7 @@ def metric_bars(dataset: str, results: list[dict[str, Any]]) -> bytes:
         # Cell names as plain texts under the axis, not tick labels (see _ticks).
         for i, r in enumerate(top):
             ax.text(i + 0.3, -0.02, _name(r, len(seeds) > 1), transform=ax.get_xaxis_transform(), rotation=35,
-                    rotation_mode="anchor", ha="right", va="top", fontsize=7)
+                    rotation_mode="anchor", ha="right", va="top", fontsize=TICK_FONT)
         ax.set_ylabel("score (0–1), 95% CI", labelpad=24)
         ax.set_title(f"{dataset}: quality" + (f" (best {MAX_BARS} cells)" if len(results) > MAX_BARS else "")
                      + ("" if len(seeds) > 1 else f", seed {next(iter(seeds))}" if seeds else ""))
@@ -232,7 +238,7 @@ def histograms(dataset: str, edas: list[dict[str, Any]]) -> bytes:
         for ax in axes:
             _ticks(ax, 5, 4)
         axes[0].set_ylabel("share of examples", labelpad=26)
-        axes[0].legend(fontsize=6, frameon=False)
+        axes[0].legend(fontsize=7, frameon=False)
         fig.suptitle(f"{dataset}: token lengths")
         return _png(fig)
 

@@ -98,3 +98,11 @@ def test_benchmark_reports_phases_and_sizes(tmp_path: Path) -> None:
     for ln in lines:
         assert ln["report_s"] > 0 and ln["significance_s"] > 0 and "collect" in ln["phases"]
     assert "per cell" in out.stderr and "phase" in out.stderr
+
+
+def test_tick_labels_carry_the_decimals_their_step_needs() -> None:
+    from peftsum.report.figures import _label
+
+    assert [_label(v, 0.15) for v in (0.0, 0.15, 0.3)] == ["0.00", "0.15", "0.30"]
+    assert [_label(v, 0.2) for v in (1.2, 1.4)] == ["1.2", "1.4"]
+    assert [_label(v, 250.0) for v in (0.0, 250.0)] == ["0", "250"]
