@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 
+from launcher import store_commands
 from launcher.k8s import commands as k8s_commands
 from peftsum.spec import SpecError, load_grid
 
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--context", help="--k8s: kube context (default: the current one)")
     rep.add_argument("--namespace", help="--k8s: namespace (default: cluster.namespace)")
     k8s_commands.add_parsers(sub)
+    store_commands.add_parsers(sub)
     args = parser.parse_args(argv)
 
     if args.command == "validate":
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         return k8s_commands.report_k8s(args) if args.k8s else _report(args)
     if args.command in k8s_commands.COMMANDS:
         return k8s_commands.run(args)
+    if args.command in store_commands.COMMANDS:
+        return store_commands.COMMANDS[args.command](args)
     return _run(args)
 
 

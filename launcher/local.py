@@ -6,6 +6,7 @@ a failed cell is reported and the others go on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from peftsum.spec import Cell, Grid
-from peftsum.store import Store
+from peftsum.store import LocalStore, Store, StoreError
 from peftsum.store import cells as layout
 
 
@@ -50,6 +51,9 @@ def run_one(store: Store, grid: str, cell: Cell, log_dir: Path, threads: int | N
         proc = subprocess.run(cell_command(store, grid, cell.cell_id), stdout=log, stderr=subprocess.STDOUT,
                               env=env, check=False)
     seconds = time.monotonic() - t0
+    if not isinstance(store, LocalStore):  # keep the log with the cell's other files
+        with contextlib.suppress(StoreError):
+            store.upload(layout.cell_key(grid, cell.cell_id, "cell.log"), log_path)
     if proc.returncode == 0 and layout.done_manifest(store, grid, cell.cell_id):
         return Outcome(cell, "done", 0, seconds, log=log_path)
     status = layout.read_status(store, grid, cell.cell_id) or {}
@@ -57,11 +61,20 @@ def run_one(store: Store, grid: str, cell: Cell, log_dir: Path, threads: int | N
     return Outcome(cell, "failed", proc.returncode, seconds, reason, log_path)
 
 
+def log_folder(store: Store, grid: str) -> Path:
+    """Where cell logs go on this machine: beside the cells for a local store, ``./logs/<grid>/`` for a remote
+    one (each log is also uploaded next to the cell), or ``$PEFTSUM_LOG_DIR/<grid>/logs``."""
+    if os.environ.get("PEFTSUM_LOG_DIR"):
+        return Path(os.environ["PEFTSUM_LOG_DIR"]) / grid / "logs"
+    if isinstance(store, LocalStore):
+        return store.root / grid / "logs"
+    return Path("logs") / grid
+
+
 def run_grid(store: Store, grid: Grid, jobs: int = 1, on_event=None) -> list[Outcome]:
     """Run every not-done cell of ``grid`` with at most ``jobs`` at a time; returns one Outcome per cell."""
     write_specs(store, grid)
-    log_root = os.environ.get("PEFTSUM_LOG_DIR") or store.uri  # local stores only, for now: logs beside the cells
-    log_dir = Path(log_root) / grid.name / "logs"
+    log_dir = log_folder(store, grid.name)
     log_dir.mkdir(parents=True, exist_ok=True)
     outcomes: list[Outcome] = []
     todo = []

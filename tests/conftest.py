@@ -32,7 +32,11 @@ class S3Env:
 def s3_server():
     """moto's real S3 HTTP server on a free port, behind the fault-injecting proxy of tests/s3server.py."""
     pytest.importorskip("moto")
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns failure output
     from s3server import Faults, free_port, start_proxy
 
     port = free_port()

@@ -185,3 +185,22 @@ def test_energy_meter_without_nvml_is_none() -> None:
     assert EnergyMeter(counter=lambda: None).read() is None
     meter = EnergyMeter(counter=None)  # no pynvml / no GPU on this machine
     assert meter.read() is None
+
+
+def test_launcher_cancel_deletes_the_grids_groups(gateway: str, tmp_path: Path) -> None:
+    """`launcher cancel --all` empties the gateway of the grid's groups even where no cluster is reachable (it
+    says so and exits 1 for the Jobs it could not delete); other grids' groups stay."""
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text(GRID.replace("name: telemetry", "name: cancel-me"))
+    cell_id = parse_grid(grid_file.read_text()).cells[0].cell_id
+    for grid, cell in (("cancel-me", cell_id), ("cancel-me", "dddddddddddd"), ("other", "eeeeeeeeeeee")):
+        m = CellMetrics(grid, cell, "tiny-gpt2", "full", "synthetic-dialogsum")
+        m.set("peftsum_train_progress_ratio", 0.5)
+        m.push(gateway)
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "no-kubeconfig")}
+    out = subprocess.run([sys.executable, "-m", "launcher.cli", "cancel", str(grid_file), "--all", "--pushgateway",
+                          gateway], capture_output=True, text=True, timeout=120, env=env)
+    assert "deleted 2 Pushgateway group(s)" in out.stdout, out.stdout + out.stderr
+    assert grid_groups(gateway, "cancel-me") == []
+    assert [g["cell"] for g in grid_groups(gateway, "other")] == ["eeeeeeeeeeee"]
+    assert out.returncode == 1 and "unreachable" in out.stderr  # Jobs could not be deleted: said, not hidden

@@ -35,10 +35,15 @@ _FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parqu
 
 
 def _local(ref: DatasetRef, split: str, limit: int | None) -> list[dict]:
-    """A folder with ``<split>.{jsonl,csv,parquet}`` files, or one file used for every split."""
+    """A folder with ``<split>.{jsonl,csv,parquet}`` files, or one file used for every split; local or s3://."""
     import datasets
 
-    root = Path(ref.id).expanduser()
+    if ref.id.startswith("s3://"):  # staged in the store: downloaded once into the cache, then read locally
+        from peftsum.store.fetch import materialize
+
+        root = materialize(ref.id)
+    else:
+        root = Path(ref.id).expanduser()
     if root.is_dir():
         files = [p for p in sorted(root.iterdir()) if p.stem == split and p.suffix in _FORMATS]
         if not files:

@@ -1,0 +1,81 @@
+"""``peftsum stage``: copy the models and datasets a grid uses into the store, once, for clusters without internet.
+
+Models are copied file by file from where from_pretrained would read them (the hub snapshot, a local folder, the
+built-in tiny models); dataset splits are written as ``<split>.jsonl`` with the grid's column names, which the local
+loader reads back. The output is the grid overrides that point the grid at the staged copies.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from peftsum.spec import Grid
+from peftsum.spec.cell import DatasetRef, ModelRef
+from peftsum.store import Store
+
+PREFIX = "_staged"
+SPLITS = ("train", "validation", "test")
+
+
+def _model_folder(ref: ModelRef) -> Path:
+    from peftsum.models.load import resolve_path
+
+    path = resolve_path(ref)
+    if Path(path).is_dir():
+        return Path(path)
+    from huggingface_hub import snapshot_download  # a hub id: needs the internet once, here, not in the pod
+
+    return Path(snapshot_download(path, revision=ref.revision))
+
+
+def stage_model(store: Store, name: str, ref: ModelRef, log: Any = print) -> str:
+    """Upload the model's files under ``_staged/models/<name>/``; returns its s3:// (or local) URI."""
+    folder = _model_folder(ref)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    for i, path in enumerate(files, 1):
+        store.upload(f"{PREFIX}/models/{name}/{path.relative_to(folder).as_posix()}", path.resolve())
+        log(f"  model {name}: {i}/{len(files)} {path.relative_to(folder)}")
+    return f"{store.uri}/{PREFIX}/models/{name}"
+
+
+def stage_dataset(store: Store, name: str, ref: DatasetRef, log: Any = print) -> str:
+    """Write every split that exists as ``_staged/datasets/<name>/<split>.jsonl``; returns its URI."""
+    from peftsum.data.load import LOADERS
+
+    staged = 0
+    for split in SPLITS:
+        try:
+            rows = LOADERS.get(ref.source)(ref, split, None)
+        except (FileNotFoundError, ValueError, KeyError) as err:  # a dataset without this split
+            log(f"  dataset {name}: no {split} split ({type(err).__name__}); skipped")
+            continue
+        keep = [c for c in (ref.id_column, ref.source_column, ref.summary_column) if c]
+        lines = [json.dumps({c: row.get(c) for c in keep}, ensure_ascii=False) for row in rows]
+        store.write_bytes(f"{PREFIX}/datasets/{name}/{split}.jsonl", ("\n".join(lines) + "\n").encode())
+        staged += 1
+        log(f"  dataset {name}: {split} {len(rows)} rows")
+    if not staged:
+        raise FileNotFoundError(f"dataset {name}: no split could be read")
+    return f"{store.uri}/{PREFIX}/datasets/{name}"
+
+
+def stage_grid(store: Store, grid: Grid, log: Any = print) -> dict[str, Any]:
+    """Stage every model and dataset of ``grid``; returns the ``models:``/``datasets:`` overrides to use them."""
+    models: dict[str, ModelRef] = {}
+    datasets: dict[str, DatasetRef] = {}
+    for cell in grid.cells:
+        if cell.model is not None and not cell.model.hub_id.startswith("s3://"):
+            models[cell.model.name] = cell.model
+        if not cell.dataset.id.startswith("s3://"):
+            datasets[cell.dataset.name] = cell.dataset
+    out: dict[str, Any] = {"models": {}, "datasets": {}}
+    for name, ref in sorted(models.items()):
+        out["models"][name] = {"hub_id": stage_model(store, name, ref, log), "arch": ref.arch,
+                               "context": ref.context, "revision": None}
+    for name, ref in sorted(datasets.items()):
+        out["datasets"][name] = {"source": "local", "id": stage_dataset(store, name, ref, log), "kind": ref.kind,
+                                 "source_column": ref.source_column, "summary_column": ref.summary_column,
+                                 **({"id_column": ref.id_column} if ref.id_column else {})}
+    return out
