@@ -60,23 +60,51 @@ class EnergyMeter:
         return self.total_mj / 1000.0
 
 
-def _nvml_energy_counter() -> Callable[[], int | None] | None:
+class NvmlMemory:
+    """Peak device memory in use on GPU 0 according to NVML, over the calls to ``sample``.
+
+    Unlike torch's ``max_memory_allocated`` this includes the CUDA context, the caching allocator's reserve and other
+    processes: what the device really had to hold, which is what decides whether a larger model fits.
+
+    Args:
+        reader: returns used bytes, or None where unavailable. Injected in tests; defaults to NVML's
+            nvmlDeviceGetMemoryInfo(...).used.
+    """
+
+    def __init__(self, reader: Callable[[], int | None] | None = None) -> None:
+        self.reader = reader if reader is not None else _nvml_reader(lambda nv, h: nv.nvmlDeviceGetMemoryInfo(h).used)
+        self.peak: int | None = None
+
+    def sample(self) -> int | None:
+        """Take a reading; returns the peak so far (None without NVML)."""
+        now = self.reader() if self.reader is not None else None
+        if now is not None:
+            self.peak = now if self.peak is None else max(self.peak, now)
+        return self.peak
+
+
+def _nvml_reader(query: Callable[[Any, Any], Any]) -> Callable[[], int | None] | None:
+    """A reader of ``query(pynvml, handle_of_gpu_0)``, or None if NVML or the query is unavailable here."""
     try:
         import pynvml
 
         pynvml.nvmlInit()
         handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-        pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-    except Exception:  # no pynvml, no driver, no GPU, or a GPU without the counter
+        query(pynvml, handle)
+    except Exception:  # no pynvml, no driver, no GPU, or a GPU without this counter
         return None
 
     def read() -> int | None:
         try:
-            return int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+            return int(query(pynvml, handle))
         except Exception:
             return None
 
     return read
+
+
+def _nvml_energy_counter() -> Callable[[], int | None] | None:
+    return _nvml_reader(lambda nv, h: nv.nvmlDeviceGetTotalEnergyConsumption(h))
 
 
 def gpu_info() -> dict[str, Any]:

@@ -48,6 +48,7 @@ class GenerateStats(TypedDict):
 
 class Resources(TypedDict):
     gpu_peak_bytes: int | None  # torch.cuda.max_memory_allocated; None without a GPU
+    gpu_nvml_peak_bytes: int | None  # peak device memory in use per NVML (context + allocator cache); None w/o NVML
     ram_peak_bytes: int  # peak RSS of the cell process
     energy_joules: float | None  # NVML total-energy delta over the cell; None without NVML
     trainable_params: int  # parameters with requires_grad during training

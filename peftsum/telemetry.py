@@ -30,7 +30,8 @@ METRICS: dict[str, tuple[str, str, str | None]] = {
     "peftsum_train_loss": ("gauge", "Mean training loss of the last optimizer step.", None),
     "peftsum_train_progress_ratio": ("gauge", "Optimizer steps done / planned (0-1).", None),
     "peftsum_phase_duration_seconds": ("gauge", "Wall seconds spent per phase of the cell.", "phase"),
-    "peftsum_gpu_memory_peak_bytes": ("gauge", "Peak GPU memory allocated by torch (absent without a GPU).", None),
+    "peftsum_gpu_memory_peak_bytes": ("gauge", "Peak GPU memory: allocated by torch, and used on the device per NVML "
+                                      "(absent without a GPU).", "source"),
     "peftsum_gpu_energy_joules_total": ("counter", "GPU energy since the cell started, from NVML's counter.",
                                         None),
     "peftsum_eval_score": ("gauge", "Evaluation score (0-1) of the finished cell.", "metric"),
@@ -46,8 +47,7 @@ class CellMetrics:
         self.labels = {"grid": grid, "cell": cell_id, "model": model, "method": method, "dataset": dataset}
         self._lock = threading.Lock()
         self._values: dict[str, float] = {}
-        self._phases: dict[str, float] = {}
-        self._scores: dict[str, float] = {}
+        self._series: dict[str, dict[str, float]] = {}  # labelled metrics: name → {extra label value: value}
         self.sample: Callable[[CellMetrics], None] | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self)
@@ -62,24 +62,23 @@ class CellMetrics:
             else:
                 self._values[name] = float(value)
 
-    def phases(self, seconds: dict[str, float]) -> None:
+    def series(self, name: str, values: dict[str, float | None]) -> None:
+        """Replace a labelled metric's series (phase → seconds, metric → score, source → bytes); None drops one."""
+        if name not in METRICS or METRICS[name][2] is None:
+            raise KeyError(f"{name} is not a labelled metric of peftsum")
         with self._lock:
-            self._phases = dict(seconds)
-
-    def scores(self, scores: dict[str, float]) -> None:
-        with self._lock:
-            self._scores = dict(scores)
+            self._series[name] = {k: float(v) for k, v in values.items() if v is not None}
 
     def succeeded(self, scores: dict[str, float]) -> None:
         """The cell is done: its scores, and the success timestamp (set only here, never on failure)."""
-        self.scores(scores)
+        self.series("peftsum_eval_score", scores)
         self.set("peftsum_cell_last_success_timestamp_seconds", time.time())
 
     def collect(self) -> Iterator[Metric]:
         if self.sample is not None:
             self.sample(self)  # refresh the values read at push/scrape time (energy, GPU memory, phases)
         with self._lock:
-            values, phases, scores = dict(self._values), dict(self._phases), dict(self._scores)
+            values, all_series = dict(self._values), {k: dict(v) for k, v in self._series.items()}
         names, label_values = list(self.labels), list(self.labels.values())
         for name, (kind, doc, extra) in METRICS.items():
             if kind == "counter":
@@ -91,7 +90,7 @@ class CellMetrics:
                     continue
                 family.add_metric(label_values, values[name])
             else:
-                series = phases if extra == "phase" else scores
+                series = all_series.get(name)
                 if not series:
                     continue
                 for key, value in sorted(series.items()):

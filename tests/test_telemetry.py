@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from peftsum.resources import EnergyMeter
+from peftsum.resources import EnergyMeter, NvmlMemory
 from peftsum.spec import parse_grid
 from peftsum.store import cells as layout
 from peftsum.store import open_store
@@ -55,11 +55,12 @@ def gateway(tmp_path_factory: pytest.TempPathFactory):
     proc.wait(timeout=10)
 
 
-def _peftsum_samples(text: str) -> dict[str, list]:
+def _peftsum_samples(text: str, grid: str) -> dict[str, list]:
+    """peftsum's samples of one grid (the gateway holds other tests' groups too)."""
     out: dict[str, list] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name.startswith("peftsum_"):
+            if sample.name.startswith("peftsum_") and sample.labels.get("grid") == grid:
                 out.setdefault(sample.name, []).append(sample)
     return out
 
@@ -85,7 +86,7 @@ def test_a_cell_pushes_the_design_metrics(gateway: str, tmp_path: Path) -> None:
     manifest = layout.done_manifest(store, "telemetry", cell.cell_id)
     result = json.loads(store.read_bytes(layout.result_key("telemetry", cell.cell_id, manifest)))
 
-    samples = _peftsum_samples(_get(gateway + "/metrics"))
+    samples = _peftsum_samples(_get(gateway + "/metrics"), "telemetry")
     for name in ("peftsum_train_tokens_total", "peftsum_train_loss", "peftsum_train_progress_ratio",
                  "peftsum_phase_duration_seconds", "peftsum_eval_score",
                  "peftsum_cell_last_success_timestamp_seconds"):
@@ -95,7 +96,7 @@ def test_a_cell_pushes_the_design_metrics(gateway: str, tmp_path: Path) -> None:
     for series in samples.values():
         for s in series:
             assert LABELS <= set(s.labels)
-            assert s.labels["grid"] == "telemetry" and s.labels["cell"] == cell.cell_id
+            assert s.labels["cell"] == cell.cell_id
             assert (s.labels["model"], s.labels["method"], s.labels["dataset"]) == (
                 "tiny-gpt2", "full", "synthetic-dialogsum")
             assert s.labels["job"] == "peftsum"
@@ -137,9 +138,9 @@ def test_exposition_passes_promtool(tmp_path: Path) -> None:
     m.set("peftsum_train_tokens_total", 12345)
     m.set("peftsum_train_loss", 2.5)
     m.set("peftsum_train_progress_ratio", 0.5)
-    m.set("peftsum_gpu_memory_peak_bytes", 1 << 30)
+    m.series("peftsum_gpu_memory_peak_bytes", {"torch": 1 << 30, "nvml": 3 << 29})
     m.set("peftsum_gpu_energy_joules_total", 321.5)
-    m.phases({"load": 1.0, "train": 20.0})
+    m.series("peftsum_phase_duration_seconds", {"load": 1.0, "train": 20.0})
     m.succeeded({"rougeL": 0.3, "bleu": 0.1})
     port = free_port()
     m.serve(port)  # what --metrics-port serves to a scraper
@@ -169,7 +170,9 @@ def test_unknown_metric_names_are_refused() -> None:
     with pytest.raises(KeyError):
         m.set("peftsum_made_up", 1.0)
     with pytest.raises(KeyError):
-        m.set("peftsum_eval_score", 1.0)  # needs its metric label: use succeeded()/scores()
+        m.set("peftsum_eval_score", 1.0)  # needs its metric label: series()
+    with pytest.raises(KeyError):
+        m.series("peftsum_train_loss", {"x": 1.0})  # has none
 
 
 def test_energy_meter_delta_and_counter_reset() -> None:
@@ -179,6 +182,13 @@ def test_energy_meter_delta_and_counter_reset() -> None:
     assert meter.read() == pytest.approx(250.0)  # idle: a non-negative, non-decreasing total
     assert meter.read() == pytest.approx(650.0)  # reset: the 250 J before it kept, + 400 J since
     assert meter.read() == pytest.approx(750.0)
+
+
+def test_nvml_memory_keeps_the_peak() -> None:
+    readings = iter([100, 300, 200, None, 250])
+    mem = NvmlMemory(reader=lambda: next(readings))
+    assert [mem.sample() for _ in range(5)] == [100, 300, 300, 300, 300]
+    assert NvmlMemory(reader=lambda: None).sample() is None
 
 
 def test_energy_meter_without_nvml_is_none() -> None:
