@@ -13,6 +13,7 @@ from "the grid changed under an existing Job".
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -66,58 +67,104 @@ def render_text(template: str, **values: Any) -> dict[str, Any]:
 
 
 _SLOT_JSON = re.compile(r'"\\u0000slot([0-9]+)\\u0000"')
-_skeletons: dict[tuple[str, str], str] = {}
-_quote = json.encoder.encode_basestring_ascii  # a str as a JSON string literal (C, no dumps() overhead)
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"(:?)')  # every JSON string literal in order; group 1: a key's ':'
+_shared_masks: list[tuple[dict[str, Any], str, list[str]]] = []  # (shared values, masked JSON, their literals)
+_skeletons: dict[tuple[str, int, str], str] = {}
+_CACHE_MAX = 64  # distinct shared value sets kept (a process renders one or a few grids)
 
 
-def render_template(template: str, **values: Any) -> dict[str, Any]:
-    """:func:`render_text`, with the parse shared by objects of the same shape (the grid's Jobs).
+def _mask(values: dict[str, Any], slots: list[str]) -> str:
+    """``values`` as JSON with every non-empty string value replaced by a slot token (its literal goes to ``slots``).
 
-    Parsing YAML costs ~3 ms per Job, 3 s for a 1,000-cell grid, yet the Jobs of a grid differ only in string
-    values (names, labels, args). So every non-empty string value is first replaced by a slot token, the template
-    is rendered and parsed once per shape and kept as JSON, and each slot's JSON string is replaced by the real
-    value's JSON before ``json.loads``. The result equals :func:`render_text`'s (tested) because templates only
-    place values through ``tojson`` and branch on their presence, never compute with them; a slot token left
-    anywhere (a template that concatenated a value with other text) is an error, not a silent change.
+    Keys are kept (they are part of the shape), and so are empty strings (templates may test a value's presence).
     """
+    def to_slot(m: re.Match[str]) -> str:
+        literal = m.group()
+        if m.group(1) or literal == '""':
+            return literal
+        slots.append(literal)
+        return f'"\\u0000slot{len(slots) - 1}\\u0000"'
+
+    return _STRING.sub(to_slot, json.dumps(values, separators=(",", ":"), allow_nan=False))
+
+
+def _shared_entry(shared: dict[str, Any]) -> int:
+    """Index of ``shared`` among the shared value sets seen (compared by value), masking it on first sight."""
+    for i, (seen, _, _) in enumerate(_shared_masks):
+        if seen == shared:
+            return i
+    if len(_shared_masks) >= _CACHE_MAX:  # bounded: start over rather than grow in a long-lived process
+        _shared_masks.clear()
+        _skeletons.clear()
     slots: list[str] = []
+    _shared_masks.append((copy.deepcopy(shared), _mask(shared, slots), slots))
+    return len(_shared_masks) - 1
 
-    def mask(value: Any) -> Any:
-        kind = type(value)
-        if kind is str:
-            if not value:
-                return value
-            slots.append(value)
-            return f"\x00slot{len(slots) - 1}\x00"
-        if kind is dict:
-            return {k: mask(v) for k, v in value.items()}
-        if kind is list or kind is tuple:
-            return [mask(v) for v in value]
-        return value
 
-    masked = mask(values)
-    key = (template, json.dumps(masked, sort_keys=True))
+def render_json(template: str, shared: dict[str, Any] | None = None, **values: Any) -> str:
+    """:func:`render_text` of ``shared`` and ``values`` together, with the YAML parse shared by objects of one shape.
+
+    Parsing YAML costs ~3 ms per Job, 3 s for a 1,000-cell grid, yet a grid's Jobs differ only in a few string
+    values (name, labels, annotations, args); everything in ``shared`` (image, env, resources, placement) is the
+    same for all of them. So every non-empty string in the values is replaced by a slot token; the template is
+    rendered and parsed once per (shared values, shape of the others) and kept as JSON with the shared strings
+    filled in; each object then only needs its own strings put back, and ``json.loads``. The result equals
+    :func:`render_text`'s (tested) because templates only place values through ``tojson`` and branch on their
+    presence, never compute with them; a slot token left anywhere (a template that combined a value with other
+    text) is an error, not a silent change.
+
+    Returns the object as canonical JSON (sorted keys, no spaces): the text :func:`job_hash` hashes.
+    """
+    shared = shared or {}
+    if shared.keys() & values.keys():
+        raise ValueError(f"{template}: keys both shared and per object: {sorted(shared.keys() & values.keys())}")
+    entry = _shared_entry(shared)
+    _, shared_masked, shared_slots = _shared_masks[entry]
+    slots = list(shared_slots)
+    masked = _mask(values, slots)
+    key = (template, entry, masked)
     skeleton = _skeletons.get(key)
     if skeleton is None:
-        skeleton = _skeletons[key] = json.dumps(render_text(template, **masked), sort_keys=True)
-    quoted = [_quote(v) for v in slots]
-    text = _SLOT_JSON.sub(lambda m: quoted[int(m.group(1))], skeleton)
+        parsed = render_text(template, **json.loads(shared_masked), **json.loads(masked))
+        own = len(shared_slots)
+        skeleton = _SLOT_JSON.sub(lambda m: shared_slots[int(m.group(1))] if int(m.group(1)) < own
+                                  else m.group(), canonical(parsed))
+        _skeletons[key] = skeleton
+    text = _SLOT_JSON.sub(lambda m: slots[int(m.group(1))], skeleton)
     if "\\u0000slot" in text:
         raise ValueError(f"{template}: a value was combined with other text; place values whole, through tojson")
-    return json.loads(text)
+    return text
+
+
+def render_template(template: str, shared: dict[str, Any] | None = None, **values: Any) -> dict[str, Any]:
+    """:func:`render_json`, parsed."""
+    return json.loads(render_json(template, shared, **values))
+
+
+def canonical(obj: Any) -> str:
+    """Canonical JSON: sorted keys, no whitespace, ASCII (what :func:`job_hash` hashes)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def job_hash(obj: dict[str, Any]) -> str:
     """SHA-256 (first 16 hex digits) of the object's canonical JSON, ignoring its own hash annotation."""
     meta = dict(obj.get("metadata") or {})
     meta["annotations"] = {k: v for k, v in (meta.get("annotations") or {}).items() if k != names.ANNOTATION_HASH}
-    body = {**obj, "metadata": meta}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    return _digest(canonical({**obj, "metadata": meta}))
 
 
-def with_hash(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object with its ``peftsum.io/job-hash`` annotation set."""
-    obj["metadata"].setdefault("annotations", {})[names.ANNOTATION_HASH] = job_hash(obj)
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def from_json_with_hash(text: str) -> dict[str, Any]:
+    """Parse a :func:`render_json` result and set its ``peftsum.io/job-hash`` annotation.
+
+    ``text`` is already the canonical JSON of the object without the annotation, so it is hashed as is (the same
+    value :func:`job_hash` computes from the dict; tested).
+    """
+    obj = json.loads(text)
+    obj["metadata"].setdefault("annotations", {})[names.ANNOTATION_HASH] = _digest(text)
     return obj
 
 
@@ -152,56 +199,65 @@ def resources(cpu: str, memory: str, gpus: int) -> dict[str, dict[str, Any]]:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
-def pod_values(grid: Grid, cluster: ClusterSettings, *, container: str, args: list[str], labels: dict[str, str],
-               annotations: dict[str, str], res: dict[str, Any], placement: bool) -> dict[str, Any]:
-    """The values of ``_pod.yaml.j2``; ``placement`` adds node selector, tolerations and priority class."""
-    return {"labels": labels, "annotations": annotations, "container": container, "image": cluster.image,
-            "pull_policy": cluster.image_pull_policy, "pull_secret": cluster.image_pull_secret, "args": args,
-            "env": pod_env(grid, cluster), "resources": res,
+def pod_values(grid: Grid, cluster: ClusterSettings, *, container: str, res: dict[str, Any],
+               placement: bool) -> dict[str, Any]:
+    """The ``pod`` values of ``_pod.yaml.j2`` (the same for every Job of a kind); ``placement`` adds node selector,
+    tolerations and priority class."""
+    return {"container": container, "image": cluster.image, "pull_policy": cluster.image_pull_policy,
+            "pull_secret": cluster.image_pull_secret, "env": pod_env(grid, cluster), "resources": res,
             "node_selector": cluster.node_selector if placement else None,
             "tolerations": list(cluster.tolerations or ()) if placement else None,
             "priority_class": cluster.priority_class if placement else None,
             "grace": cluster.termination_grace_period_seconds, "cache_pvc": cluster.cache_pvc}
 
 
-def _job_values(name: str, cluster: ClusterSettings, labels: dict[str, str], annotations: dict[str, str],
-                pod: dict[str, Any], backoff_limit: int) -> dict[str, Any]:
-    if cluster.queue:
-        labels = {**labels, names.KUEUE_QUEUE: cluster.queue}
-    return {"name": name, "namespace": cluster.namespace, "labels": labels, "annotations": annotations,
-            "suspend": bool(cluster.queue), "backoff_limit": backoff_limit,
-            "active_deadline_seconds": cluster.active_deadline_seconds,
+def job_values(cluster: ClusterSettings, pod: dict[str, Any], backoff_limit: int) -> dict[str, Any]:
+    """The values every Job of a kind shares: namespace, queue, retry and time limits, the pod."""
+    return {"namespace": cluster.namespace, "queue": cluster.queue, "suspend": bool(cluster.queue),
+            "backoff_limit": backoff_limit, "active_deadline_seconds": cluster.active_deadline_seconds,
             "ttl_seconds_after_finished": cluster.ttl_seconds_after_finished, "pod": pod}
 
 
-def cell_job(grid: Grid, cell: Cell, cluster: ClusterSettings) -> dict[str, Any]:
-    """The Job that runs ``cell``: ``peftsum cell --store <grid.store> --grid <name> --cell <id>``."""
-    cell_id = cell.cell_id  # computed once: hashing a cell costs ~0.3 ms
-    labels = names.cell_labels(grid, cell, cell_id)
-    annotations = names.cell_annotations(cell)
-    args = ["cell", "--store", grid.store, "--grid", grid.name, "--cell", cell_id]
-    pod = pod_values(grid, cluster, container="cell", args=args, labels=labels, annotations=annotations,
-                     res=resources(cluster.cpu, cluster.memory, cluster.gpus), placement=True)
-    values = _job_values(names.cell_job_name(grid.name, cell_id), cluster, labels, annotations, pod,
-                         cluster.backoff_limit)
-    return with_hash(render_template(CELL_TEMPLATE, **values))
+def _queued(labels: dict[str, str], cluster: ClusterSettings) -> dict[str, str]:
+    """Labels plus Kueue's queue label when the grid names a queue."""
+    return {**labels, names.KUEUE_QUEUE: cluster.queue} if cluster.queue else labels
+
+
+def cell_shared(grid: Grid, cluster: ClusterSettings) -> dict[str, Any]:
+    """What all cell Jobs of ``grid`` share (computed once by :func:`cell_jobs`)."""
+    pod = pod_values(grid, cluster, container="cell", res=resources(cluster.cpu, cluster.memory, cluster.gpus),
+                     placement=True)
+    return job_values(cluster, pod, cluster.backoff_limit)
+
+
+def cell_job(grid: Grid, cell: Cell, cluster: ClusterSettings, shared: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Job that runs ``cell``: ``peftsum cell --store <grid.store> --grid <name> --cell <id>``.
+
+    ``shared`` is :func:`cell_shared` of the same grid and cluster, passed in when rendering many cells.
+    """
+    cell_id = cell.cell_id
+    return from_json_with_hash(render_json(
+        CELL_TEMPLATE, shared if shared is not None else cell_shared(grid, cluster),
+        name=names.cell_job_name(grid.name, cell_id), labels=_queued(names.cell_labels(grid, cell, cell_id), cluster),
+        annotations=names.cell_annotations(cell),
+        args=["cell", "--store", grid.store, "--grid", grid.name, "--cell", cell_id]))
 
 
 def aggregate_job(grid: Grid, cluster: ClusterSettings) -> dict[str, Any]:
     """The Job that builds the report: ``peftsum aggregate --grid <name> --store <grid.store>`` (no GPU)."""
-    labels = names.common_labels(grid, "aggregate")
-    annotations = {f"{names.GROUP}/cells": str(len(grid.cells))}
-    args = ["aggregate", "--grid", grid.name, "--store", grid.store]
-    pod = pod_values(grid, cluster, container="aggregate", args=args, labels=labels, annotations=annotations,
-                     res=resources("1", "4Gi", 0), placement=False)
-    values = _job_values(names.aggregate_job_name(grid.name), cluster, labels, annotations, pod, 2)
-    return with_hash(render_template(AGGREGATE_TEMPLATE, **values))
+    pod = pod_values(grid, cluster, container="aggregate", res=resources("1", "4Gi", 0), placement=False)
+    return from_json_with_hash(render_json(
+        AGGREGATE_TEMPLATE, job_values(cluster, pod, 2), name=names.aggregate_job_name(grid.name),
+        labels=_queued(names.common_labels(grid, "aggregate"), cluster),
+        annotations={f"{names.GROUP}/cells": str(len(grid.cells))},
+        args=["aggregate", "--grid", grid.name, "--store", grid.store]))
 
 
 def cell_jobs(grid: Grid, cluster: ClusterSettings | None = None) -> dict[str, dict[str, Any]]:
     """cell id → its Job, in grid order."""
     cluster = cluster or grid.cluster
-    jobs = (cell_job(grid, cell, cluster) for cell in grid.cells)
+    shared = cell_shared(grid, cluster)
+    jobs = (cell_job(grid, cell, cluster, shared) for cell in grid.cells)
     return {job["metadata"]["labels"][names.LABEL_CELL]: job for job in jobs}
 
 

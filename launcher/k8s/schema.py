@@ -180,12 +180,19 @@ class Compiler:
         return check
 
 
+_EXACT = {"object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,), "null": (type(None),),
+          "number": (int, float), "integer": (int,)}
+
+
 def _type_check(arg: str | list[str]) -> Check:
     names = [arg] if isinstance(arg, str) else list(arg)
+    exact = frozenset(t for n in names for t in _EXACT[n])  # JSON values have exactly these types (bool is not int)
     preds = [_TYPES[n] for n in names]
 
     def check(v: Any, p: str, e: list) -> None:
-        for pred in preds:
+        if type(v) in exact:
+            return
+        for pred in preds:  # the rare cases: an integral float as integer, a dict/list subclass
             if pred(v):
                 return
         e.append(f"{_at(p)}: {v!r} is not of type {' or '.join(names)}")

@@ -31,6 +31,9 @@ def test_paper_renders_36_jobs_valid_for_kubernetes_1_31(paper) -> None:
     assert len(jobs) == 36
     for obj in objects:  # kubernetes-validate's own entry point, strict (unknown fields are errors)
         assert kubernetes_validate.validate(obj, "1.31", strict=True) == "1.31"
+        # the hash taken from the rendered JSON text is job_hash's definition over the dict
+        assert obj["metadata"]["annotations"][names.ANNOTATION_HASH] == render.job_hash(obj)
+    assert len({o["metadata"]["annotations"][names.ANNOTATION_HASH] for o in objects}) == 37
 
 
 def test_render_command_output_is_byte_identical(paper, tmp_path: Path) -> None:
@@ -129,20 +132,32 @@ def test_placement_and_queue(paper) -> None:
     assert kubernetes_validate.validate(job, "1.31", strict=True)
 
 
-def test_shared_parse_equals_a_fresh_render(paper) -> None:
+def test_shared_parse_equals_a_fresh_render(paper, monkeypatch: pytest.MonkeyPatch) -> None:
     """render_template (one parse per shape) gives exactly what render_text (parse every time) gives."""
     cell = paper.cells[5]
     job = render.cell_job(paper, cell, paper.cluster)
-    render._skeletons.clear()
-    fresh = render.cell_job(paper, cell, paper.cluster)
-    assert job == fresh
-    values = {"name": "x", "namespace": "n", "labels": {"a": "b"}, "annotations": {"c": "d\ne"}, "suspend": False,
-              "backoff_limit": 1, "active_deadline_seconds": None, "ttl_seconds_after_finished": 3,
-              "pod": render.pod_values(paper, paper.cluster, container="cell", args=["x", "y: z"],
-                                       labels={"a": "b"}, annotations={}, res=render.resources("1", "1Gi", 1),
-                                       placement=True)}
-    assert render.render_template(render.CELL_TEMPLATE, **values) == render.render_text(render.CELL_TEMPLATE,
-                                                                                         **values)
+    monkeypatch.setattr(render, "_skeletons", {})
+    monkeypatch.setattr(render, "_shared_masks", [])
+    assert render.cell_job(paper, cell, paper.cluster) == job
+    own = {"name": "x", "labels": {"a": "b", "empty": ""}, "annotations": {"c": "d\ne"}, "args": ["x", "y: z"]}
+    for image in ("registry.example/a:1", "registry.example/b:2"):  # two shared value sets, one shape
+        cluster = dataclasses.replace(paper.cluster, image=image)
+        shared = render.cell_shared(paper, cluster)
+        fast = render.render_template(render.CELL_TEMPLATE, shared, **own)
+        assert fast == render.render_text(render.CELL_TEMPLATE, **shared, **own)
+        assert _container(fast)["image"] == image
+    assert len(render._shared_masks) == 3  # the paper's own, and the two above
+
+
+def test_a_template_that_edits_a_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.DictLoader({"t": "name: {{ (name ~ '-x') | tojson }}\n"}))  # noqa: S701
+    env.filters["tojson"] = render.yaml_json
+    monkeypatch.setattr(render, "_env", lambda: env)
+    monkeypatch.setattr(render, "_skeletons", {})
+    with pytest.raises(ValueError, match="combined with other text"):
+        render.render_template("t", {}, name="job")
 
 
 NASTY = ['evil\nkind: Secret\n---\napiVersion: v1', 'quote " and \' here', 'colon: value # comment',
