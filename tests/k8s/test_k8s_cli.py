@@ -223,3 +223,18 @@ def test_cancel_deletes_gateway_groups_even_when_the_cluster_is_unreachable(smal
     assert gw.deleted == ["/metrics/job/peftsum/cell/aaaaaaaaaaaa/grid/small"]  # only this grid's group
     assert "deleted 1 Pushgateway group" in captured.out
     assert "the cluster is unreachable: cannot load kube context 'gpu'" in captured.err
+
+
+def test_validate_k8s_imports_neither_ml_stack_nor_the_kube_client() -> None:
+    """`launcher validate --k8s` stays light: no torch/transformers (layer rule), and no kubernetes client."""
+    import subprocess
+    import sys
+
+    code = ("import sys, io, contextlib\nfrom launcher.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    rc = main(['validate', {PAPER!r}, '--k8s', '1.31'])\n"
+            "assert rc == 0, rc\n"
+            "loaded = [m for m in ('torch', 'transformers', 'peft', 'kubernetes') if m in sys.modules]\n"
+            "print(','.join(loaded))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""
