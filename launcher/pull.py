@@ -17,7 +17,7 @@ from typing import Any
 
 from peftsum.store import Store, StoreError
 from peftsum.store import cells as layout
-from peftsum.store.base import safe_join
+from peftsum.store.base import safe_join, sha256_file
 
 ALWAYS = ("result.json", "eda.json")  # small, and what the report needs
 
@@ -41,14 +41,6 @@ class PullStats:
     skipped: int = 0
     not_done: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def plan(store: Store, grid: str, cell_ids: Iterable[str], adapters: bool, predictions: bool

@@ -6,6 +6,7 @@ absolute path, a backslash or a control character is refused on write and on dow
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -29,6 +30,15 @@ def check_key(key: str) -> str:
     if key.startswith("/") or _BAD_CHARS.search(key) or any(p in ("", ".", "..") for p in parts):
         raise UnsafeKeyError(f"refusing unsafe store key {key!r}")
     return key
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (adapters and checkpoints can be GBs)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def safe_join(root: Path, key: str) -> Path:

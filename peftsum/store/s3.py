@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from peftsum.store.base import ObjectInfo, StoreError, check_key
+from peftsum.store.base import ObjectInfo, StoreError, check_key, sha256_file
 
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 META_SHA = "sha256"
@@ -47,14 +47,6 @@ def _client() -> Any:
                     request_checksum_calculation="when_required", response_checksum_validation="when_required",
                     connect_timeout=10, read_timeout=60)
     return boto3.client("s3", config=config)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class S3Store:
@@ -124,7 +116,7 @@ class S3Store:
 
         try:
             self.client.upload_file(str(path), self.bucket, self._key(key),
-                                    ExtraArgs={"Metadata": {META_SHA: _sha256_file(path)}},
+                                    ExtraArgs={"Metadata": {META_SHA: sha256_file(path)}},
                                     Config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD))
         except (ClientError, BotoCoreError) as err:
             raise self._error(key, err) from None
@@ -142,7 +134,7 @@ class S3Store:
         try:
             self.client.download_file(self.bucket, self._key(key), str(tmp),
                                       Config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD))
-            if expected and _sha256_file(tmp) != expected:
+            if expected and sha256_file(tmp) != expected:
                 raise StoreError(f"{self.uri}/{key}: downloaded content does not match its stored sha256")
             os.replace(tmp, path)
         except (ClientError, BotoCoreError) as err:
