@@ -67,9 +67,9 @@ def render_text(template: str, **values: Any) -> dict[str, Any]:
 
 
 _SLOT_JSON = re.compile(r'"\\u0000slot([0-9]+)\\u0000"')
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"(:?)')  # every JSON string literal in order; group 1: a key's ':'
+_STRING = re.compile(r'("[^"\\]*(?:\\.[^"\\]*)*")(:?)')  # every JSON string literal in order; group 2: a key's ':'
 _shared_masks: list[tuple[dict[str, Any], str, list[str]]] = []  # (shared values, masked JSON, their literals)
-_skeletons: dict[tuple[str, int, str], str] = {}
+_skeletons: dict[tuple[str, int, str], tuple[list[str], list[int]]] = {}  # → (JSON text pieces, slot numbers)
 _CACHE_MAX = 64  # distinct shared value sets kept (a process renders one or a few grids)
 
 
@@ -78,14 +78,13 @@ def _mask(values: dict[str, Any], slots: list[str]) -> str:
 
     Keys are kept (they are part of the shape), and so are empty strings (templates may test a value's presence).
     """
-    def to_slot(m: re.Match[str]) -> str:
-        literal = m.group()
-        if m.group(1) or literal == '""':
-            return literal
-        slots.append(literal)
-        return f'"\\u0000slot{len(slots) - 1}\\u0000"'
-
-    return _STRING.sub(to_slot, json.dumps(values, separators=(",", ":"), allow_nan=False))
+    pieces = _STRING.split(json.dumps(values, separators=(",", ":"), allow_nan=False))
+    for i in range(1, len(pieces), 3):  # pieces: text, literal, colon, text, literal, colon, …, text
+        literal = pieces[i]
+        if not pieces[i + 1] and literal != '""':
+            slots.append(literal)
+            pieces[i] = f'"\\u0000slot{len(slots) - 1}\\u0000"'
+    return "".join(pieces)
 
 
 def _shared_entry(shared: dict[str, Any]) -> int:
@@ -127,13 +126,16 @@ def render_json(template: str, shared: dict[str, Any] | None = None, **values: A
     if skeleton is None:
         parsed = render_text(template, **json.loads(shared_masked), **json.loads(masked))
         own = len(shared_slots)
-        skeleton = _SLOT_JSON.sub(lambda m: shared_slots[int(m.group(1))] if int(m.group(1)) < own
-                                  else m.group(), canonical(parsed))
-        _skeletons[key] = skeleton
-    text = _SLOT_JSON.sub(lambda m: slots[int(m.group(1))], skeleton)
-    if "\\u0000slot" in text:
-        raise ValueError(f"{template}: a value was combined with other text; place values whole, through tojson")
-    return text
+        text = _SLOT_JSON.sub(lambda m: shared_slots[int(m.group(1))] if int(m.group(1)) < own else m.group(),
+                              canonical(parsed))
+        if "\\u0000slot" in _SLOT_JSON.sub("", text):
+            raise ValueError(f"{template}: a value was combined with other text; place values whole, through tojson")
+        pieces = _SLOT_JSON.split(text)  # text, slot number, text, …: filled by a join, not a regex, per object
+        skeleton = _skeletons[key] = (pieces, [int(n) for n in pieces[1::2]])
+    pieces, numbers = skeleton
+    out = list(pieces)
+    out[1::2] = [slots[n] for n in numbers]
+    return "".join(out)
 
 
 def render_template(template: str, shared: dict[str, Any] | None = None, **values: Any) -> dict[str, Any]:
