@@ -132,7 +132,7 @@ def build(store: Store, c: Collected, significance: bool = True, *, pool: Any = 
             while_drawing(comps)
     with phases("figures: wait"):
         drawn = pending.get()
-    if pool is not None:
+    if pending.in_workers:
         phases.add_cpu("figures (workers)", sum(cpu for _, cpu in drawn))
     figs = [(name, caption, png) for (name, caption, _, _), (png, _) in zip(jobs, drawn)]
     return {"comparisons": comps, "timings": phases.as_dict(), "sections": [

@@ -103,11 +103,11 @@ def start_comparisons(store: Store, c: Collected, metrics: tuple[str, ...] = ("r
     pairs = default_pairs(c)
     needed = sorted({r["cell_id"] for _, a, b in pairs for r in (a, b)})
     jobs = [(store, c.grid, cid, c.manifests[cid]) for cid in needed if cid in c.manifests]
-    pending = submit(pool, read_scores, jobs, chunksize=max(1, len(jobs) // 32))
+    pending = submit(pool, read_scores, jobs, chunksize=max(1, len(jobs) // 32), store=store)
 
     def finish(cpu: list[float] | None = None) -> list[dict[str, Any]]:
         done = pending.get()
-        if cpu is not None and pool is not None:
+        if cpu is not None and pending.in_workers:
             cpu.append(sum(seconds for _, seconds in done))
         scores: dict[str, Scores | None] = {job[2]: s for job, (s, _) in zip(jobs, done)}
         return paired_comparisons(pairs, scores, metrics, samples)

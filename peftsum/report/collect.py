@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from peftsum.report.parallel import pmap
+from peftsum.report.parallel import is_local, pmap
 from peftsum.store import Store, StoreError
 from peftsum.store import cells as layout
 
@@ -42,10 +42,10 @@ def collect(store: Store, grid: str, pool: Any = None, cpu: list[float] | None =
         ids = {k.split("/")[2] for k in store.list(layout.grid_key(grid, "cells")) if k.endswith("/spec.json")}
         cells = {cid: layout.read_json(store, layout.cell_key(grid, cid, "spec.json")) for cid in ids}
     items = sorted(cells.items())
-    if pool is not None and len(items) >= PARALLEL_FROM:
+    if (pool is not None or not is_local(store)) and len(items) >= PARALLEL_FROM:
         size = max(16, -(-len(items) // (4 * getattr(pool, "_processes", 2))))
         chunks = [items[i:i + size] for i in range(0, len(items), size)]
-        parts = pmap(pool, _collect_chunk, [(store, grid, chunk) for chunk in chunks], cpu=cpu)
+        parts = pmap(pool, _collect_chunk, [(store, grid, chunk) for chunk in chunks], cpu=cpu, store=store)
     else:
         parts = [_collect_chunk(store, grid, items)]
     out = Collected(grid, [], [])

@@ -56,15 +56,25 @@ def timed(fn: Callable[..., Any], args: tuple) -> tuple[Any, float]:
     return out, time.process_time() - c0
 
 
+READ_THREADS = 16  # concurrent reads from a remote store (I/O-bound: threads overlap the round trips)
+
+
 class Pending:
     """Results of :func:`submit`, in job order: ``get()`` waits for the pool, or computes them here."""
 
     def __init__(self, fn: Callable[..., Any], jobs: Sequence[tuple], handle: Any) -> None:
         self.fn, self.jobs, self.handle = fn, jobs, handle
 
+    @property
+    def in_workers(self) -> bool:
+        """Whether the jobs run in worker processes (whose CPU time this process's clock does not see)."""
+        return self.handle is not None and not isinstance(self.handle, list)
+
     def get(self) -> list[tuple[Any, float]]:
         if self.handle is not None:
             try:
+                if isinstance(self.handle, list):  # futures of a thread pool
+                    return [f.result(timeout=POOL_TIMEOUT_S) for f in self.handle]
                 return self.handle.get(timeout=POOL_TIMEOUT_S)
             except Exception as err:  # any pool failure (a raising job too): redo the work here
                 print(f"peftsum report: worker pool failed ({type(err).__name__}: {err}); working in-process",
@@ -72,19 +82,37 @@ class Pending:
         return [timed(self.fn, args) for args in self.jobs]
 
 
-def submit(pool: Any, fn: Callable[..., Any], jobs: Sequence[tuple], chunksize: int = 1) -> Pending:
-    """Start ``fn(*args)`` for every args tuple in ``pool`` (None: nothing starts until ``get``)."""
-    handle = None
+def submit(pool: Any, fn: Callable[..., Any], jobs: Sequence[tuple], chunksize: int = 1,
+           store: Any = None) -> Pending:
+    """Start ``fn(*args)`` for every args tuple in ``pool`` (None: nothing starts until ``get``).
+
+    ``store``: the store the jobs read. Only a local folder's jobs go to the process pool; a remote store's client
+    (boto3) neither pickles nor survives a fork, and its reads wait on the network, so they run in threads here.
+    """
+    handle: Any = None
+    if jobs and store is not None and not is_local(store):
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(READ_THREADS, len(jobs))) as threads:
+            handle = [threads.submit(timed, fn, args) for args in jobs]  # all done when the with block ends
+        return Pending(fn, jobs, handle)
     if pool is not None and jobs:
         handle = pool.starmap_async(timed, [(fn, args) for args in jobs], chunksize=chunksize)
     return Pending(fn, jobs, handle)
 
 
+def is_local(store: Any) -> bool:
+    from peftsum.store import LocalStore
+
+    return isinstance(store, LocalStore)
+
+
 def pmap(pool: Any, fn: Callable[..., Any], jobs: Sequence[tuple], chunksize: int = 1,
-         cpu: list[float] | None = None) -> list[Any]:
-    """``[fn(*args) for args in jobs]``, in ``pool`` when there is one; the CPU seconds spent in workers are
-    appended to ``cpu``."""
-    done = submit(pool, fn, jobs, chunksize).get()
-    if cpu is not None and pool is not None:
+         cpu: list[float] | None = None, store: Any = None) -> list[Any]:
+    """``[fn(*args) for args in jobs]``, in ``pool`` when there is one (see :func:`submit` for ``store``); the CPU
+    seconds spent in worker processes are appended to ``cpu``."""
+    pending = submit(pool, fn, jobs, chunksize, store)
+    done = pending.get()
+    if cpu is not None and pending.in_workers:
         cpu.append(sum(seconds for _, seconds in done))
     return [out for out, _ in done]

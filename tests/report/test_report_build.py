@@ -106,3 +106,19 @@ def test_tick_labels_carry_the_decimals_their_step_needs() -> None:
     assert [_label(v, 0.15) for v in (0.0, 0.15, 0.3)] == ["0.00", "0.15", "0.30"]
     assert [_label(v, 0.2) for v in (1.2, 1.4)] == ["1.2", "1.4"]
     assert [_label(v, 250.0) for v in (0.0, 250.0)] == ["0", "250"]
+
+
+def test_report_from_s3_reads_in_threads_not_processes(s3, fake_cells: ModuleType, tmp_path: Path,
+                                                       capfd: pytest.CaptureFixture[str]) -> None:
+    """An S3 store's boto3 client neither pickles nor survives a fork: its reads run in threads, figures still in
+    the pool, and the report equals the one built from a local copy."""
+    fake_cells.write_fake_grid(tmp_path / "local", "g", 70, with_failures=True, n_examples=8)  # >= PARALLEL_FROM
+    fake_cells.write_fake_grid(s3.uri, "g", 70, with_failures=True, n_examples=8)
+    remote, local = open_store(s3.uri), open_store(str(tmp_path / "local"))
+    aggregate(remote, "g", workers=2)
+    aggregate(local, "g", workers=2)
+    assert "worker pool failed" not in capfd.readouterr().err
+    for name in ("results.csv", "report.md"):
+        assert remote.read_bytes(f"g/report/{name}") == local.read_bytes(f"g/report/{name}")
+    assert json.loads(remote.read_bytes("g/report/results.json"))["comparisons"] == \
+        json.loads(local.read_bytes("g/report/results.json"))["comparisons"]
