@@ -114,7 +114,10 @@ def pod_problem(pod: dict[str, Any]) -> str | None:
     return None
 
 
-def _job_failure(job: dict[str, Any], pods: list[dict[str, Any]], store_reason: str | None) -> str:
+def _job_failure(job: dict[str, Any], pods: list[dict[str, Any]], store_reason: str | None,
+                 cell_reason: str | None) -> str:
+    """Why a Failed Job failed. ``store_reason`` is status.json's reason with its exit code, ``cell_reason`` as the
+    cell wrote it."""
     cond = _condition(job, "Failed") or {}
     why, message = cond.get("reason"), cond.get("message") or ""
     last = pods[-1] if pods else None
@@ -122,7 +125,7 @@ def _job_failure(job: dict[str, Any], pods: list[dict[str, Any]], store_reason: 
         limit = (job.get("spec") or {}).get("activeDeadlineSeconds")
         return f"DeadlineExceeded: the Job ran longer than activeDeadlineSeconds={limit}"
     if why == "PodFailurePolicy":
-        detail = store_reason or message
+        detail = (cell_reason or "").removeprefix("bad spec: ") or message
         return f"bad spec (exit code 2, never retried): {detail}".rstrip(": ")
     if why == "BackoffLimitExceeded":
         tail = _exit_text(last) if last else None
@@ -164,7 +167,7 @@ def classify(done: bool, status: dict[str, Any] | None, job: dict[str, Any] | No
 
     pods = sorted(pods, key=_created)
     if _condition(job, "Failed"):
-        return Verdict("failed", _job_failure(job, pods, store_reason), source="cluster")
+        return Verdict("failed", _job_failure(job, pods, store_reason, status.get("reason")), source="cluster")
     if _condition(job, "Complete"):
         return Verdict("failed", "the Job succeeded but the store has no valid _SUCCESS for the cell "
                                  "(check the store URI and credentials)", source="cluster")

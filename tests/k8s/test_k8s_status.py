@@ -47,10 +47,11 @@ def test_deadline_exceeded_names_the_limit() -> None:
 
 def test_bad_spec_exit_2_uses_the_cells_own_reason() -> None:
     job, pods = fixture("bad_spec")
-    status = {"state": "failed", "reason": "spec.json hashes to 0123456789ab, not the cell id", "exit_code": 2}
+    status = {"state": "failed", "reason": "bad spec: spec.json hashes to 0123456789ab, not the cell id",
+              "exit_code": 2}
     v = classify(False, status, job, pods, NOW)
     assert v.state == "failed"
-    assert v.reason.startswith("bad spec (exit code 2, never retried)") and "hashes to" in v.reason
+    assert v.reason == "bad spec (exit code 2, never retried): spec.json hashes to 0123456789ab, not the cell id"
 
 
 def test_bad_spec_without_store_reason_uses_the_job_message() -> None:
