@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from launcher.k8s import names, render
+from launcher.k8s import names, render, schema
 from peftsum.spec import SpecError, parse_grid
 
 GOLDEN = Path(__file__).with_name("golden")
@@ -34,6 +34,13 @@ def test_paper_renders_36_jobs_valid_for_kubernetes_1_31(paper) -> None:
         # the hash taken from the rendered JSON text is job_hash's definition over the dict
         assert obj["metadata"]["annotations"][names.ANNOTATION_HASH] == render.job_hash(obj)
     assert len({o["metadata"]["annotations"][names.ANNOTATION_HASH] for o in objects}) == 37
+
+
+@pytest.mark.parametrize("version", ["1.27", "1.29", "1.33", "1.37"])
+def test_jobs_are_valid_for_other_kubernetes_versions(paper, version: str) -> None:
+    objects = [*render.cell_jobs(paper).values(), render.aggregate_job(paper, paper.cluster)]
+    assert schema.validate_all(objects, version) == []
+    assert kubernetes_validate.validate(objects[0], version, strict=True)
 
 
 def test_render_command_output_is_byte_identical(paper, tmp_path: Path) -> None:
@@ -76,7 +83,8 @@ def test_job_has_the_batch_operator_settings(paper) -> None:
     assert job["metadata"]["name"] == f"paper-{cell.cell_id}" and len(job["metadata"]["name"]) <= 63
     rules = spec["podFailurePolicy"]["rules"]
     assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
-    assert rules[1] == {"action": "FailJob", "onExitCodes": {"containerName": "cell", "operator": "In", "values": [2]}}
+    assert rules[1] == {"action": "FailJob", "onExitCodes": {"containerName": "cell", "operator": "In", "values": [2]},
+                        "onPodConditions": []}
     assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (3, 86400, 604800)
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
     assert pod["terminationGracePeriodSeconds"] == 300
