@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 import kubernetes_validate
@@ -55,12 +56,21 @@ def test_render_command_output_is_byte_identical(paper, tmp_path: Path) -> None:
         assert len(docs) == 1 and docs[0]["kind"] == "Job"
 
 
+def _stable(text: str, cell_id: str | None = None) -> str:
+    """The manifest with its cell id and job hash replaced by placeholders: the golden files pin the Job's
+    structure and values, not the ids, which change with every new Cell setting (the ids and hashes are checked
+    by the tests above)."""
+    if cell_id:
+        text = text.replace(cell_id, "<cell_id>")
+    return re.sub(rf"({re.escape(names.ANNOTATION_HASH)}: )[0-9a-f]{{16}}", r"\1<job_hash>", text)
+
+
 @pytest.mark.parametrize(("model", "method", "dataset"), [("gpt2", "full", "dialogsum"),
                                                          ("t5-base", "lora", "cnn_dailymail")])
 def test_golden(paper, model: str, method: str, dataset: str) -> None:
     cell = next(c for c in paper.cells if c.labels["model"] == model and c.labels["method"] == method
                 and c.labels["dataset"] == dataset)
-    text = render.to_yaml(render.cell_job(paper, cell, paper.cluster))
+    text = _stable(render.to_yaml(render.cell_job(paper, cell, paper.cluster)), cell.cell_id)
     path = GOLDEN / f"paper-{model}-{method}-{dataset}.yaml"
     if REGEN:
         path.write_text(text)
@@ -69,7 +79,7 @@ def test_golden(paper, model: str, method: str, dataset: str) -> None:
 
 
 def test_aggregate_golden(paper) -> None:
-    text = render.to_yaml(render.aggregate_job(paper, paper.cluster))
+    text = _stable(render.to_yaml(render.aggregate_job(paper, paper.cluster)))
     path = GOLDEN / "paper-aggregate.yaml"
     if REGEN:
         path.write_text(text)
