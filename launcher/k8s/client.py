@@ -75,18 +75,6 @@ class KubeClient:
         self._batch = client.BatchV1Api(self._api_client)
         self._core = client.CoreV1Api(self._api_client)
 
-    @classmethod
-    def from_api_client(cls, api_client: Any, namespace: str) -> KubeClient:
-        """A client over an already configured ``kubernetes.client.ApiClient`` (tests point one at a fake server)."""
-        from kubernetes import client
-
-        self = cls.__new__(cls)
-        self.namespace = namespace
-        self._api_client = api_client
-        self._batch = client.BatchV1Api(api_client)
-        self._core = client.CoreV1Api(api_client)
-        return self
-
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Call an API method; return the parsed JSON body. Maps client and transport errors to KubeError."""
         from kubernetes.client.exceptions import ApiException

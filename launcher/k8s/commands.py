@@ -98,7 +98,8 @@ def add_parsers(sub: Any) -> None:
     sm.add_argument("--dry-run", action="store_true", help="validate and list, create nothing, write nothing")
     sm.add_argument("--wait", action="store_true", help="watch until every cell ends, then submit the report Job")
     sm.add_argument("--force", action="store_true", help="replace Jobs whose rendered spec changed, and failed Jobs")
-    sm.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="API calls in flight (default 8)")
+    sm.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                    help="cells handled at once: store reads and API calls (default 8)")
     sm.add_argument("--interval", type=float, default=10.0, help="--wait: seconds between polls")
 
     st = _raw(STATUS_EPILOG)(sub, "status", "state of every cell, from the store and the cluster")

@@ -11,7 +11,6 @@ concurrency; every failure is collected and reported with its cell, none is swal
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -94,8 +93,7 @@ def create_or_keep(api: KubeApi, body: dict[str, Any], force: bool, wait: float 
 
 
 def submit_grid(store: Store, grid: Grid, api: KubeApi | None, cluster: ClusterSettings | None = None, *,
-                force: bool = False, dry_run: bool = False, concurrency: int = 8,
-                on_result: Callable[[Submitted], None] | None = None) -> list[Submitted]:
+                force: bool = False, dry_run: bool = False, concurrency: int = 8) -> list[Submitted]:
     """Submit every not-done cell of ``grid``; one :class:`Submitted` per cell, in grid order.
 
     Args:
@@ -104,7 +102,7 @@ def submit_grid(store: Store, grid: Grid, api: KubeApi | None, cluster: ClusterS
         cluster: the settings to render with (default: the grid's, e.g. with the CLI's --namespace applied).
         force: replace Jobs whose hash differs, and failed Jobs.
         dry_run: write nothing, create nothing; report what would be created.
-        concurrency: at most this many API calls in flight.
+        concurrency: at most this many cells handled at once (store reads and API calls).
     """
     cluster = cluster or grid.cluster
     if concurrency < 1:
@@ -112,36 +110,22 @@ def submit_grid(store: Store, grid: Grid, api: KubeApi | None, cluster: ClusterS
     jobs = render.cell_jobs(grid, cluster)
     if not dry_run:
         write_specs(store, grid)
-    results: dict[str, Submitted] = {}
-    todo = []
-    for cell in grid.cells:
+
+    def work(cell: Cell) -> Submitted:  # the done check is a store read (S3: a request), so it runs in the pool too
         cid = cell.cell_id
         name = jobs[cid]["metadata"]["name"]
         if layout.done_manifest(store, grid.name, cid) is not None:
-            results[cid] = Submitted(cell, cid, name, "skipped", "done in the store")
-        elif dry_run or api is None:
-            results[cid] = Submitted(cell, cid, name, "planned")
-        else:
-            todo.append((cell, cid, name))
-    for res in results.values():
-        if on_result:
-            on_result(res)
-
-    def work(item: tuple[Cell, str, str]) -> Submitted:
-        cell, cid, name = item
+            return Submitted(cell, cid, name, "skipped", "done in the store")
+        if dry_run or api is None:
+            return Submitted(cell, cid, name, "planned")
         try:
-            action, detail = create_or_keep(api, jobs[cid], force)  # type: ignore[arg-type]
+            action, detail = create_or_keep(api, jobs[cid], force)
         except KubeError as err:
             action, detail = "failed", str(err)
-        res = Submitted(cell, cid, name, action, detail)
-        if on_result:
-            on_result(res)
-        return res
+        return Submitted(cell, cid, name, action, detail)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for res in pool.map(work, todo):
-            results[res.cell_id] = res
-    return [results[cell.cell_id] for cell in grid.cells]
+        return list(pool.map(work, grid.cells))
 
 
 def submit_aggregate(grid: Grid, api: KubeApi, cluster: ClusterSettings | None = None) -> tuple[str, str]:

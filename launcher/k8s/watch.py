@@ -18,7 +18,6 @@ from peftsum.store import Store
 
 def watch(store: Store, grid: Grid, api: KubeApi | None, *, interval: float = 10.0, timeout: float | None = None,
           on_change: Callable[[CellState], None] | None = None,
-          on_tick: Callable[[list[CellState]], None] | None = None,
           sleep: Callable[[float], None] = time.sleep) -> tuple[list[CellState], bool]:
     """Poll until every cell is terminal or ``timeout`` seconds pass; returns (last states, all terminal)."""
     seen: dict[str, tuple[str, str | None]] = {}
@@ -31,8 +30,6 @@ def watch(store: Store, grid: Grid, api: KubeApi | None, *, interval: float = 10
                 seen[st.cell_id] = key
                 if on_change:
                     on_change(st)
-        if on_tick:
-            on_tick(states)
         if all(st.terminal for st in states):
             return states, True
         if timeout is not None and time.monotonic() - start >= timeout:
