@@ -11,13 +11,14 @@ All functions here are pure except :func:`grid_states`, which reads the store an
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from launcher.k8s import names
 from launcher.k8s.client import KubeApi
-from peftsum.spec import Grid
+from peftsum.spec import Cell, Grid
 from peftsum.store import Store
 from peftsum.store import cells as layout
 
@@ -208,10 +209,11 @@ def _without_job(store_state: str | None, store_reason: str | None, progress: fl
     return Verdict("pending", f"{store_reason or 'pending'}; no Job: `launcher submit` resumes it")
 
 
-def grid_states(store: Store, grid: Grid, api: KubeApi | None) -> list[CellState]:
+def grid_states(store: Store, grid: Grid, api: KubeApi | None, workers: int = 16) -> list[CellState]:
     """One :class:`CellState` per cell, in grid order: the store for every cell, the cluster when ``api`` is set.
 
-    One list call for Jobs and one for pods cover the whole grid (by label), whatever its size.
+    One list call for Jobs and one for pods cover the whole grid (by label), whatever its size; the store reads
+    (two per cell, each a request on S3) run ``workers`` at a time.
     """
     jobs: dict[str, dict[str, Any]] = {}
     pods: dict[str, list[dict[str, Any]]] = {}
@@ -222,16 +224,18 @@ def grid_states(store: Store, grid: Grid, api: KubeApi | None) -> list[CellState
         for pod in api.list_pods(selector):
             pods.setdefault((pod.get("metadata") or {}).get("labels", {}).get(names.LABEL_CELL, ""), []).append(pod)
     now = datetime.now(timezone.utc)
-    out = []
-    for cell in grid.cells:
+
+    def one(cell: Cell) -> CellState:
         cid = cell.cell_id
         done = layout.done_manifest(store, grid.name, cid) is not None
         status = None if done else layout.read_status(store, grid.name, cid)
         verdict = classify(done, status, jobs.get(cid), pods.get(cid, []), now)
         axes = cell.labels
-        out.append(CellState(cid, axes["model"], axes["method"], axes["dataset"], verdict.state, verdict.reason,
-                             verdict.progress, verdict.source))
-    return out
+        return CellState(cid, axes["model"], axes["method"], axes["dataset"], verdict.state, verdict.reason,
+                         verdict.progress, verdict.source)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, grid.cells))
 
 
 def summary(states: list[CellState]) -> dict[str, int]:
