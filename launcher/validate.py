@@ -20,15 +20,13 @@ def print_summary(grid: Grid, as_json: bool) -> None:
     if as_json:
         print(json.dumps(data, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{grid.name}: {len(grid.cells)} cells", title_justify="left")
-    for col in ("cell_id", "model", "method", "dataset", "seed"):
-        table.add_column(col)
-    for c in data["cells"]:
-        table.add_row(c["cell_id"], c["model"], c["method"], c["dataset"], str(c["seed"]))
-    Console().print(table)
+    # A plain fixed-width table: rich's takes ~1.5 s for 1,000 rows, more than the whole validation.
+    cols = ("cell_id", "model", "method", "dataset", "seed")
+    rows = [[str(c[k]) for k in cols] for c in data["cells"]]
+    widths = [max([len(k)] + [len(r[i]) for r in rows]) for i, k in enumerate(cols)]
+    lines = [f"{grid.name}: {len(grid.cells)} cells", "  ".join(k.ljust(w) for k, w in zip(cols, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    print("\n".join(lines))
     print(f"{len(grid.cells)} cells OK")
 
 

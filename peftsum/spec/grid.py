@@ -68,6 +68,21 @@ def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = F
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
+def _unicode_str(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    """Strings must be real text: a lone surrogate escape ("\\ud83d") cannot be hashed, stored or sent to K8s."""
+    value = loader.construct_scalar(node)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{value!r} is not valid Unicode text (a lone surrogate escape such as \\ud83d)",
+            node.start_mark) from None
+    return value
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:str", _unicode_str)
+
+
 def load_grid(path: str | Path, store: str | None = None) -> Grid:
     """Read, validate and expand a grid file. Raises SpecError naming the file on any problem."""
     path = str(path)

@@ -114,6 +114,10 @@ MALFORMED = [
     ("empty-file", "", "", "empty"),
     ("comments-only-file", "# nothing here\n", "", "empty"),
     ("axes-not-a-mapping", "name: t\naxes: [gpt2, lora]\n", "axes", "['gpt2', 'lora']"),
+    ("lone-surrogate-escape",
+     grid('models:\n  gpt2: {hub_id: "org/x\\ud83d"}\n',
+          axes="  model: [gpt2]\n  method: [lora]\n  dataset: [dialogsum]\n"),
+     "", "not valid Unicode text"),
 ]
 
 assert len({case[0] for case in MALFORMED}) == len(MALFORMED) >= 25
