@@ -14,7 +14,7 @@ the code; compare ``cpu_seconds`` across runs taken under different load.
 Usage:
 
     .venv/bin/python bench/validate_k8s_bench.py                 # best of 3, --json output (no table)
-    .venv/bin/python bench/validate_k8s_bench.py --table         # with the rich table of 1,000 rows
+    .venv/bin/python bench/validate_k8s_bench.py --table         # with the printed table of 1,000 rows
     .venv/bin/python bench/validate_k8s_bench.py --check         # exit 1 when over --budget seconds
 """
 
