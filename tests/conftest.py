@@ -61,7 +61,7 @@ def s3(s3_server, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReques
                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3_server["proxy"]}.items():
         monkeypatch.setenv(key, value)
     faults = s3_server["faults"]
-    faults.fail_next, faults.status, faults.injected[:] = 0, 503, []
+    faults.fail_next, faults.every, faults.seen, faults.status, faults.injected[:] = 0, 0, 0, 503, []
     faults.when = lambda method, path: True
     bucket = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + f"-{os.getpid()}"
     client = boto3.client("s3", endpoint_url=s3_server["moto"], region_name="us-east-1")

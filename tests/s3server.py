@@ -27,15 +27,20 @@ class Faults:
     """How many upcoming requests matching ``when(method, path)`` the proxy fails, and with which status."""
 
     fail_next: int = 0
+    every: int = 0  # also fail every N-th matching request (a flaky link), 0 = off
     status: int = 503
     when: Callable[[str, str], bool] = lambda method, path: True
     injected: list[tuple[str, str, int]] = field(default_factory=list)
+    seen: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take(self, method: str, path: str) -> int | None:
         with self.lock:
-            if self.fail_next > 0 and self.when(method, path):
-                self.fail_next -= 1
+            if not self.when(method, path):
+                return None
+            self.seen += 1
+            if self.fail_next > 0 or (self.every and self.seen % self.every == 0):
+                self.fail_next = max(0, self.fail_next - 1)
                 self.injected.append((method, path, self.status))
                 return self.status
         return None

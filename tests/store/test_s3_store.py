@@ -172,3 +172,20 @@ def test_two_concurrent_writers_of_one_cell(s3, tmp_path: Path) -> None:
     assert manifest["attempt_id"] in attempts
     result = json.loads(store.read_bytes(layout.result_key(grid.name, cell.cell_id, manifest)))
     assert result["provenance"]["attempt"] == manifest["attempt_id"]
+
+
+def test_a_cell_succeeds_over_a_flaky_link(s3) -> None:
+    """Every second request to S3 answered 503 (list, get, head, put, the conditional put of _SUCCESS alike): the
+    retries carry the whole cell to a verified _SUCCESS."""
+    grid = parse_grid(_lead_grid())
+    cell = grid.cells[0]
+    store = open_store(s3.uri)
+    layout.write_json(store, layout.cell_key(grid.name, cell.cell_id, "spec.json"), cell.to_dict())
+    s3.faults.every = 2
+    proc = subprocess.run([sys.executable, "-m", "peftsum.cli", "cell", "--store", s3.uri, "--grid", grid.name,
+                           "--cell", cell.cell_id], capture_output=True, text=True, timeout=300)
+    s3.faults.every = 0
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(s3.faults.injected) >= 5  # the cell really met failures...
+    assert {m for m, _, _ in s3.faults.injected} >= {"PUT", "GET"}
+    assert layout.done_manifest(store, grid.name, cell.cell_id, rehash=True) is not None  # ...and got through
