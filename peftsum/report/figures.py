@@ -87,12 +87,23 @@ def _ticks(ax: Any, x: int = 5, y: int = 5, xlabels: bool = True, ylabels: bool 
     ax.add_collection(LineCollection(segments, colors="#e4e4e4", linewidths=0.6, zorder=0), autolim=False)
 
 
+_WARM = False
+
+
 def preload() -> None:
-    """Import what drawing needs, so forked workers inherit it instead of each importing it again."""
-    import matplotlib.backends.backend_agg
-    import matplotlib.collections
-    import matplotlib.figure
-    import matplotlib.ticker  # noqa: F401
+    """Import what drawing needs and draw one small figure (font files opened, glyph and layout caches filled),
+    so forked workers inherit all of it instead of each paying for it on its first figure."""
+    global _WARM
+    if _WARM:
+        return
+    with _figure(2, 1) as fig:
+        ax = fig.add_axes((0.2, 0.3, 0.7, 0.6))
+        ax.plot([0, 1], [0, 1], "o-")
+        ax.text(0.5, 0.5, "0.123456789 abcdefghijklmnopqrstuvwxyz/-", fontsize=TICK_FONT)
+        ax.set_title("warm")
+        _ticks(ax, 3, 3)
+        _png(fig)
+    _WARM = True
 
 
 FIGURE_METRICS = ("rougeL", "rouge1", "rouge2", "bleu")
