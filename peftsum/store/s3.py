@@ -55,6 +55,14 @@ class S3Store:
         self.uri = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
         self.client = client if client is not None else _client()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (worker pools): the boto3 client is not, so a copy makes its own from the environment."""
+        return {"bucket": self.bucket, "prefix": self.prefix, "uri": self.uri}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.client = _client()
+
     def _key(self, key: str) -> str:
         check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key

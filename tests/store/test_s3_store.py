@@ -113,6 +113,16 @@ def test_multipart_upload_round_trip(s3, tmp_path: Path, monkeypatch: pytest.Mon
     assert (tmp_path / "back.bin").read_bytes() == src.read_bytes()
 
 
+def test_store_survives_pickling(s3) -> None:
+    """Report workers receive the store pickled: the copy must work against the same bucket."""
+    import pickle
+
+    store = open_store(s3.uri)
+    store.write_bytes("g/x", b"1")
+    copy = pickle.loads(pickle.dumps(store))  # noqa: S301 (our own bytes)
+    assert copy.uri == store.uri and copy.read_bytes("g/x") == b"1"
+
+
 def test_prefixes_are_isolated(s3) -> None:
     a = open_store(f"s3://{s3.bucket}/team/a")
     ab = open_store(f"s3://{s3.bucket}/team/ab")
