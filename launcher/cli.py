@@ -172,12 +172,14 @@ def _run(args: argparse.Namespace) -> int:
                     console.print(f"        … {cid} step {st['step']}/{st.get('total_steps')} "
                                   f"loss {st.get('loss', float('nan')):.3f}", markup=False)
 
-    threading.Thread(target=heartbeat, daemon=True).start()
+    beat = threading.Thread(target=heartbeat, daemon=True)
+    beat.start()
     console.print(f"{grid.name}: {total} cells → {store.uri}/{grid.name}", markup=False)
     try:
         outcomes = run_grid(store, grid, jobs=args.jobs, on_event=on_event)
     finally:
         stop.set()
+        beat.join(timeout=30)  # the report forks workers: no thread may be mid-I/O holding a lock then
     report = aggregate(store, grid.name)
     failed = [o for o in outcomes if o.state == "failed"]
     done = sum(o.state in ("done", "skipped") for o in outcomes)

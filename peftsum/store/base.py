@@ -41,10 +41,13 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def safe_join(root: Path, key: str) -> Path:
-    """``root / key`` for a checked key, verified to stay inside ``root`` (download targets too)."""
+def safe_join(root: Path, key: str, resolved_root: Path | None = None) -> Path:
+    """``root / key`` for a checked key, verified to stay inside ``root`` (download targets too).
+
+    ``resolved_root`` is ``root.resolve()`` when the caller already has it (a store resolves its root once).
+    """
     path = (root / check_key(key)).resolve()
-    if not path.is_relative_to(root.resolve()):
+    if not path.is_relative_to(resolved_root or root.resolve()):
         raise UnsafeKeyError(f"key {key!r} escapes {root}")
     return path
 
