@@ -197,19 +197,16 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
     from peftsum.checkpoint import Checkpointer
     from peftsum.data.features import Encoder
     from peftsum.data.load import load_split
-    from peftsum.generate import generate
+    from peftsum.generate import generate, generation_budget, resolve_cache
     from peftsum.methods.base import MethodContext
     from peftsum.models.load import load_model
     from peftsum.resources import param_counts
-    from peftsum.train import make_plan, train
+    from peftsum.train import make_plan, resolve_runtime, train
 
     cell_id = cell.cell_id
     torch.manual_seed(cell.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    precision = cell.train.precision if cell.train.precision != "auto" else (
-        "bf16" if device.type == "cuda" else "fp32")
-    autocast = torch.bfloat16 if precision == "bf16" else None
-    fused = cell.train.fused_optimizer == "on" or (cell.train.fused_optimizer == "auto" and device.type == "cuda")
+    runtime = resolve_runtime(cell.train)  # the auto settings for this device: precision, fused, compile
+    device, precision, fused, autocast = runtime.device, runtime.precision, runtime.fused, runtime.autocast_dtype
     causal = cell.model.family == "causal"
 
     with timer.phase("load"):
@@ -250,16 +247,17 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
             report = train(model, train_features, plan, cell.train, pad_id=tokenizer.pad_token_id, causal=causal,
                            device=device, autocast_dtype=autocast, fused=fused,
                            checkpointer=Checkpointer(store, grid, cell_id), on_step=method.on_step,
-                           progress=progress)
+                           progress=progress, compile_model=runtime.compile)
     eval_pairs = encoder.train(eval_examples)  # (source, summary) ids of the scored examples: eval loss and EDA
     eval_loss = _eval_loss(model, eval_pairs, tokenizer.pad_token_id, causal, device, autocast)
 
     with timer.phase("generate"):
         log(cell_id, f"generating {len(eval_features.ids)} summaries")
-        budget = (cell.train.batch_tokens or 16384) * 2
+        budget = generation_budget(cell.train.batch_tokens)
         gen = generate(model, tokenizer, eval_features.prompt_ids, causal=causal,
                        max_new_tokens=cell.eval.max_new_tokens, num_beams=cell.eval.num_beams, device=device,
-                       autocast_dtype=autocast, budget_tokens=budget, batch_size=cell.eval.batch_size)
+                       autocast_dtype=autocast, budget_tokens=budget, batch_size=cell.eval.batch_size,
+                       cache=resolve_cache(cell.eval.cache, device, cell.eval.num_beams))
     adapter_bytes = save_adapter(model, out, cell.model, cell.method.type, cell.train.keep_full_weights) \
         if method.trains else None
     stats_src = train_features or eval_pairs

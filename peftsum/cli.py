@@ -92,8 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--split", default="train", choices=("train", "validation", "test"))
     e.add_argument("--limit", type=int, help="first N examples only")
     e.add_argument("--out", default="eda", help="folder for eda.json and lengths.png (default ./eda)")
+    from peftsum import bench
+
+    b = sub.add_parser("bench", help="training and generation throughput, fast path vs the study's configuration",
+                       epilog=bench.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_arguments(b)
     args = parser.parse_args(argv)
 
+    if args.command == "bench":
+        return bench.main(args)
     if args.command == "eda":
         return _eda(args)
     if args.command == "aggregate":

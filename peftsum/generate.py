@@ -2,7 +2,8 @@
 
 Prompts are grouped by length and cut into batches by a token budget (little padding); causal models are padded on
 the left so every row continues right after its prompt. Greedy (or beam) decoding, explicit max_new_tokens, stop
-at EOS.
+at EOS. With ``cache="static"`` transformers keeps a fixed-size KV cache and compiles the decode step itself (on
+CUDA); prompt widths are then rounded up to a multiple of 64 so that few shapes are compiled.
 """
 
 from __future__ import annotations
@@ -15,36 +16,62 @@ import torch
 
 from peftsum.batching import collate, plan_batches
 
+STATIC_WIDTH_MULTIPLE = 64
+
 
 @dataclass
 class GenerateReport:
     predictions: list[str]
     new_tokens: list[int]
     seconds: float
+    batches: int = 0  # generate() calls
+    padded_prompt_tokens: int = 0  # prompt tokens the model read, padding included
+    prompt_tokens: int = 0  # of which real
+    decoded_tokens: int = 0  # rows x decoding steps run: the work done, whether or not a row had already stopped
+
+
+def resolve_cache(setting: str, device: torch.device, num_beams: int = 1) -> str:
+    """``eval.cache`` for ``device``: auto = static on CUDA for greedy decoding (a compiled decode step; measured
+    7-13x the study's setup on an H200, docs/performance.md), dynamic elsewhere (beam search: not measured)."""
+    if setting != "auto":
+        return setting
+    return "static" if device.type == "cuda" and num_beams == 1 else "dynamic"
+
+
+def generation_budget(train_batch_tokens: int | None) -> int:
+    """Padded tokens (prompt + new) per generation batch: twice the training budget (no activations are kept)."""
+    return (train_batch_tokens or 16384) * 2
 
 
 @torch.inference_mode()
 def generate(model: Any, tokenizer: Any, prompts: list[list[int]], *, causal: bool, max_new_tokens: int,
              num_beams: int, device: torch.device, autocast_dtype: torch.dtype | None, budget_tokens: int,
-             batch_size: int | None = None) -> GenerateReport:
+             batch_size: int | None = None, cache: str = "dynamic") -> GenerateReport:
     model.eval()
     preds: list[str] = [""] * len(prompts)
     counts = [0] * len(prompts)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    extra = {"cache_implementation": "static"} if cache == "static" else {}
+    multiple = STATIC_WIDTH_MULTIPLE if cache == "static" else 1
     t0 = time.perf_counter()
     # The training batcher, with every row's decoder length = max_new_tokens: sorted by length, within the budget.
     plan = plan_batches([len(p) for p in prompts], [max_new_tokens] * len(prompts), batch_size, budget_tokens,
-                        group_by_length=True, seed=0, epoch=0)
+                        group_by_length=True, seed=0, epoch=0, max_padding=None)  # big batches beat tight ones
+    padded = decoded = 0
     for indices in plan.batches:
-        batch = {k: v.to(device) for k, v in collate(indices, prompts, [], pad, causal, pad_left=causal).items()}
+        batch = {k: v.to(device) for k, v in collate(indices, prompts, [], pad, causal, pad_left=causal,
+                                                     pad_multiple=multiple).items()}
+        padded += batch["input_ids"].numel()
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             out = model.generate(**batch, max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False,
-                                 eos_token_id=eos, pad_token_id=pad)
+                                 eos_token_id=eos, pad_token_id=pad, **extra)
         new = out[:, batch["input_ids"].shape[1]:] if causal else out[:, 1:]  # drop prompt / decoder start
+        decoded += new.numel()
         for row, i in zip(new.tolist(), indices):
             if eos in row:
                 row = row[: row.index(eos)]
             row = [t for t in row if t != pad]
             counts[i] = len(row)
             preds[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
-    return GenerateReport(preds, counts, time.perf_counter() - t0)
+    return GenerateReport(preds, counts, time.perf_counter() - t0, len(plan.batches), padded,
+                          sum(len(p) for p in prompts), decoded)

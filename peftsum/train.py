@@ -11,14 +11,16 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from peftsum.batching import BatchPlan, collate, plan_batches
-from peftsum.checkpoint import Checkpointer
 from peftsum.data.features import TrainFeatures
 from peftsum.spec.settings import TrainSettings
+
+if TYPE_CHECKING:  # the store layer is only needed by callers that checkpoint (peftsum bench does not)
+    from peftsum.checkpoint import Checkpointer
 
 
 class Preempted(Exception):
@@ -52,7 +54,7 @@ def make_plan(features: TrainFeatures, settings: TrainSettings, seed: int, seq2s
     out_lens = [len(y) for y in features.labels] if seq2seq else [0] * len(in_lens)
     n_epochs = math.ceil(settings.epochs)
     epochs = [plan_batches(in_lens, out_lens, settings.batch_size, settings.batch_tokens, settings.group_by_length,
-                           seed, e) for e in range(n_epochs)]
+                           seed, e, settings.max_padding) for e in range(n_epochs)]
     plan = TrainPlan(epochs, settings.grad_accum, 0)
     whole, frac = divmod(settings.epochs, 1)
     total = sum(plan.steps_in(e) for e in range(int(whole)))
@@ -62,6 +64,37 @@ def make_plan(features: TrainFeatures, settings: TrainSettings, seed: int, seq2s
         total = min(total, settings.max_steps)
     plan.total_steps = max(1, total)
     return plan
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How a cell runs on its device: the ``auto`` settings resolved (recorded in the result's provenance)."""
+
+    device: torch.device
+    precision: str  # fp32 | bf16
+    fused: bool  # fused AdamW kernel
+    compile: bool  # torch.compile the training forward/backward
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.precision == "bf16" else None
+
+
+def resolve_runtime(settings: TrainSettings, device: torch.device | None = None) -> Runtime:
+    """Resolve ``precision``/``fused_optimizer``/``compile`` = auto for ``device`` (default: CUDA if present).
+
+    auto = bf16 autocast on CUDA, fp32 on CPU; fused AdamW on both (on CPU ~3x faster than the foreach kernel);
+    torch.compile only when asked (``compile: on``): on an H200 the first compiled GPT-2 case, with token-budget
+    batches of varying shapes, had not finished within 170 s. See docs/performance.md. fp16 is never chosen: T5
+    overflows in it.
+    """
+    if device is None:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cuda = device.type == "cuda"
+    precision = settings.precision if settings.precision != "auto" else ("bf16" if cuda else "fp32")
+    fused = settings.fused_optimizer == "on" or (settings.fused_optimizer == "auto" and device.type in ("cuda", "cpu"))
+    compiled = settings.compile == "on"  # auto = off until a benchmark shows it stable and faster
+    return Runtime(device, precision, fused, compiled)
 
 
 @dataclass
@@ -99,10 +132,12 @@ def _lr_lambda(settings: TrainSettings, total: int) -> Callable[[int], float]:
 def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainSettings, *, pad_id: int,
           causal: bool, device: torch.device, autocast_dtype: torch.dtype | None, fused: bool,
           checkpointer: Checkpointer | None, on_step: Callable[[Any, int], None] | None = None,
-          progress: Callable[[TrainReport, int], None] | None = None) -> TrainReport:
+          progress: Callable[[TrainReport, int], None] | None = None, compile_model: bool = False) -> TrainReport:
     """Train ``model`` in place for ``plan.total_steps`` optimizer steps, resuming from the latest checkpoint.
 
     ``progress(report, total_steps)`` is called after every optimizer step (``report.steps`` is the step count).
+    ``compile_model`` runs the forward (and, through AOTAutograd, the backward) under ``torch.compile`` with
+    dynamic shapes, since token-budget batches vary in both batch size and length.
     """
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     decay = [p for n, p in params.items() if p.ndim >= 2]
@@ -148,22 +183,24 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
     handled = (signal.SIGTERM, signal.SIGINT) if checkpointer is not None and _main_thread() else ()
     previous = {sig: signal.signal(sig, lambda *_: stop.update(sigterm=True)) for sig in handled}
     model.train()
+    forward = torch.compile(model, dynamic=True) if compile_model else model  # shares the parameters
     last_ckpt = time.monotonic()
     try:
         while step < plan.total_steps:
             t0 = time.perf_counter()
             micro = plan.micro_batches(step)
-            step_loss = 0.0
+            step_loss = torch.zeros((), device=device)
             for indices in micro:
-                batch = {k: v.to(device) for k, v in collate(indices, features.input_ids, features.labels, pad_id,
-                                                             causal).items()}
+                cpu_batch = collate(indices, features.input_ids, features.labels, pad_id, causal)
+                # Counted on the host copy: no device sync per micro-batch (one .item() per step, below).
+                report.tokens += int(cpu_batch["attention_mask"].sum()) + (
+                    0 if causal else int((cpu_batch["labels"] != -100).sum()))
+                report.padded_tokens += cpu_batch["input_ids"].numel() + (0 if causal else cpu_batch["labels"].numel())
+                batch = {k: v.to(device, non_blocking=True) for k, v in cpu_batch.items()}
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    loss = model(**batch).loss / len(micro)
+                    loss = forward(**batch).loss / len(micro)
                 loss.backward()
-                step_loss += loss.item()
-                n_real = int(batch["attention_mask"].sum()) + (0 if causal else int((batch["labels"] != -100).sum()))
-                report.tokens += n_real
-                report.padded_tokens += batch["input_ids"].numel() + (0 if causal else batch["labels"].numel())
+                step_loss += loss.detach()
             if settings.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params.values(), settings.max_grad_norm)
             optimizer.step()
@@ -173,7 +210,7 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
             optimizer.zero_grad(set_to_none=True)
             step += 1
             report.steps = step
-            report.loss_history.append(step_loss)
+            report.loss_history.append(step_loss.item())
             report.seconds += time.perf_counter() - t0
             if progress is not None:
                 progress(report, plan.total_steps)

@@ -34,11 +34,17 @@ class TrainSettings:
     max_grad_norm: float | None = setting(1.0, "gradient clipping norm; null = no clipping", kind=float, lo=0,
                                           lo_open=True, nullable=True)
     group_by_length: bool = setting(True, "batch examples of similar length together (less padding)", kind=bool)
+    max_padding: float | None = setting(None, "with group_by_length, also cut a batch when its padding would exceed "
+                                        "this share of it (preset fast: 0.05); null = only the budget cuts",
+                                        kind=float, lo=0, hi=1, hi_open=True, nullable=True)
     gradient_checkpointing: bool = setting(False, "recompute activations in backward to save memory", kind=bool)
     precision: str = setting("auto", "auto = bf16 autocast on CUDA, fp32 on CPU; fp16 is not offered (T5 overflows)",
                              kind=str, choices=("auto", "fp32", "bf16"))
-    fused_optimizer: str = setting("auto", "fused AdamW kernel: auto = on CUDA only", kind=str,
+    fused_optimizer: str = setting("auto", "fused AdamW kernel: auto = on CUDA and CPU", kind=str,
                                    choices=("auto", "on", "off"))
+    compile: str = setting("auto", "torch.compile the training forward/backward (dynamic shapes): auto = off for "
+                                   "now (opt-in: slow to compile on varying batch shapes, see docs/performance.md)",
+                           kind=str, choices=("auto", "on", "off"))
     checkpoint_every_steps: int | None = setting(None, "write a resumable checkpoint every N optimizer steps",
                                                  kind=int, lo=1, nullable=True)
     checkpoint_every_seconds: float | None = setting(300.0, "write a resumable checkpoint every N seconds",
@@ -62,6 +68,9 @@ class EvalSettings:
     num_beams: int = setting(1, "beam width; 1 = greedy", kind=int, lo=1, hi=16)
     batch_size: int | None = setting(None, "examples per generation batch; null = chosen from batch_tokens",
                                      kind=int, lo=1, hi=4096, nullable=True)
+    cache: str = setting("auto", "KV cache for generation: static = fixed-size cache whose decode step transformers "
+                                 "compiles (CUDA only); auto = static on CUDA with greedy decoding, else dynamic",
+                         kind=str, choices=("auto", "dynamic", "static"))
     bootstrap_samples: int = setting(1000, "bootstrap resamples for each ci95", kind=int, lo=100, hi=100_000)
 
 
@@ -82,17 +91,20 @@ SECTIONS: dict[str, type] = {"train": TrainSettings, "eval": EvalSettings, "data
 
 # Presets are the lowest layer. A value may be a {family: value} mapping for settings the study chose per family.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # The fast path: token-budget batches grouped by length, bf16 on CUDA, fused AdamW.
-    "fast": {"train": {}, "eval": {}, "data": {}},
+    # The fast path (the field defaults + a padding cap): token-budget batches grouped by length with padding
+    # <= 5%, fused AdamW, no activation recomputation; on CUDA bf16 autocast and a static-cache decode.
+    # torch.compile is opt-in. Measured by `peftsum bench` (docs/performance.md).
+    "fast": {"train": {"max_padding": 0.05}, "eval": {}, "data": {}},
     # The study's Tables 5/6. Its warmup_ratio of 5 is not a valid ratio and is left at 0.
     "seed-paper": {
         "train": {
             "epochs": 8.0, "learning_rate": 5e-5, "weight_decay": 0.01, "lr_scheduler": "constant",
             "warmup_ratio": 0.0, "batch_size": {"causal": 20, "seq2seq": 30}, "batch_tokens": None,
             "grad_accum": 5, "gradient_checkpointing": True, "max_grad_norm": 1.0, "group_by_length": False,
-            "precision": "fp32", "fused_optimizer": "off",
+            "precision": "fp32", "fused_optimizer": "off", "compile": "off",
         },
-        "eval": {},
+        # Generation as the study ran it: its training batch size, fp32 (precision above), dynamic cache.
+        "eval": {"batch_size": {"causal": 20, "seq2seq": 30}, "cache": "dynamic"},
         "data": {},
     },
 }

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The GPU measurement of issue 6 in one script (<= 8 minutes): peftsum bench on random-init GPT-2 small and
+# T5-small, through the project's own training and generation path, in three passes so that a slow or broken
+# torch.compile cannot cost the other numbers (each pass has its own time limit and writes its JSON after every
+# case):
+#   1. train, fast path  naive (seed-paper) vs fast (bf16, fused AdamW, length buckets) for GPT-2 small (the fast
+#                        case twice: first contact with each batch shape, then warm); LoRA (+ without dropout),
+#                        IA3, BitFit; T5-small naive/fast/LoRA/IA3
+#   2. train, compiled   the opt-in torch.compile for GPT-2 full FT and LoRA
+#   3. generate          GPT-2 small / T5-small naive (fp32, batch 20/30) vs fast (bf16, token budget; dynamic and
+#                        static cache)
+#
+# Usage, from the repository root of a GPU machine:   bash bench/gpu.sh [OUT_DIR]      (default runs/bench/gpu)
+# Dry run on a CPU (tiny models, about 3 minutes):   BENCH_SMOKE=1 bash bench/gpu.sh /tmp/gpu-smoke
+# Wheels in .whl/ (transformers/peft of this checkout's lock, when the machine's differ) are installed first.
+set -uo pipefail
+OUT_DIR=${1:-runs/bench/gpu}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT_DIR"
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
+
+if compgen -G ".whl/*.whl" >/dev/null; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+{ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 || true
+  $PY -c "import torch, transformers, peft; print(torch.__version__, torch.version.cuda, transformers.__version__, peft.__version__)"
+} | tee "$OUT_DIR/env.txt"
+
+if [ -n "${BENCH_SMOKE:-}" ]; then   # CPU: the same passes on tiny models with a handful of examples
+  COMMON=(--models tiny --device cpu --threads 1 --examples 40 --gen-prompts 8 --warmup-steps 1)
+  M=tiny- T5=tiny-t5 T1=150 T2=60 T3=60 COMPILED=(--only nothing)  # inductor on a shared 2-core CPU takes minutes: skipped
+else
+  COMMON=(--examples 3000)
+  M= T5=t5-small T1=${BENCH_T1:-200} T2=${BENCH_T2:-120} T3=${BENCH_T3:-140}
+  COMPILED=(--extended --only gpt2/full/fast-compiled --only gpt2/lora/fast-compiled)
+fi
+bench() { # seconds name args...
+  local limit=$1 name=$2; shift 2
+  echo "== $name (limit ${limit}s)"
+  timeout -k 5 "$limit" $PY -m peftsum.cli bench "${COMMON[@]}" --out "$OUT_DIR/$name.json" "$@" \
+    2> >(grep -v -e "Loading weights" -e "warnings.warn" -e "FutureWarning" -e "UserWarning" >&2)
+  echo "== $name: exit $?"
+}
+
+bench "$T1" train --part train --only ${M}gpt2/full/naive --only ${M}gpt2/full/fast --only ${M}gpt2/lora/fast \
+  --only ${M}gpt2/ia3/fast --only ${M}gpt2/bitfit/fast --only ${M}gpt2/lora/fast-nodrop --only $T5
+bench "$T2" train-compiled --part train "${COMPILED[@]}"
+bench "$T3" generate --part generate
+ls -la "$OUT_DIR"

@@ -1,0 +1,131 @@
+"""``peftsum bench``: the quick benchmark's JSON has the promised keys and sane values, its import path works on a
+machine without the data/report/cloud stack (the GPU image), and the fast path's batching keeps padding <= 5%."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from peftsum.batching import plan_batches
+from peftsum.bench import SPREADS, lengths, plan_for, synthetic_features
+
+REPO = Path(__file__).resolve().parents[1]
+# Not installed on the GPU image bench/gpu.sh runs on: the bench must never import them.
+ABSENT_ON_DEVICE = ("datasets", "rouge_score", "boto3", "botocore", "prometheus_client", "kubernetes")
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+    """One small `peftsum bench --quick` run (fewer examples than the real --quick) with those modules blocked."""
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    code = (f"import sys; sys.modules.update(dict.fromkeys({ABSENT_ON_DEVICE!r})); from peftsum.cli import main; "
+            f"sys.exit(main(['bench', '--quick', '--examples', '48', '--gen-prompts', '8', '--out', {str(out)!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])  # the last line is the summary
+    return summary, json.loads(out.read_text())
+
+
+def test_summary_line_keys_and_values(quick: tuple[dict, dict]) -> None:
+    summary, report = quick
+    assert {"device", "train_speedup_vs_naive", "padding_ratio", "naive_padding_ratio",
+            "generate_speedup_vs_naive"} <= set(summary)
+    assert summary == {k: v for k, v in report["summary"].items() if k != "seconds"} | {"seconds": summary["seconds"]}
+    assert summary["device"].startswith("cpu")
+    assert summary["errors"] == []
+    assert 0 <= summary["padding_ratio"] <= 0.05
+    assert summary["naive_padding_ratio"] > 0.2  # random batches of 20 pad to the longest
+    # Less padding, no activation recomputation and a fused AdamW: faster even on a small, noisy sample.
+    assert summary["train_speedup_vs_naive"] > 1.0
+    assert summary["generate_speedup_vs_naive"] > 0
+    assert summary["mfu"] is None  # no known peak for a CPU
+
+
+def test_report_rows(quick: tuple[dict, dict]) -> None:
+    _, report = quick
+    assert report["schema_version"] == 1 and report["device_type"] == "cpu" and report["peak_flops"] is None
+    rows = {r["label"]: r for r in report["train"]}
+    assert {"tiny-gpt2/full/naive", "tiny-gpt2/full/fast", "tiny-gpt2/lora/fast", "tiny-gpt2/ia3/fast",
+            "tiny-gpt2/bitfit/fast"} <= set(rows)
+    naive, fast = rows["tiny-gpt2/full/naive"], rows["tiny-gpt2/full/fast"]
+    assert naive["tokens"] > 0 and fast["tokens"] > 0
+    assert naive["settings"]["gradient_checkpointing"] and not fast["settings"]["gradient_checkpointing"]
+    assert naive["settings"]["batch_size"] == 20 and naive["settings"]["grad_accum"] == 5
+    assert fast["settings"]["fused_optimizer"] and not naive["settings"]["fused_optimizer"]
+    assert fast["settings"]["precision"] == naive["settings"]["precision"] == "fp32"  # CPU: no bf16 autocast
+    for r in rows.values():
+        assert r["tokens_per_s"] > 0 and r["peak_memory_bytes"] > 0 and r["energy_j_per_mtok"] is None
+        assert r["params"]["trainable"] <= r["params"]["total"]
+        assert r["speedup_vs_naive"] > 0 and r["vs_full_ft"] > 0
+        assert r["final_train_loss"] == pytest.approx(r["final_train_loss"])  # not NaN
+    assert rows["tiny-gpt2/lora/fast"]["params"]["trainable"] < fast["params"]["trainable"]
+    gen = {r["config"]: r for r in report["generate"]}
+    assert gen["naive"]["settings"]["batch_size"] == 20 and gen["fast"]["settings"]["batch_size"] is None
+    for r in gen.values():
+        assert r["new_tokens"] == r["prompts"] * report["plan"]["max_new_tokens"]
+        assert r["new_tokens_per_s"] > 0
+
+
+@pytest.mark.parametrize("spread", sorted(SPREADS))
+@pytest.mark.parametrize("family", ["causal", "seq2seq"])
+def test_fast_batches_pad_at_most_5_percent(spread: str, family: str) -> None:
+    context = 1024 if family == "causal" else 512
+    feats, _ = synthetic_features(spread, 2000, family=family, context=context, vocab=50257, eos=50256)
+    in_lens = [len(x) for x in feats.input_ids]
+    out_lens = [len(y) for y in feats.labels] if family == "seq2seq" else [0] * len(in_lens)
+    fast = plan_batches(in_lens, out_lens, None, 16384, True, seed=0, epoch=0, max_padding=0.05)
+    naive = plan_batches(in_lens, out_lens, 20, None, False, seed=0, epoch=0)
+    assert fast.padding_ratio <= 0.05
+    assert naive.padding_ratio > fast.padding_ratio  # (CNN/DM in T5's 512 tokens: most sources are truncated)
+    assert max(len(b) * (max(in_lens[i] for i in b) + max(out_lens[i] for i in b)) for b in fast.batches) <= 16384
+
+
+def test_lengths_follow_the_spread() -> None:
+    src, tgt = lengths("dialogsum", 4000)
+    src.sort()
+    tgt.sort()
+    assert 150 < src[2000] < 190 and 24 < tgt[2000] < 32  # medians
+    assert src[-40] > 2 * src[2000]  # a long tail
+
+
+def test_fast_preset_caps_padding() -> None:
+    from peftsum.spec import parse_grid
+
+    base = "name: r\naxes: {model: [gpt2], method: [full], dataset: [dialogsum]}\n"
+    assert parse_grid(base).cells[0].train.max_padding == 0.05
+    assert parse_grid(base + "defaults: {train: {max_padding: null}}\n").cells[0].train.max_padding is None
+
+
+def test_plan_per_device() -> None:
+    cpu, gpu = plan_for("cpu", True, "auto"), plan_for("cuda", False, "auto")
+    assert cpu.primary == "tiny-gpt2" and gpu.primary == "gpt2"
+    assert {c.model for c in gpu.train} == {"gpt2", "t5-small"}
+    assert [c.config for c in cpu.train if c.method == "full"] == ["naive", "fast"]
+    assert all(c.preset == "seed-paper" for c in cpu.train + gpu.train if c.config == "naive")
+
+
+def test_runtime_resolution() -> None:
+    import torch
+
+    from peftsum.generate import resolve_cache
+    from peftsum.spec import parse_grid
+    from peftsum.train import resolve_runtime
+
+    base = "name: r\naxes: {model: [gpt2], method: [full], dataset: [dialogsum]}\n"
+    fast = parse_grid(base).cells[0].train
+    naive = parse_grid(base + "defaults: {preset: seed-paper}\n").cells[0].train
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_runtime(fast, cuda) == type(resolve_runtime(fast, cuda))(cuda, "bf16", True, False)
+    from dataclasses import replace
+
+    assert resolve_runtime(replace(fast, compile="on"), cuda).compile  # opt-in
+    assert (resolve_runtime(fast, cpu).precision, resolve_runtime(fast, cpu).fused,
+            resolve_runtime(fast, cpu).compile) == ("fp32", True, False)
+    assert (resolve_runtime(naive, cuda).precision, resolve_runtime(naive, cuda).fused,
+            resolve_runtime(naive, cuda).compile) == ("fp32", False, False)
+    assert resolve_cache("auto", cuda) == "static" and resolve_cache("auto", cpu) == "dynamic"
+    assert resolve_cache("dynamic", cuda) == "dynamic" and resolve_cache("auto", cuda, num_beams=4) == "dynamic"
