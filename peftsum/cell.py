@@ -6,7 +6,6 @@ files → ``_SUCCESS`` last (first writer wins). Exit codes: 0 done (or already 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -22,6 +21,7 @@ from typing import Any
 from peftsum.spec import Cell, SpecError
 from peftsum.store import Store, StoreError
 from peftsum.store import cells as layout
+from peftsum.store.base import sha256_file
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC, EXIT_RETRY = 0, 1, 2, 3
 
@@ -42,8 +42,12 @@ def load_spec(store: Store, grid: str, cell_id: str) -> Cell:
     return cell
 
 
-def run_cell(store: Store, grid: str, cell: Cell) -> int:
-    """Run ``cell`` into ``store``; returns the process exit code."""
+def run_cell(store: Store, grid: str, cell: Cell, metrics: Any = None) -> int:
+    """Run ``cell`` into ``store``; returns the process exit code.
+
+    Args:
+        metrics: a ``peftsum.telemetry.CellMetrics`` to keep current (pushed or scraped by the caller), or None.
+    """
     cell_id = cell.cell_id
     if layout.done_manifest(store, grid, cell_id):
         log(cell_id, "already done")
@@ -53,7 +57,7 @@ def run_cell(store: Store, grid: str, cell: Cell) -> int:
     layout.write_status(store, grid, cell_id, "running", attempt=attempt, progress=0.0, started_at=started)
     try:
         with tempfile.TemporaryDirectory(prefix=f"peftsum-{cell_id}-") as tmp:
-            result = _execute(store, grid, cell, attempt, started, Path(tmp))
+            result = _execute(store, grid, cell, attempt, started, Path(tmp), metrics)
             if result is None:  # another attempt committed first: its result stands, ours is discarded
                 manifest = layout.read_manifest(store, grid, cell_id) or {}
                 layout.write_status(store, grid, cell_id, "done", exit_code=EXIT_OK,
@@ -81,6 +85,8 @@ def run_cell(store: Store, grid: str, cell: Cell) -> int:
     layout.write_status(store, grid, cell_id, "done", exit_code=EXIT_OK, attempt=attempt, progress=1.0,
                         metrics={k: result["metrics"][k]["value"] for k in ("rougeL", "bleu")})
     m = result["metrics"]
+    if metrics is not None:
+        metrics.succeeded({k: v["value"] for k, v in m.items() if isinstance(v, dict) and "value" in v})
     log(cell_id, f"done: ROUGE-L {m['rougeL']['value']:.3f}, BLEU {m['bleu']['value']:.3f}")
     return EXIT_OK
 
@@ -107,22 +113,31 @@ class Predicted:
     adapter_bytes: int | None = None
 
 
-def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, workdir: Path) -> dict | None:
+def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, workdir: Path,
+             metrics: Any = None) -> dict | None:
     from peftsum import scoring
     from peftsum.artifacts import write_jsonl
     from peftsum.checkpoint import Checkpointer
     from peftsum.methods import METHODS
-    from peftsum.resources import EnergyMeter, PhaseTimer, gpu_info, gpu_peak_bytes, peak_rss_bytes
+    from peftsum.resources import EnergyMeter, NvmlMemory, PhaseTimer, gpu_info, gpu_peak_bytes, peak_rss_bytes
 
     cell_id = cell.cell_id
     method = METHODS.get(cell.method.type)
-    timer, energy = PhaseTimer(), EnergyMeter()
+    timer, energy, nvml_memory = PhaseTimer(), EnergyMeter(), NvmlMemory()
+    if metrics is not None:
+        def sample(m: Any) -> None:  # read at every push/scrape
+            m.series("peftsum_phase_duration_seconds", timer.seconds)
+            m.set("peftsum_gpu_energy_joules_total", energy.read())
+            if method.needs_model:
+                m.series("peftsum_gpu_memory_peak_bytes", {"torch": gpu_peak_bytes(), "nvml": nvml_memory.sample()})
+
+        metrics.sample = sample
     out = workdir / "attempt"
     out.mkdir()
     if method.needs_model:
         if cell.model is None:
             raise SpecError("model", None, f"method {cell.method.type!r} needs a model")
-        pred = _predict_with_model(store, grid, cell, method, attempt, started, timer, out)
+        pred = _predict_with_model(store, grid, cell, method, attempt, started, timer, out, metrics, nvml_memory)
     else:
         pred = _predict_without_model(cell, method, timer)
     with timer.phase("score"):
@@ -151,7 +166,9 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
                      "new_tokens_per_s": generated / pred.generate_seconds if pred.generate_seconds else 0.0,
                      "examples": len(pred.predictions), "truncated_sources": pred.truncated},
         "resources": {
-            "gpu_peak_bytes": gpu_peak_bytes() if method.needs_model else None, "ram_peak_bytes": peak_rss_bytes(),
+            "gpu_peak_bytes": gpu_peak_bytes() if method.needs_model else None,
+            "gpu_nvml_peak_bytes": nvml_memory.sample() if method.needs_model else None,
+            "ram_peak_bytes": peak_rss_bytes(),
             "energy_joules": energy.read(), "trainable_params": pred.trainable, "total_params": pred.total,
             "adapter_bytes": pred.adapter_bytes,
             "checkpoint_bytes": report.checkpoint_bytes or None if report else None,
@@ -189,7 +206,7 @@ def _predict_without_model(cell: Cell, method: Any, timer: Any) -> Predicted:
 
 
 def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attempt: str, started: str, timer: Any,
-                        out: Path) -> Predicted:
+                        out: Path, metrics: Any = None, nvml_memory: Any = None) -> Predicted:
     """Load data and model, apply the method, train (resumably), generate."""
     import torch
 
@@ -234,6 +251,12 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
 
         def progress(rep: Any, total_steps: int) -> None:
             step, loss = rep.steps, rep.loss_history[-1]
+            if nvml_memory is not None:
+                nvml_memory.sample()  # device memory peaks during training: sample every step (microseconds)
+            if metrics is not None:
+                metrics.set("peftsum_train_tokens_total", rep.tokens)
+                metrics.set("peftsum_train_loss", loss)
+                metrics.set("peftsum_train_progress_ratio", step / total_steps)
             if time.monotonic() - last["t"] >= 5 or step == total_steps:
                 last["t"] = time.monotonic()
                 layout.write_status(store, grid, cell_id, "running", attempt=attempt, started_at=started,
@@ -303,16 +326,8 @@ def _upload(store: Store, grid: str, cell_id: str, attempt: str, out: Path) -> d
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         rel = f"attempts/{attempt}/{path.relative_to(out).as_posix()}"
         store.upload(layout.cell_key(grid, cell_id, rel), path)
-        files[rel] = {"bytes": path.stat().st_size, "sha256": _sha256_file(path)}
+        files[rel] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
     return files
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _provenance() -> dict[str, Any]:

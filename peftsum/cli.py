@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from typing import Any
 
 from peftsum.cell import EXIT_BAD_SPEC
 from peftsum.spec import Cell, SpecError, parse_grid
@@ -13,6 +15,9 @@ from peftsum.store import StoreError, open_store
 CELL_EPILOG = """examples:
   peftsum cell --store ./runs --grid quickstart --cell 398fb048ea27   # as launcher run and the pods do
   peftsum cell --store ./runs --grid mygrid --spec cell.json           # a spec file ('-' = stdin)
+
+telemetry: --pushgateway URL (or $PEFTSUM_PUSHGATEWAY) pushes every --push-interval s, grouping key grid+cell;
+--metrics-port N serves /metrics instead. Metric names: docs/metrics.md.
 
 exit codes: 0 done (or already done), 2 bad spec (never retried), 3 retryable (preempted, transient I/O),
 1 any other failure (reason in cells/<id>/status.json)."""
@@ -29,6 +34,15 @@ EDA_EPILOG = """examples:
   peftsum eda synthetic-news                              # whitespace words
 
 writes <out>/eda.json (percentiles, histograms, share dropped by the context-window filter) and <out>/lengths.png."""
+
+
+STAGE_EPILOG = """examples:
+  peftsum stage examples/paper.yaml --store s3://bucket/peftsum     # once, from a machine with internet
+  peftsum stage grid.yaml --out staged.yaml                          # also write the overrides to a file
+
+Copies each model (hub snapshot / local folder) to <store>/_staged/models/<name>/ and each dataset's splits to
+<store>/_staged/datasets/<name>/<split>.jsonl, then prints the models:/datasets: overrides that point the grid at
+them. Pods download a staged model or dataset once into their cache ($PEFTSUM_CACHE/store/)."""
 
 
 def _eda(args: argparse.Namespace) -> int:
@@ -71,16 +85,46 @@ def _eda(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stage(args: argparse.Namespace) -> int:
+    import yaml
+
+    from peftsum.spec import load_grid
+    from peftsum.stage import stage_grid
+
+    try:
+        grid = load_grid(args.grid, store=args.store)
+        store = open_store(grid.store)
+    except (SpecError, StoreError) as err:
+        print(f"peftsum stage: {err}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    try:
+        overrides = stage_grid(store, grid, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except (OSError, ValueError) as err:
+        print(f"peftsum stage: {err}", file=sys.stderr)
+        return 1
+    text = ("# staged copies: merge into the grid's models: / datasets: sections\n"
+            + yaml.safe_dump(overrides, sort_keys=True, allow_unicode=True))
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text)
+    print(text, end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="peftsum", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("cell", help="run one cell end to end", epilog=CELL_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--store", required=True, help="store URI: a local path (s3:// later)")
+    p.add_argument("--store", required=True, help="store URI: a local path or s3://bucket/prefix")
     p.add_argument("--grid", required=True, help="grid name (the store folder)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--cell", help="cell id: read cells/<ID>/spec.json from the store")
     src.add_argument("--spec", help="cell spec JSON file, '-' for stdin")
+    p.add_argument("--pushgateway", default=os.environ.get("PEFTSUM_PUSHGATEWAY") or None,
+                   help="push metrics to this Prometheus Pushgateway URL (default: $PEFTSUM_PUSHGATEWAY)")
+    p.add_argument("--push-interval", type=float, default=15.0, help="seconds between pushes (default 15)")
+    p.add_argument("--metrics-port", type=int, help="serve /metrics on this port for scraping instead of pushing")
     a = sub.add_parser("aggregate", help="build the report from every done cell", epilog=AGGREGATE_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("--grid", required=True)
@@ -97,7 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bench", help="training and generation throughput, fast path vs the study's configuration",
                        epilog=bench.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     bench.add_arguments(b)
+    st = sub.add_parser("stage", help="copy a grid's models and datasets into the store (clusters w/o internet)",
+                        epilog=STAGE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    st.add_argument("grid", help="grid.yaml")
+    st.add_argument("--store", help="store URI (default: the grid's store)")
+    st.add_argument("--out", help="also write the overrides (YAML) to this file")
     args = parser.parse_args(argv)
+
+    if args.command == "stage":
+        return _stage(args)
 
     if args.command == "bench":
         return bench.main(args)
@@ -128,7 +180,27 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, ValueError, KeyError, TypeError, OSError) as err:
         print(f"peftsum cell: bad spec: {err}", file=sys.stderr)
         return EXIT_BAD_SPEC
-    return run_cell(store, args.grid, cell)
+    metrics, pusher = _telemetry(args, cell)
+    try:
+        return run_cell(store, args.grid, cell, metrics)
+    finally:
+        if pusher is not None:
+            pusher.close()  # the final push: end state, scores and (on success only) the success timestamp
+
+
+def _telemetry(args: argparse.Namespace, cell: Cell) -> tuple[Any, Any]:
+    """The cell's metrics and, with a Pushgateway, the thread pushing them; (None, None) without telemetry."""
+    if not args.pushgateway and args.metrics_port is None:
+        return None, None
+    from peftsum.telemetry import CellMetrics, Pusher
+
+    lab = cell.labels
+    metrics = CellMetrics(args.grid, cell.cell_id, lab["model"], lab["method"], lab["dataset"])
+    if args.metrics_port is not None:
+        metrics.serve(args.metrics_port)
+        return metrics, None
+    warn = lambda msg: print(f"[cell {cell.cell_id}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    return metrics, Pusher(metrics, args.pushgateway, args.push_interval, warn).start()
 
 
 if __name__ == "__main__":

@@ -8,13 +8,15 @@ from peftsum.spec.cell import ModelRef
 
 
 def resolve_path(ref: ModelRef) -> str:
-    """What to hand to ``from_pretrained``: the hub id or path, or the cache folder of a built-in tiny model."""
+    """What to hand to ``from_pretrained``: the hub id or path, or a cache folder (built-in tiny model, s3:// copy)."""
     if ref.hub_id.startswith("builtin:"):
         from peftsum.models.tiny import ensure_tiny
 
         return str(ensure_tiny(ref.hub_id.removeprefix("builtin:")))
-    if ref.hub_id.startswith("s3://"):
-        raise NotImplementedError(f"{ref.hub_id}: loading models from s3:// needs the S3 store backend")
+    if ref.hub_id.startswith("s3://"):  # staged by `launcher stage`: downloaded once into the cache
+        from peftsum.store.fetch import materialize
+
+        return str(materialize(ref.hub_id))
     return ref.hub_id
 
 
