@@ -39,6 +39,12 @@ def small() -> Grid:
 
 
 @pytest.fixture
+def small_text() -> str:
+    """SMALL as text (a fixture: ``from conftest import`` is ambiguous once several conftest.py files load)."""
+    return SMALL
+
+
+@pytest.fixture
 def store(tmp_path: Path) -> LocalStore:
     return LocalStore(tmp_path / "store")
 

@@ -20,11 +20,9 @@ PAPER = str(REPO / "examples" / "paper.yaml")
 
 
 @pytest.fixture
-def small_file(tmp_path: Path) -> str:
-    from conftest import SMALL
-
+def small_file(tmp_path: Path, small_text: str) -> str:
     path = tmp_path / "small.yaml"
-    path.write_text(SMALL)
+    path.write_text(small_text)
     return str(path)
 
 
