@@ -104,6 +104,8 @@ class Predicted:
     device: str = "cpu"
     precision: str = "fp32"
     fused: bool = False
+    compiled: bool = False
+    cache: str | None = None  # generation KV cache: dynamic | static (None: model-free)
     report: Any = None  # peftsum.train.TrainReport, None for untrained cells
     train_kept: int = 0
     train_dropped: int = 0
@@ -176,6 +178,7 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
         },
         "provenance": {**_provenance(), **(gpu_info() if method.needs_model else {"gpu_name": None}),
                        "device": pred.device, "precision": pred.precision, "fused_optimizer": pred.fused,
+                       "compiled": pred.compiled, "generation_cache": pred.cache,
                        "seed": cell.seed, "started_at": started, "finished_at": layout.now_iso(), "attempt": attempt},
     }
     with timer.phase("upload"):
@@ -277,17 +280,19 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
     with timer.phase("generate"):
         log(cell_id, f"generating {len(eval_features.ids)} summaries")
         budget = generation_budget(cell.train.batch_tokens)
+        cache = resolve_cache(cell.eval.cache, device, cell.eval.num_beams)
         gen = generate(model, tokenizer, eval_features.prompt_ids, causal=causal,
                        max_new_tokens=cell.eval.max_new_tokens, num_beams=cell.eval.num_beams, device=device,
                        autocast_dtype=autocast, budget_tokens=budget, batch_size=cell.eval.batch_size,
-                       cache=resolve_cache(cell.eval.cache, device, cell.eval.num_beams))
+                       cache=cache)
     adapter_bytes = save_adapter(model, out, cell.model, cell.method.type, cell.train.keep_full_weights) \
         if method.trains else None
     stats_src = train_features or eval_pairs
     stats = eda(stats_src.source_lens, stats_src.summary_lens, stats_src.kept, stats_src.dropped, cell.model.hub_id,
                 encoder.budget, split="train" if train_features else cell.eval.split)
     return Predicted(eval_examples, gen.predictions, gen.new_tokens, gen.seconds, eval_features.truncated, stats,
-                     device=device.type, precision=precision, fused=fused, report=report,
+                     device=device.type, precision=precision, fused=fused, compiled=runtime.compile,
+                     cache=cache, report=report,
                      train_kept=train_features.kept if train_features else 0,
                      train_dropped=train_features.dropped if train_features else 0, eval_loss=eval_loss,
                      trainable=trainable if method.trains else 0, total=total, adapter_bytes=adapter_bytes)

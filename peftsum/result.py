@@ -68,6 +68,8 @@ class Provenance(TypedDict):
     device: str  # cpu | cuda
     precision: str  # resolved from the spec's precision (fp32 | bf16)
     fused_optimizer: bool  # resolved from the spec's fused_optimizer
+    compiled: bool  # the training forward ran under torch.compile (train.compile resolved)
+    generation_cache: str | None  # KV cache generation used: dynamic | static (eval.cache resolved); null w/o model
     seed: int  # the cell's seed
     started_at: str  # ISO-8601 UTC start of this attempt
     finished_at: str  # ISO-8601 UTC end of this attempt
