@@ -14,6 +14,7 @@ from typing import Any
 from peftsum.spec import Grid
 from peftsum.spec.cell import DatasetRef, ModelRef
 from peftsum.store import Store
+from peftsum.store.base import sha256_file
 
 PREFIX = "_staged"
 SPLITS = ("train", "validation", "test")
@@ -35,7 +36,12 @@ def stage_model(store: Store, name: str, ref: ModelRef, log: Any = print) -> str
     folder = _model_folder(ref)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     for i, path in enumerate(files, 1):
-        store.upload(f"{PREFIX}/models/{name}/{path.relative_to(folder).as_posix()}", path.resolve())
+        key = f"{PREFIX}/models/{name}/{path.relative_to(folder).as_posix()}"
+        info = store.stat(key)
+        if info is not None and info.bytes == path.stat().st_size and info.sha256 in (None, sha256_file(path)):
+            log(f"  model {name}: {i}/{len(files)} {path.relative_to(folder)} already staged")
+            continue  # staging is done once: a rerun uploads only what is missing or changed
+        store.upload(key, path.resolve())
         log(f"  model {name}: {i}/{len(files)} {path.relative_to(folder)}")
     return f"{store.uri}/{PREFIX}/models/{name}"
 

@@ -150,6 +150,9 @@ def test_stage_then_train_from_the_staged_copies(s3, tmp_path: Path, monkeypatch
     import yaml
 
     overrides = yaml.safe_load((tmp_path / "staged.yaml").read_text())
+    again = _launcher("stage", str(grid_file))  # staging is done once: a rerun re-uploads no model file
+    assert again.returncode == 0 and "already staged" in again.stderr
+    assert yaml.safe_load(again.stdout) == overrides
     model_uri = overrides["models"]["tiny-gpt2"]["hub_id"]
     data_uri = overrides["datasets"]["synthetic-dialogsum"]["id"]
     assert model_uri == f"{s3.uri}/_staged/models/tiny-gpt2" and data_uri.startswith(s3.uri)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tempfile
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from peftsum.store.base import Store, StoreError, check_key
+from peftsum.store.base import Store, StoreError, check_key, sha256_file
 
 CELL_ID = re.compile(r"^[0-9a-f]{12}$")
 STATES = ("pending", "running", "done", "failed")
@@ -66,6 +68,15 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def object_sha256(store: Store, key: str) -> str:
+    """SHA-256 of a stored object, streamed through a temporary file (full weights can be many GB: never whole in
+    memory). StoreError if it is missing or its bytes disagree with the checksum the store keeps."""
+    with tempfile.TemporaryDirectory(prefix="peftsum-hash-") as tmp:
+        path = Path(tmp) / "object"
+        store.download(key, path)
+        return sha256_file(path)
+
+
 def commit_success(store: Store, grid: str, cell_id: str, attempt_id: str,
                    files: dict[str, dict[str, Any]]) -> bool:
     """Write the ``_SUCCESS`` manifest last, first writer wins. Returns False if another attempt already won.
@@ -107,7 +118,7 @@ def done_manifest(store: Store, grid: str, cell_id: str, rehash: bool = False) -
             return None  # the store's own checksum disagrees: replaced or tampered since the commit
         if rehash:
             try:
-                if sha256_bytes(store.read_bytes(key)) != meta.get("sha256"):
+                if object_sha256(store, key) != meta.get("sha256"):
                     return None
             except StoreError:
                 return None
