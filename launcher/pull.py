@@ -112,16 +112,7 @@ def verify(store: Store, grid: str, cell_ids: Iterable[str]) -> list[Verdict]:
         if manifest is None:
             out.append(Verdict(cid, "not-done"))
             continue
-        bad = []
-        for rel, meta in sorted(manifest["files"].items()):
-            key = layout.cell_key(grid, cid, rel)
-            try:
-                digest = layout.object_sha256(store, key)  # streamed: full weights never whole in memory
-            except StoreError as err:
-                bad.append(f"{rel}: {err}")
-                continue
-            if digest != meta.get("sha256"):
-                bad.append(f"{rel}: content differs from the manifest")
+        bad = list(layout.manifest_problems(store, grid, cid, manifest, rehash=True))
         out.append(Verdict(cid, "corrupt", "; ".join(bad)) if bad else
                    Verdict(cid, "verified", f"{len(manifest['files'])} files"))
     return out

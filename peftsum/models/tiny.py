@@ -13,13 +13,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from peftsum.store.fetch import cache_root
+
 VERSION = "v1"  # bump when the recipe changes: the cache path includes it
 VOCAB_SIZE = 2048
 SPECIALS = ["<pad>", "</s>", "<unk>"]  # ids 0, 1, 2
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("PEFTSUM_CACHE", Path.home() / ".cache" / "peftsum"))
 
 
 def _corpus() -> list[str]:

@@ -15,6 +15,7 @@ import json
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -99,29 +100,36 @@ def read_manifest(store: Store, grid: str, cell_id: str) -> dict[str, Any] | Non
     return manifest
 
 
-def done_manifest(store: Store, grid: str, cell_id: str, rehash: bool = False) -> dict[str, Any] | None:
-    """The cell's manifest if the cell is done, else None.
+def manifest_problems(store: Store, grid: str, cell_id: str, manifest: dict[str, Any],
+                      rehash: bool = False) -> Iterator[str]:
+    """What is wrong with the files a manifest lists, lazily, one line per file ("<file>: <why>").
 
-    Done: every listed file present with its size and, where the store keeps checksums (S3), the stored sha256
-    equal to the manifest's; with ``rehash`` every file is also read back and hashed. A file that no longer
-    matches makes the cell "not done" (rehash raising StoreError on a corrupt read counts the same).
+    Checked per file: present with the listed size; where the store keeps checksums (S3), the stored sha256 equal
+    to the manifest's; with ``rehash`` the bytes themselves hashed (streamed), a corrupt read counting as wrong.
     """
-    manifest = read_manifest(store, grid, cell_id)
-    if manifest is None:
-        return None
-    for rel, meta in manifest["files"].items():
+    for rel, meta in sorted(manifest["files"].items()):
         key = cell_key(grid, cell_id, rel)
         info = store.stat(key)
-        if info is None or info.bytes != meta.get("bytes"):
-            return None
-        if info.sha256 is not None and info.sha256 != meta.get("sha256"):
-            return None  # the store's own checksum disagrees: replaced or tampered since the commit
-        if rehash:
+        if info is None:
+            yield f"{rel}: missing"
+        elif info.bytes != meta.get("bytes"):
+            yield f"{rel}: {info.bytes} bytes, the manifest says {meta.get('bytes')}"
+        elif info.sha256 is not None and info.sha256 != meta.get("sha256"):
+            yield f"{rel}: the store's checksum differs from the manifest (replaced or tampered since the commit)"
+        elif rehash:
             try:
                 if object_sha256(store, key) != meta.get("sha256"):
-                    return None
-            except StoreError:
-                return None
+                    yield f"{rel}: content differs from the manifest"
+            except StoreError as err:
+                yield f"{rel}: {err}"
+
+
+def done_manifest(store: Store, grid: str, cell_id: str, rehash: bool = False) -> dict[str, Any] | None:
+    """The cell's manifest if the cell is done (``_SUCCESS`` present, ``manifest_problems`` finds nothing — it
+    stops at the first problem), else None."""
+    manifest = read_manifest(store, grid, cell_id)
+    if manifest is None or next(manifest_problems(store, grid, cell_id, manifest, rehash), None) is not None:
+        return None
     return manifest
 
 

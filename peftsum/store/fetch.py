@@ -23,6 +23,8 @@ MARKER = ".peftsum-complete"
 
 
 def cache_root() -> Path:
+    """peftsum's cache on this machine (``$PEFTSUM_CACHE``, default ~/.cache/peftsum): built tiny models under
+    ``models/``, store copies under ``store/``."""
     return Path(os.environ.get("PEFTSUM_CACHE", Path.home() / ".cache" / "peftsum"))
 
 
