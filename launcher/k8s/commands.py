@@ -147,10 +147,7 @@ def run(args: argparse.Namespace) -> int:
         handler = {"render": _render, "submit": _submit, "status": _status, "watch": _watch, "logs": _logs,
                    "cancel": _cancel}[args.command]
         return handler(args, grid, cluster)
-    except SpecError as err:
-        _err(f"{prog}: {err}")
-        return EXIT_BAD
-    except BadInput as err:
+    except (SpecError, BadInput) as err:
         _err(f"{prog}: {err}")
         return EXIT_BAD
     except KubeUnreachable as err:
