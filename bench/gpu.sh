@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The GPU measurement of issue 6 in one script (<= 8 minutes): peftsum bench on random-init GPT-2 small and
-# T5-small, through the project's own training and generation path, in three passes so that a slow or broken
+# T5-small, through the project's own training and generation path, in four passes so that a slow model or a slow
 # torch.compile cannot cost the other numbers (each pass has its own time limit and writes its JSON after every
 # case):
-#   1. train, fast path  naive (seed-paper) vs fast (bf16, fused AdamW, length buckets) for GPT-2 small (the fast
-#                        case twice: first contact with each batch shape, then warm); LoRA (+ without dropout),
-#                        IA3, BitFit; T5-small naive/fast/LoRA/IA3
-#   2. train, compiled   the opt-in torch.compile for GPT-2 full FT and LoRA
-#   3. generate          GPT-2 small / T5-small naive (fp32, batch 20/30) vs fast (bf16, token budget; dynamic and
-#                        static cache)
+#   1. train-gpt2        naive (seed-paper) vs fast (bf16, fused AdamW, length buckets), the fast case twice
+#                        (first contact with each batch shape, then warm); LoRA (+ without dropout), IA3, BitFit
+#   2. train-t5          T5-small naive / fast (twice) / LoRA / IA3, in a fresh process (no valid number yet)
+#   3. generate          GPT-2 small / T5-small naive (fp32, batch 20/30) vs fast (bf16, memory-sized token budget;
+#                        dynamic and static cache)
+#   4. train-compiled    the opt-in torch.compile for GPT-2 full FT and LoRA
+# Every training row has first_step_seconds (the first 40 steps) and batch_shapes, and env.txt the TunableOp /
+# module-loading settings: the evidence for the first-contact slowdown in docs/performance.md.
 #
 # Usage, from the repository root of a GPU machine:   bash bench/gpu.sh [OUT_DIR]      (default runs/bench/gpu)
 # Dry run on a CPU (tiny models, about 3 minutes):   BENCH_SMOKE=1 bash bench/gpu.sh /tmp/gpu-smoke
@@ -25,14 +27,16 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 || true
   $PY -c "import torch, transformers, peft; print(torch.__version__, torch.version.cuda, transformers.__version__, peft.__version__)"
+  $PY -c "import torch; print('tunableop enabled:', torch.cuda.is_available() and torch.cuda.tunable.is_enabled())"
+  env | grep -E '^(PYTORCH_|CUDA_|TORCH_|NVIDIA_TF32|CUBLAS)' | sort || true
 } | tee "$OUT_DIR/env.txt"
 
 if [ -n "${BENCH_SMOKE:-}" ]; then   # CPU: the same passes on tiny models with a handful of examples
   COMMON=(--models tiny --device cpu --threads 1 --examples 40 --gen-prompts 8 --warmup-steps 1)
-  M=tiny- T5=tiny-t5 T1=150 T2=60 T3=60 COMPILED=(--only nothing)  # inductor on a shared 2-core CPU takes minutes: skipped
+  M=tiny- T5=tiny-t5 T1=150 T5S=100 T2=60 T3=60 COMPILED=(--only nothing)  # inductor on a 2-core CPU: minutes
 else
   COMMON=(--examples 3000)
-  M= T5=t5-small T1=${BENCH_T1:-200} T2=${BENCH_T2:-120} T3=${BENCH_T3:-140}
+  M= T5=t5-small T1=${BENCH_T1:-140} T5S=${BENCH_T5:-110} T2=${BENCH_T2:-80} T3=${BENCH_T3:-130}
   COMPILED=(--extended --only gpt2/full/fast-compiled --only gpt2/lora/fast-compiled)
 fi
 bench() { # seconds name args...
@@ -43,8 +47,9 @@ bench() { # seconds name args...
   echo "== $name: exit $?"
 }
 
-bench "$T1" train --part train --only ${M}gpt2/full/naive --only ${M}gpt2/full/fast --only ${M}gpt2/lora/fast \
-  --only ${M}gpt2/ia3/fast --only ${M}gpt2/bitfit/fast --only ${M}gpt2/lora/fast-nodrop --only $T5
-bench "$T2" train-compiled --part train "${COMPILED[@]}"
+bench "$T1" train-gpt2 --part train --only ${M}gpt2/full/naive --only ${M}gpt2/full/fast --only ${M}gpt2/lora/fast \
+  --only ${M}gpt2/ia3/fast --only ${M}gpt2/bitfit/fast --only ${M}gpt2/lora/fast-nodrop
+bench "$T5S" train-t5 --part train --only $T5
 bench "$T3" generate --part generate
+bench "$T2" train-compiled --part train "${COMPILED[@]}"
 ls -la "$OUT_DIR"

@@ -100,6 +100,7 @@ class Plan:
 
 
 PEFT_METHODS = ("lora", "ia3", "bitfit")
+FIRST_STEPS = 40  # per-step times kept for the start of each training case
 
 
 def plan_for(device_type: str, quick: bool, models: str, examples: int | None = None,
@@ -311,9 +312,13 @@ def run_train_case(case: TrainCase, plan: Plan, device: Any, real: bool, data: d
     warm = min(plan.warmup_steps, tplan.total_steps - 1)
     mark: dict[str, float] = {}
 
+    step_ends: list[float] = []
+
     def progress(rep: Any, _total: int) -> None:
         if rep.steps == warm:
             mark.update(tokens=rep.tokens, padded=rep.padded_tokens, seconds=rep.seconds)
+        if len(step_ends) < FIRST_STEPS:
+            step_ends.append(rep.seconds)
 
     energy = EnergyMeter()
     t0 = time.perf_counter()
@@ -345,7 +350,20 @@ def run_train_case(case: TrainCase, plan: Plan, device: Any, real: bool, data: d
         "peak_memory_bytes": _peak_bytes(device),
         "energy_j_per_mtok": joules / report.tokens * 1e6 if joules is not None and report.tokens else None,
         "final_train_loss": report.final_train_loss,
+        # Was each new batch shape slow the first time (docs/performance.md, "first-contact slowdown")?
+        "first_step_seconds": [round(b - a, 5) for a, b in zip([0.0, *step_ends], step_ends)],
+        "batch_shapes": len(batch_shapes(tplan, feats, causal)),
     }
+
+
+def batch_shapes(tplan: Any, feats: Any, causal: bool) -> set[tuple[int, ...]]:
+    """The distinct padded tensor shapes the plan's micro-batches have: (rows, input width[, label width])."""
+    shapes = set()
+    for epoch in tplan.epochs:
+        for b in epoch.batches:
+            width = max(len(feats.input_ids[i]) for i in b)
+            shapes.add((len(b), width) if causal else (len(b), width, max(len(feats.labels[i]) for i in b)))
+    return shapes
 
 
 def run_gen_case(case: GenCase, plan: Plan, device: Any, real: bool, data: dict) -> dict[str, Any]:
@@ -370,7 +388,7 @@ def run_gen_case(case: GenCase, plan: Plan, device: Any, real: bool, data: dict)
                                        context=cell.model.context - plan.max_new_tokens, vocab=vocab, eos=eos,
                                        seed=7, scale=plan.length_scale)
     _, prompts = data[key]
-    budget = case.budget_tokens or generation_budget(cell.train.batch_tokens)
+    budget = case.budget_tokens or generation_budget(cell.train.batch_tokens, model, device)
     kwargs = dict(causal=causal, max_new_tokens=plan.max_new_tokens, num_beams=1, device=device,
                   autocast_dtype=runtime.autocast_dtype, budget_tokens=budget, batch_size=cell.eval.batch_size,
                   cache=cache)
@@ -393,6 +411,98 @@ def run_gen_case(case: GenCase, plan: Plan, device: Any, real: bool, data: dict)
         "prompt_padding_ratio": 1 - rep.prompt_tokens / rep.padded_prompt_tokens if rep.padded_prompt_tokens else None,
         "peak_memory_bytes": _peak_bytes(device),
     }
+
+
+# --- quality: the fast path's summaries against the naive path's ------------------------------------------------
+# The quality check trains real cells on the synthetic task (tiny models that really learn, the quickstart's recipe).
+# Both cells share every *learning* setting below, so they differ only in what the preset decides about execution:
+# the fast path's length-grouped token-budget batches with a padding cap, fused AdamW, no activation recomputation
+# (and on CUDA bf16 and the static-cache decode) against the seed-paper preset's random batches padded to the
+# longest, gradient checkpointing, fp32, unfused AdamW and batch-of-20 dynamic-cache generation. The seed-paper
+# learning recipe itself (lr 5e-5, 8 epochs) would leave a random-init tiny model untrained and compare nothing.
+# Batches hold 6 examples on both sides (batch_tokens null): under one token budget the fast path packs ~37% more
+# examples per step than padded random batches, so it would take fewer steps per epoch and compare step counts.
+QUALITY_RECIPE: dict[str, Any] = {
+    "train": {"epochs": 1.5, "learning_rate": 4.0e-3, "batch_size": 6, "batch_tokens": None, "warmup_ratio": 0.05,
+              "weight_decay": 0.0, "lr_scheduler": "linear", "grad_accum": 1, "max_grad_norm": 1.0},
+    "eval": {"limit": 150, "max_new_tokens": 48},
+    "data": {"train_limit": 1500},
+}
+QUALITY_MODELS = {"tiny-gpt2": {}, "tiny-t5": {"train": {"epochs": 1.0, "learning_rate": 2.0e-3}}}
+QUALITY_SEEDS = (42, 43, 44)  # one seed's ROUGE-L moves with any change to the batches (tiny-t5: 0.17-0.31)
+QUALITY_GRID = "bench-quality"
+
+
+def quality_cells(models: list[str], seeds: tuple[int, ...]) -> dict[str, dict[str, list[Any]]]:
+    """{model: {"fast": [Cell per seed], "naive": [...]}}: one grid under the fast and the seed-paper preset."""
+    from peftsum.spec import parse_grid
+
+    out: dict[str, dict[str, list[Any]]] = {m: {"fast": [], "naive": []} for m in models}
+    for config, preset in (("fast", "fast"), ("naive", "seed-paper")):
+        doc = {"name": QUALITY_GRID, "defaults": {"preset": preset, **QUALITY_RECIPE},
+               "models": {m: QUALITY_MODELS[m] for m in models if QUALITY_MODELS.get(m)},
+               "axes": {"model": models, "method": ["full"], "dataset": ["synthetic-dialogsum"],
+                        "seed": list(seeds)}}
+        for cell in parse_grid(json.dumps(doc)).cells:
+            out[cell.model.name][config].append(cell)
+    return out
+
+
+def run_quality(models: list[str], seeds: tuple[int, ...], store_uri: str, log: Any = None) -> list[dict[str, Any]]:
+    """Run each model's fast and naive cells (one per seed) into ``store_uri`` — done cells are reused: same spec,
+    same id — and compare ROUGE-L with the paired bootstrap over every (seed, test example) pair.
+
+    Pooling the seeds puts part of the training noise into the CI, which one seed's example resampling misses.
+    ``no_worse`` holds when the fast path is not significantly worse: the upper end of the 95% CI of
+    ROUGE-L(fast) − ROUGE-L(naive) is ≥ 0.
+    """
+    from peftsum.cell import run_cell
+    from peftsum.compare import paired_bootstrap
+    from peftsum.store import cells as layout
+    from peftsum.store import open_store
+
+    store = open_store(store_uri)
+
+    def run(model: str, config: str, cell: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        layout.write_json(store, layout.cell_key(QUALITY_GRID, cell.cell_id, "spec.json"), cell.to_dict())
+        t0 = time.perf_counter()
+        code = run_cell(store, QUALITY_GRID, cell)
+        manifest = layout.done_manifest(store, QUALITY_GRID, cell.cell_id)
+        if code != 0 or manifest is None:
+            raise RuntimeError(f"quality cell {model}/{config} seed {cell.seed} ({cell.cell_id}) failed with exit "
+                               f"code {code}")
+        result = json.loads(store.read_bytes(layout.result_key(QUALITY_GRID, cell.cell_id, manifest)))
+        preds = [json.loads(line) for line in store.read_bytes(
+            layout.result_key(QUALITY_GRID, cell.cell_id, manifest, "predictions.jsonl")).splitlines()]
+        if log is not None:
+            print(f"[bench] quality {model}/{config} seed {cell.seed}: ROUGE-L "
+                  f"{result['metrics']['rougeL']['value']:.4f} ({time.perf_counter() - t0:.1f}s)", file=log,
+                  flush=True)
+        return result, [{**p, "id": f"{cell.seed}/{p['id']}"} for p in preds]
+
+    def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+        def mean(key: str) -> float:
+            return sum(r["train"][key] for r in results) / len(results)
+
+        return {"rougeL": sum(r["metrics"]["rougeL"]["value"] for r in results) / len(results),
+                "per_seed": [{"seed": r["spec"]["seed"], "cell_id": r["cell_id"],
+                              "rougeL": r["metrics"]["rougeL"]["value"], "rougeL_ci95": r["metrics"]["rougeL"]["ci95"],
+                              "bleu": r["metrics"]["bleu"]["value"], "eval_loss": r["train"]["eval_loss"],
+                              "steps": r["train"]["steps"]} for r in results],
+                "preset": results[0]["spec"]["preset"], "eval_loss": mean("eval_loss"),
+                "padding_ratio": mean("padding_ratio"), "train_seconds": mean("seconds")}
+
+    rows = []
+    for model, configs in quality_cells(models, seeds).items():
+        got = {config: [run(model, config, cell) for cell in cells] for config, cells in configs.items()}
+        fast = [p for _, preds in got["fast"] for p in preds]
+        naive = [p for _, preds in got["naive"] for p in preds]
+        samples = got["fast"][0][0]["spec"]["eval"]["bootstrap_samples"]
+        cmp = paired_bootstrap(fast, naive, "rougeL", samples=samples)
+        rows.append({"model": model, "seeds": list(seeds), "fast": summary([r for r, _ in got["fast"]]),
+                     "naive": summary([r for r, _ in got["naive"]]), "pairs": cmp["n"], "diff": cmp["diff"],
+                     "diff_ci95": cmp["ci95"], "p_fast_better": cmp["p_a_better"], "no_worse": cmp["ci95"][1] >= 0})
+    return rows
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -513,10 +623,23 @@ def assemble(plan: Plan, device: Any, real: bool, train_rows: list[dict], gen_ro
     }
 
 
+def quality_report(device: Any, quick: bool, store_uri: str) -> dict[str, Any]:
+    """``--part quality``: the fast/naive cells (tiny-gpt2 and tiny-t5, three seeds; ``quick``: tiny-gpt2, one seed)
+    and their verdict."""
+    rows = run_quality(["tiny-gpt2"] if quick else list(QUALITY_MODELS), QUALITY_SEEDS[:1] if quick
+                       else QUALITY_SEEDS, store_uri, log=sys.stderr)
+    summary = {"device": device_name(device), "quality_no_worse": all(r["no_worse"] for r in rows),
+               "quality": {r["model"]: {"fast_rougeL": r["fast"]["rougeL"], "naive_rougeL": r["naive"]["rougeL"],
+                                        "diff": r["diff"], "diff_ci95": r["diff_ci95"]} for r in rows}}
+    return {"schema_version": SCHEMA_VERSION, "device": summary["device"], "store": store_uri,
+            "recipe": QUALITY_RECIPE, "quality": rows, "summary": summary}
+
+
 EPILOG = """examples:
   peftsum bench --quick                      # CPU: tiny models, about 2 minutes; last line = summary JSON
   peftsum bench --out bench.json             # on a GPU: GPT-2 small / T5-small shapes, random init
   peftsum bench --only gpt2/full --only generate   # cases whose label has these parts (gpt2/full/naive, …)
+  peftsum bench --part quality               # fast vs naive ROUGE-L on trained tiny cells (paired bootstrap)
 
 The whole report goes to --out (default runs/bench/bench.json); docs/performance.md explains every field."""
 
@@ -533,7 +656,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-steps", type=int, help="optimizer steps not timed")
     p.add_argument("--extended", action="store_true",
                    help="also the CNN/DailyMail spread, every PEFT method and (CUDA) torch.compile")
-    p.add_argument("--part", choices=("all", "train", "generate"), default="all", help="what to measure")
+    p.add_argument("--part", choices=("all", "train", "generate", "quality"), default="all",
+                   help="what to measure: all = train + generate; quality = train and score real cells, fast "
+                        "against naive (tiny models on the synthetic task; minutes)")
+    p.add_argument("--quality-store", help="store for the quality cells (default: quality-store/ next to --out); "
+                                           "done cells are reused")
     p.add_argument("--compile", choices=("auto", "on", "off"), help="train.compile for every fast-path case")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: 1 on CPU with --quick, else torch's)")
 
@@ -564,8 +691,11 @@ def main(args: argparse.Namespace) -> int:
         partial["seconds"] = time.perf_counter() - t0
         out.write_text(json.dumps(partial, indent=2))
 
-    parts = ("train", "generate") if args.part == "all" else (args.part,)
-    result = run(plan, device, real, args.only, log=sys.stderr, parts=parts, emit=emit)
+    if args.part == "quality":
+        result = quality_report(device, args.quick, args.quality_store or str(out.parent / "quality-store"))
+    else:
+        parts = ("train", "generate") if args.part == "all" else (args.part,)
+        result = run(plan, device, real, args.only, log=sys.stderr, parts=parts, emit=emit)
     result["seconds"] = time.perf_counter() - t0
     result["summary"]["seconds"] = round(result["seconds"], 1)
     out.write_text(json.dumps(result, indent=2))

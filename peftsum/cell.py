@@ -106,6 +106,7 @@ class Predicted:
     fused: bool = False
     compiled: bool = False
     cache: str | None = None  # generation KV cache: dynamic | static (None: model-free)
+    budget: int | None = None  # padded tokens per generation batch (None: model-free)
     report: Any = None  # peftsum.train.TrainReport, None for untrained cells
     train_kept: int = 0
     train_dropped: int = 0
@@ -179,6 +180,7 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
         "provenance": {**_provenance(), **(gpu_info() if method.needs_model else {"gpu_name": None}),
                        "device": pred.device, "precision": pred.precision, "fused_optimizer": pred.fused,
                        "compiled": pred.compiled, "generation_cache": pred.cache,
+                       "generation_budget_tokens": pred.budget,
                        "seed": cell.seed, "started_at": started, "finished_at": layout.now_iso(), "attempt": attempt},
     }
     with timer.phase("upload"):
@@ -279,7 +281,7 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
 
     with timer.phase("generate"):
         log(cell_id, f"generating {len(eval_features.ids)} summaries")
-        budget = generation_budget(cell.train.batch_tokens)
+        budget = generation_budget(cell.train.batch_tokens, model, device)
         cache = resolve_cache(cell.eval.cache, device, cell.eval.num_beams)
         gen = generate(model, tokenizer, eval_features.prompt_ids, causal=causal,
                        max_new_tokens=cell.eval.max_new_tokens, num_beams=cell.eval.num_beams, device=device,
@@ -292,7 +294,7 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
                 encoder.budget, split="train" if train_features else cell.eval.split)
     return Predicted(eval_examples, gen.predictions, gen.new_tokens, gen.seconds, eval_features.truncated, stats,
                      device=device.type, precision=precision, fused=fused, compiled=runtime.compile,
-                     cache=cache, report=report,
+                     cache=cache, budget=budget, report=report,
                      train_kept=train_features.kept if train_features else 0,
                      train_dropped=train_features.dropped if train_features else 0, eval_loss=eval_loss,
                      trainable=trainable if method.trains else 0, total=total, adapter_bytes=adapter_bytes)

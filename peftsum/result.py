@@ -70,6 +70,7 @@ class Provenance(TypedDict):
     fused_optimizer: bool  # resolved from the spec's fused_optimizer
     compiled: bool  # the training forward ran under torch.compile (train.compile resolved)
     generation_cache: str | None  # KV cache generation used: dynamic | static (eval.cache resolved); null w/o model
+    generation_budget_tokens: int | None  # padded tokens per generation batch (device-resolved); null w/o model
     seed: int  # the cell's seed
     started_at: str  # ISO-8601 UTC start of this attempt
     finished_at: str  # ISO-8601 UTC end of this attempt

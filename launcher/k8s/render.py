@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,17 @@ from launcher.k8s import names
 from peftsum.spec import Cell, Grid
 from peftsum.spec.cluster import ClusterSettings
 
-TEMPLATES = Path(os.environ.get("PEFTSUM_JOB_TEMPLATES") or Path(__file__).resolve().parents[2] / "job_templates")
+
+def _templates_dir() -> Path:
+    """``$PEFTSUM_JOB_TEMPLATES``, else the checkout's ``job_templates/``, else the copy a wheel installs under
+    ``<prefix>/share/peftsum/job_templates`` (pyproject's data-files)."""
+    if os.environ.get("PEFTSUM_JOB_TEMPLATES"):
+        return Path(os.environ["PEFTSUM_JOB_TEMPLATES"])
+    checkout = Path(__file__).resolve().parents[2] / "job_templates"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "peftsum" / "job_templates"
+
+
+TEMPLATES = _templates_dir()
 CELL_TEMPLATE = "cell-job.yaml.j2"
 AGGREGATE_TEMPLATE = "aggregate-job.yaml.j2"
 CACHE = "/cache"

@@ -5,6 +5,7 @@ Loaders are registered by source kind; dataset *names* come from the catalog or 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,25 @@ def _hub(ref: DatasetRef, split: str, limit: int | None) -> list[dict]:
 
 
 _FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+# A single-file dataset is cut into splits by a hash of each row's source text, so no row is both trained on and
+# scored, the cut survives reordering and appending rows, and duplicate sources never straddle two splits.
+SINGLE_FILE_SPLITS = (("train", 0.90), ("validation", 0.05), ("test", 0.05))
+
+
+def split_of(source: str) -> str:
+    """The split of a single-file dataset's row with this source text."""
+    u = int.from_bytes(hashlib.sha256(source.encode()).digest()[:8], "big") / 2**64
+    edge = 0.0
+    for name, share in SINGLE_FILE_SPLITS:
+        edge += share
+        if u < edge:
+            return name
+    return SINGLE_FILE_SPLITS[-1][0]
 
 
 def _local(ref: DatasetRef, split: str, limit: int | None) -> list[dict]:
-    """A folder with ``<split>.{jsonl,csv,parquet}`` files, or one file used for every split; local or s3://."""
+    """A folder with ``<split>.{jsonl,csv,parquet}`` files, or one file cut into splits (``split_of``); local or
+    s3://."""
     import datasets
 
     if ref.id.startswith("s3://"):  # staged in the store: downloaded once into the cache, then read locally
@@ -54,6 +70,9 @@ def _local(ref: DatasetRef, split: str, limit: int | None) -> list[dict]:
     else:
         raise FileNotFoundError(f"{root}: not a folder or a .jsonl/.csv/.parquet file")
     ds = datasets.load_dataset(_FORMATS[path.suffix], data_files=str(path), split="train")
+    if path is root and ref.source_column in ds.column_names:  # one file: this split's share of its rows
+        rows = (r for r in ds if split_of(str(r[ref.source_column] or "")) == split)
+        return [r for r, _ in zip(rows, range(limit))] if limit is not None else list(rows)
     return list(ds.select(range(min(limit, len(ds))))) if limit is not None else list(ds)
 
 

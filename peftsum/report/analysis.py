@@ -23,14 +23,18 @@ PAIR_CHUNK = 64  # pairs resampled at once: (64, samples, n) floats, ~15 MB at 1
 
 def default_pairs(c: Collected) -> list[tuple[str, dict, dict]]:
     """(kind, A, B): each PEFT cell vs full FT of the same model/dataset/seed, and per dataset the best cell vs the
-    runner-up by ROUGE-L."""
-    full = {(labels(r["spec"])["dataset"], labels(r["spec"])["model"], r["spec"]["seed"]): r
-            for r in c.results if r["spec"]["method"]["type"] == "full"}
+    runner-up by ROUGE-L. Where a grid has several full fine-tuning variants, the reference is the one named
+    ``full`` (else the first by name); full variants are not paired as PEFT."""
+    full: dict[tuple, dict] = {}
+    for r in sorted((r for r in c.results if r["spec"]["method"]["type"] == "full"),
+                    key=lambda r: (r["spec"]["method"]["name"] != "full", r["spec"]["method"]["name"])):
+        lab = labels(r["spec"])
+        full.setdefault((lab["dataset"], lab["model"], r["spec"]["seed"]), r)
     pairs = []
     for r in c.results:
         lab = labels(r["spec"])
         ref = full.get((lab["dataset"], lab["model"], r["spec"]["seed"]))
-        if ref is not None and r is not ref and lab["method_type"] not in BASELINES:
+        if ref is not None and lab["method_type"] not in (*BASELINES, "full"):
             pairs.append(("PEFT vs full", r, ref))
     per_dataset: dict[str, list[dict]] = defaultdict(list)
     for r in c.results:

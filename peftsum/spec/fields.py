@@ -82,6 +82,8 @@ def check_value(meta: Mapping[str, Any], value: Any, path: str) -> Any:
         _check_range(meta, value, path)
         return value
     if kind is str:
+        if isinstance(value, bool) and meta["choices"] and {"on", "off"} <= set(meta["choices"]):
+            value = "on" if value else "off"  # YAML 1.1 reads a bare on/off (and yes/no, true/false) as a boolean
         if not isinstance(value, str):
             raise SpecError(path, value, "must be a string")
         if meta["choices"] and value not in meta["choices"]:

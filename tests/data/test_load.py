@@ -81,3 +81,22 @@ def test_train_examples_that_do_not_fit_are_filtered_and_eval_sources_truncated(
     ev = enc.eval(exs)
     assert ev.ids == ["short", "long"] and ev.truncated == 1  # same ids for every cell of a dataset
     assert all(len(p) + 8 <= 64 for p in ev.prompt_ids)
+
+
+def test_single_file_is_cut_into_disjoint_splits_by_source_hash(tmp_path: Path) -> None:
+    """One file never puts a row in both train and test; the cut is 90/5/5, independent of row order."""
+    rows = [{"doc": f"d{i}", "text": f"article number {i} about topic {i % 7}", "abstract": f"summary {i}"}
+            for i in range(2000)]
+    path = tmp_path / "all.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ref = _grid_dataset(path)
+    splits = {s: load_split(ref, s) for s in ("train", "validation", "test")}
+    ids = {s: {ex.id for ex in exs} for s, exs in splits.items()}
+    assert ids["train"].isdisjoint(ids["test"]) and ids["train"].isdisjoint(ids["validation"])
+    assert ids["test"].isdisjoint(ids["validation"])
+    assert set().union(*ids.values()) == {r["doc"] for r in rows}
+    assert 1700 < len(ids["train"]) < 1900 and 60 < len(ids["test"]) < 140
+    assert [ex.id for ex in load_split(ref, "test", limit=5)] == [ex.id for ex in splits["test"][:5]]
+    shuffled = tmp_path / "shuffled.jsonl"
+    shuffled.write_text("".join(json.dumps(r) + "\n" for r in reversed(rows)))
+    assert {ex.id for ex in load_split(_grid_dataset(shuffled), "test")} == ids["test"]

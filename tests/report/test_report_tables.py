@@ -95,3 +95,20 @@ def test_launcher_report_reads_json_only(tmp_path: Path, fake_cells: ModuleType)
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("g/report/index.html")
+
+
+def test_peft_is_compared_with_the_variant_named_full() -> None:
+    """A grid with two full fine-tuning variants: PEFT cells are paired with `full` (not whichever came last), and
+    the other full variant is not mistaken for a PEFT method."""
+    from peftsum.report.analysis import default_pairs
+    from peftsum.report.collect import Collected
+    from peftsum.spec import parse_grid
+
+    grid = parse_grid("name: g\naxes: {model: [gpt2], method: [lora, full, full-slow], dataset: [dialogsum]}\n"
+                      "methods: {full-slow: {type: full, train: {learning_rate: 1.0e-5}}}\n")
+    results = [{"spec": c.to_dict(), "metrics": {"rougeL": {"value": v}}}
+               for c, v in zip(grid.cells, (0.30, 0.31, 0.29))]
+    for order in (results, results[::-1]):
+        peft = [(a["spec"]["method"]["name"], b["spec"]["method"]["name"])
+                for kind, a, b in default_pairs(Collected("g", order, [])) if kind == "PEFT vs full"]
+        assert peft == [("lora", "full")]

@@ -279,6 +279,16 @@ def test_train_setting_changes_id() -> None:
     assert parse_grid(BASE + "methods:\n  lora: {r: 8}\n").cells[0].cell_id != base.cell_id
 
 
+def test_bare_yaml_on_off_means_the_on_off_choice() -> None:
+    """YAML 1.1 reads a bare ``off`` as false: for an on/off setting that is what the user meant, same cell id."""
+    bare = parse_grid(BASE + "defaults:\n  train: {compile: off, fused_optimizer: on}\n").cells[0]
+    quoted = parse_grid(BASE + "defaults:\n  train: {compile: 'off', fused_optimizer: 'on'}\n").cells[0]
+    assert (bare.train.compile, bare.train.fused_optimizer) == ("off", "on")
+    assert bare.cell_id == quoted.cell_id
+    with pytest.raises(SpecError, match="must be a string"):  # a boolean elsewhere is still an error
+        parse_grid(BASE + "defaults:\n  train: {lr_scheduler: off}\n")
+
+
 def test_key_order_does_not_change_id() -> None:
     a = parse_grid(BASE + "defaults:\n  train: {epochs: 4, learning_rate: 1.0e-3}\n").cells[0]
     b = parse_grid(BASE + "defaults:\n  train: {learning_rate: 0.001, epochs: 4}\n").cells[0]
