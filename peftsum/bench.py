@@ -593,12 +593,15 @@ def assemble(plan: Plan, device: Any, real: bool, train_rows: list[dict], gen_ro
             r["speedup_vs_naive"] = _ratio(r["new_tokens_per_s"], naive and naive["new_tokens_per_s"])
 
     name = device_name(device)
-    fast = _find(train_rows, plan.primary, "fast", "full")
-    naive = _find(train_rows, plan.primary, "naive", "full")
-    gfast = _find(gen_rows, plan.primary, "fast")
-    gnaive = _find(gen_rows, plan.primary, "naive")
+    # The headline model: the plan's, unless this run measured only others (bench/gpu.sh's T5 pass).
+    primary = plan.primary if any(r["model"] == plan.primary for r in train_rows + gen_rows) or not (
+        train_rows or gen_rows) else (train_rows or gen_rows)[0]["model"]
+    fast = _find(train_rows, primary, "fast", "full")
+    naive = _find(train_rows, primary, "naive", "full")
+    gfast = _find(gen_rows, primary, "fast")
+    gnaive = _find(gen_rows, primary, "naive")
     summary = {
-        "device": name, "model": plan.primary,
+        "device": name, "model": primary,
         "train_speedup_vs_naive": _ratio(fast and fast["tokens_per_s"], naive and naive["tokens_per_s"]),
         "padding_ratio": fast and fast["padding_ratio"], "naive_padding_ratio": naive and naive["padding_ratio"],
         "train_tokens_per_s": fast and fast["tokens_per_s"],
@@ -607,7 +610,7 @@ def assemble(plan: Plan, device: Any, real: bool, train_rows: list[dict], gen_ro
                                             gnaive and gnaive["new_tokens_per_s"]),
         "generate_new_tokens_per_s": gfast and gfast["new_tokens_per_s"],
         "peft_vs_full_ft": {r["method"]: r["vs_full_ft"] for r in train_rows
-                            if r["model"] == plan.primary and r["config"] == "fast" and r.get("method") != "full"
+                            if r["model"] == primary and r["config"] == "fast" and r.get("method") != "full"
                             and "error" not in r and r.get("spread") == "dialogsum"},
         "errors": [r["label"] for r in train_rows + gen_rows if "error" in r],
     }

@@ -170,3 +170,22 @@ def test_quality_check_trains_real_cells_and_compares_them_paired(tmp_path: Path
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "already done" in proc.stderr
     assert json.loads(out.read_text())["quality"] == report["quality"]
+
+
+def test_summary_headlines_the_model_a_pass_measured() -> None:
+    """bench/gpu.sh measures T5 in a pass of its own: its summary line is about T5, not the absent GPT-2."""
+    import torch
+
+    from peftsum.bench import assemble
+
+    def row(config: str, method: str, tps: float) -> dict:
+        return {"label": f"tiny-t5/{method}/{config}", "model": "tiny-t5", "method": method, "config": config,
+                "spread": "dialogsum", "tokens_per_s": tps, "padding_ratio": 0.3 if config == "naive" else 0.02,
+                "mfu": None}
+
+    plan = plan_for("cpu", False, "auto")
+    rows = [row("naive", "full", 1000.0), row("fast", "full", 2500.0), row("fast", "lora", 3000.0)]
+    summary = assemble(plan, torch.device("cpu"), False, rows, [])["summary"]
+    assert summary["model"] == "tiny-t5" and summary["train_speedup_vs_naive"] == 2.5
+    assert summary["peft_vs_full_ft"] == {"lora": 1.2}
+    assert assemble(plan, torch.device("cpu"), False, [], [])["summary"]["model"] == "tiny-gpt2"
