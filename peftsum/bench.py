@@ -357,10 +357,10 @@ def run_train_case(case: TrainCase, plan: Plan, device: Any, real: bool, data: d
 
 
 def batch_shapes(tplan: Any, feats: Any, causal: bool) -> set[tuple[int, ...]]:
-    """The distinct padded tensor shapes the plan's micro-batches have: (rows, input width[, label width])."""
+    """The distinct padded tensor shapes of the micro-batches the plan runs: (rows, input width[, label width])."""
     shapes = set()
-    for epoch in tplan.epochs:
-        for b in epoch.batches:
+    for step in range(tplan.total_steps):
+        for b in tplan.micro_batches(step):
             width = max(len(feats.input_ids[i]) for i in b)
             shapes.add((len(b), width) if causal else (len(b), width, max(len(feats.labels[i]) for i in b)))
     return shapes
@@ -456,12 +456,13 @@ def run_quality(models: list[str], seeds: tuple[int, ...], store_uri: str, log: 
     ``no_worse`` holds when the fast path is not significantly worse: the upper end of the 95% CI of
     ROUGE-L(fast) − ROUGE-L(naive) is ≥ 0.
     """
-    from peftsum.cell import run_cell
+    from peftsum.cell import provenance, run_cell
     from peftsum.compare import paired_bootstrap
     from peftsum.store import cells as layout
     from peftsum.store import open_store
 
     store = open_store(store_uri)
+    head = provenance()["git_sha"]
 
     def run(model: str, config: str, cell: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         layout.write_json(store, layout.cell_key(QUALITY_GRID, cell.cell_id, "spec.json"), cell.to_dict())
@@ -474,6 +475,10 @@ def run_quality(models: list[str], seeds: tuple[int, ...], store_uri: str, log: 
         result = json.loads(store.read_bytes(layout.result_key(QUALITY_GRID, cell.cell_id, manifest)))
         preds = [json.loads(line) for line in store.read_bytes(
             layout.result_key(QUALITY_GRID, cell.cell_id, manifest, "predictions.jsonl")).splitlines()]
+        made_by = result["provenance"]["git_sha"]
+        if made_by != head and log is not None:  # the cell id does not cover the training code itself
+            print(f"[bench] quality {model}/{config} seed {cell.seed}: reusing a result made by commit {made_by}, "
+                  f"not {head}; give a new --quality-store to measure this code", file=log, flush=True)
         if log is not None:
             print(f"[bench] quality {model}/{config} seed {cell.seed}: ROUGE-L "
                   f"{result['metrics']['rougeL']['value']:.4f} ({time.perf_counter() - t0:.1f}s)", file=log,
@@ -486,6 +491,7 @@ def run_quality(models: list[str], seeds: tuple[int, ...], store_uri: str, log: 
 
         return {"rougeL": sum(r["metrics"]["rougeL"]["value"] for r in results) / len(results),
                 "per_seed": [{"seed": r["spec"]["seed"], "cell_id": r["cell_id"],
+                              "git_sha": r["provenance"]["git_sha"],
                               "rougeL": r["metrics"]["rougeL"]["value"], "rougeL_ci95": r["metrics"]["rougeL"]["ci95"],
                               "bleu": r["metrics"]["bleu"]["value"], "eval_loss": r["train"]["eval_loss"],
                               "steps": r["train"]["steps"]} for r in results],
@@ -663,7 +669,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="what to measure: all = train + generate; quality = train and score real cells, fast "
                         "against naive (tiny models on the synthetic task; minutes)")
     p.add_argument("--quality-store", help="store for the quality cells (default: quality-store/ next to --out); "
-                                           "done cells are reused")
+                                           "done cells are reused (with a warning if another commit made them); "
+                                           "--device/--models/--only/--compile do not apply to --part quality")
     p.add_argument("--compile", choices=("auto", "on", "off"), help="train.compile for every fast-path case")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: 1 on CPU with --quick, else torch's)")
 

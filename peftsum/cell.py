@@ -177,7 +177,7 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
             "checkpoint_bytes": report.checkpoint_bytes or None if report else None,
             "phase_seconds": timer.seconds,
         },
-        "provenance": {**_provenance(), **(gpu_info() if method.needs_model else {"gpu_name": None}),
+        "provenance": {**provenance(), **(gpu_info() if method.needs_model else {"gpu_name": None}),
                        "device": pred.device, "precision": pred.precision, "fused_optimizer": pred.fused,
                        "compiled": pred.compiled, "generation_cache": pred.cache,
                        "generation_budget_tokens": pred.budget,
@@ -281,7 +281,7 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
 
     with timer.phase("generate"):
         log(cell_id, f"generating {len(eval_features.ids)} summaries")
-        budget = generation_budget(cell.train.batch_tokens, model, device)
+        budget = generation_budget(cell.train.batch_tokens, model, device, num_beams=cell.eval.num_beams)
         cache = resolve_cache(cell.eval.cache, device, cell.eval.num_beams)
         gen = generate(model, tokenizer, eval_features.prompt_ids, causal=causal,
                        max_new_tokens=cell.eval.max_new_tokens, num_beams=cell.eval.num_beams, device=device,
@@ -337,7 +337,7 @@ def _upload(store: Store, grid: str, cell_id: str, attempt: str, out: Path) -> d
     return files
 
 
-def _provenance() -> dict[str, Any]:
+def provenance() -> dict[str, Any]:
     packages = {}
     for name in ("peftsum", "torch", "transformers", "peft", "datasets", "rouge-score", "sacrebleu"):
         try:

@@ -45,29 +45,37 @@ CUDA_BUDGET_CAP = 131072
 MEMORY_SHARE = 0.4  # of the free device memory, for the KV cache and the activations of one generation batch
 
 
-def bytes_per_token(config: Any) -> int:
-    """Device bytes one batch token costs while generating in bf16: its keys and values in every layer (seq2seq: the
+def bytes_per_token(config: Any, element_bytes: int = 2) -> int:
+    """Device bytes one batch token costs while generating: its keys and values in every layer (seq2seq: the
     decoder's self-attention and the cross-attention over the source, about the same) plus a transient MLP
     activation. An estimate for sizing batches, not an allocator measurement."""
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     layers, hidden = int(text.num_hidden_layers), int(text.hidden_size)
-    return 2 * layers * hidden * 2 + 4 * hidden * 2
+    heads, head_dim = getattr(text, "num_heads", None), getattr(text, "d_kv", None)  # T5: attention width != d_model
+    kv_width = heads * head_dim if isinstance(heads, int) and isinstance(head_dim, int) else hidden
+    mlp = next((v for v in (getattr(text, k, None) for k in ("d_ff", "n_inner", "intermediate_size"))
+                if isinstance(v, int)), 4 * hidden)
+    return (2 * layers * kv_width + mlp) * element_bytes
 
 
-def generation_budget(train_batch_tokens: int | None, model: Any = None, device: torch.device | None = None,
-                      free_bytes: int | None = None) -> int:
-    """Padded tokens (prompt + new) per generation batch.
+def generation_budget(train_batch_tokens: int | None, model: Any = None, device: torch.device | None = None, *,
+                      num_beams: int = 1, free_bytes: int | None = None) -> int:
+    """Padded tokens (prompt + new, per beam) per generation batch.
 
-    Twice the training budget (no activations are kept for a backward pass); on CUDA as many as ``MEMORY_SHARE`` of
-    the free memory holds (``bytes_per_token`` of ``model``), between that and ``CUDA_BUDGET_CAP``. ``free_bytes``
-    overrides the device query (tests).
+    Twice the training budget (no activations are kept for a backward pass). On CUDA: as many as ``MEMORY_SHARE``
+    of the free memory holds (``bytes_per_token`` in the weights' dtype — a static cache takes the model's dtype —
+    times the beams), up to ``CUDA_BUDGET_CAP`` or the CPU budget if that is larger; less than the CPU budget when
+    memory is short. ``free_bytes`` overrides the device query (tests).
     """
     base = (train_batch_tokens or 16384) * 2
     if model is None or device is None or device.type != "cuda":
         return base
     if free_bytes is None:
+        torch.cuda.empty_cache()  # what training freed is still reserved by the caching allocator
         free_bytes = torch.cuda.mem_get_info(device)[0]
-    fits = int(MEMORY_SHARE * free_bytes / bytes_per_token(model.config))
+    params = getattr(model, "parameters", None)
+    element_bytes = next(iter(params()), torch.empty(0)).element_size() if params else 2
+    fits = int(MEMORY_SHARE * free_bytes / (bytes_per_token(model.config, element_bytes) * num_beams))
     return max(1024, min(max(base, CUDA_BUDGET_CAP), fits))
 
 

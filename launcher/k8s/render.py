@@ -18,7 +18,8 @@ import hashlib
 import json
 import os
 import re
-import sys
+import site
+import sysconfig
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,13 @@ from peftsum.spec.cluster import ClusterSettings
 
 def _templates_dir() -> Path:
     """``$PEFTSUM_JOB_TEMPLATES``, else the checkout's ``job_templates/``, else the copy a wheel installs under
-    ``<prefix>/share/peftsum/job_templates`` (pyproject's data-files)."""
+    ``<prefix>/share/peftsum/job_templates`` (pyproject's data-files; the user base for ``pip install --user``)."""
     if os.environ.get("PEFTSUM_JOB_TEMPLATES"):
         return Path(os.environ["PEFTSUM_JOB_TEMPLATES"])
     checkout = Path(__file__).resolve().parents[2] / "job_templates"
-    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "peftsum" / "job_templates"
+    installed = [Path(base) / "share" / "peftsum" / "job_templates"
+                 for base in (sysconfig.get_path("data"), site.getuserbase())]
+    return next((p for p in [checkout, *installed] if p.is_dir()), checkout)
 
 
 TEMPLATES = _templates_dir()

@@ -6,6 +6,7 @@ Loaders are registered by source kind; dataset *names* come from the catalog or 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +72,11 @@ def _local(ref: DatasetRef, split: str, limit: int | None) -> list[dict]:
         raise FileNotFoundError(f"{root}: not a folder or a .jsonl/.csv/.parquet file")
     ds = datasets.load_dataset(_FORMATS[path.suffix], data_files=str(path), split="train")
     if path is root and ref.source_column in ds.column_names:  # one file: this split's share of its rows
-        rows = (r for r in ds if split_of(str(r[ref.source_column] or "")) == split)
-        return [r for r, _ in zip(rows, range(limit))] if limit is not None else list(rows)
+        rows = list(itertools.islice((r for r in ds if split_of(str(r[ref.source_column] or "")) == split), limit))
+        if not rows:
+            raise ValueError(f"{root}: no row of this single file falls into the {split!r} split ({len(ds)} rows, cut "
+                             f"90/5/5 by a hash of the source text); add rows or give a folder with {split}.jsonl")
+        return rows
     return list(ds.select(range(min(limit, len(ds))))) if limit is not None else list(ds)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from peftsum.compare import paired_bootstrap
 from peftsum.report.collect import Collected, labels, read_attempt_json
 from peftsum.report.parallel import submit
-from peftsum.report.tables import BASELINES
+from peftsum.report.tables import BASELINES, full_reference
 from peftsum.scoring import ROUGE_KEYS, bootstrap_indices, corpus_bleu_from_stats
 from peftsum.store import Store
 
@@ -23,13 +23,9 @@ PAIR_CHUNK = 64  # pairs resampled at once: (64, samples, n) floats, ~15 MB at 1
 
 def default_pairs(c: Collected) -> list[tuple[str, dict, dict]]:
     """(kind, A, B): each PEFT cell vs full FT of the same model/dataset/seed, and per dataset the best cell vs the
-    runner-up by ROUGE-L. Where a grid has several full fine-tuning variants, the reference is the one named
-    ``full`` (else the first by name); full variants are not paired as PEFT."""
-    full: dict[tuple, dict] = {}
-    for r in sorted((r for r in c.results if r["spec"]["method"]["type"] == "full"),
-                    key=lambda r: (r["spec"]["method"]["name"] != "full", r["spec"]["method"]["name"])):
-        lab = labels(r["spec"])
-        full.setdefault((lab["dataset"], lab["model"], r["spec"]["seed"]), r)
+    runner-up by ROUGE-L. The reference is ``tables.full_reference`` (with several full variants: the one named
+    ``full``); full variants are not paired as PEFT."""
+    full = full_reference(c)
     pairs = []
     for r in c.results:
         lab = labels(r["spec"])

@@ -119,10 +119,16 @@ def quality_tables(c: Collected) -> list[Table]:
     return tables
 
 
-def _full_reference(c: Collected) -> dict[tuple[str, str, int], dict[str, Any]]:
-    """(dataset, model, seed) → the full fine-tuning result, the reference of the % columns."""
-    return {(labels(r["spec"])["dataset"], labels(r["spec"])["model"], r["spec"]["seed"]): r
-            for r in c.results if r["spec"]["method"]["type"] == "full"}
+def full_reference(c: Collected) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """(dataset, model, seed) → the full fine-tuning result every PEFT cell is measured against (the % columns and
+    the "PEFT vs full" comparisons). With several full variants in a grid: the one named ``full``, else the first
+    by name."""
+    ref: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for r in sorted((r for r in c.results if r["spec"]["method"]["type"] == "full"),
+                    key=lambda r: (r["spec"]["method"]["name"] != "full", r["spec"]["method"]["name"])):
+        lab = labels(r["spec"])
+        ref.setdefault((lab["dataset"], lab["model"], r["spec"]["seed"]), r)
+    return ref
 
 
 def _trained(c: Collected) -> list[dict[str, Any]]:
@@ -133,7 +139,7 @@ def _trained(c: Collected) -> list[dict[str, Any]]:
 
 def cost_disk_table(c: Collected) -> Table:
     """The study's Table 9: what must be stored per tuned model, against a full fine-tuning checkpoint."""
-    full = _full_reference(c)
+    full = full_reference(c)
     rows = []
     for r in _trained(c):
         lab = labels(r["spec"])
@@ -152,7 +158,7 @@ def cost_disk_table(c: Collected) -> Table:
 
 def cost_train_table(c: Collected) -> Table:
     """The study's Table 10: training cost, with the change against full fine-tuning."""
-    full = _full_reference(c)
+    full = full_reference(c)
     rows = []
     for r in _trained(c):
         lab, t, res = labels(r["spec"]), r["train"], r["resources"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from peftsum.data.features import Encoder
-from peftsum.data.load import Example, load_split
+from peftsum.data.load import Example, load_split, split_of
 from peftsum.data.synthetic import generate
 from peftsum.spec import parse_grid
 
@@ -100,3 +100,14 @@ def test_single_file_is_cut_into_disjoint_splits_by_source_hash(tmp_path: Path) 
     shuffled = tmp_path / "shuffled.jsonl"
     shuffled.write_text("".join(json.dumps(r) + "\n" for r in reversed(rows)))
     assert {ex.id for ex in load_split(_grid_dataset(shuffled), "test")} == ids["test"]
+
+
+def test_single_file_too_small_for_a_split_says_so(tmp_path: Path) -> None:
+    rows = [{"doc": f"d{i}", "text": f"article {i}", "abstract": f"summary {i}"} for i in range(3)]
+    path = tmp_path / "tiny.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ref = _grid_dataset(path)
+    empty = next(s for s in ("validation", "test")
+                 if not any(split_of(r["text"]) == s for r in rows))  # 3 rows: a 5% split is almost surely empty
+    with pytest.raises(ValueError, match=f"'{empty}' split"):
+        load_split(ref, empty)

@@ -3,6 +3,7 @@ from it outside the checkout."""
 
 from __future__ import annotations
 
+import shutil
 import site
 import subprocess
 import sys
@@ -15,9 +16,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_wheel_install_renders_jobs_outside_the_checkout(tmp_path: Path) -> None:
+    # Built from a copy of what the wheel is made of: an in-tree build would leave build/ in the checkout.
+    src = tmp_path / "src"
+    for name in ("peftsum", "launcher", "job_templates"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(wheels), str(REPO)], check=True, timeout=300)
+                    str(wheels), str(src)], check=True, timeout=300)
     (wheel,) = wheels.glob("peftsum-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.endswith("data/share/peftsum/job_templates/cell-job.yaml.j2") for n in names)

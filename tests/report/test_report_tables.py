@@ -102,6 +102,7 @@ def test_peft_is_compared_with_the_variant_named_full() -> None:
     the other full variant is not mistaken for a PEFT method."""
     from peftsum.report.analysis import default_pairs
     from peftsum.report.collect import Collected
+    from peftsum.report.tables import full_reference
     from peftsum.spec import parse_grid
 
     grid = parse_grid("name: g\naxes: {model: [gpt2], method: [lora, full, full-slow], dataset: [dialogsum]}\n"
@@ -112,3 +113,6 @@ def test_peft_is_compared_with_the_variant_named_full() -> None:
         peft = [(a["spec"]["method"]["name"], b["spec"]["method"]["name"])
                 for kind, a, b in default_pairs(Collected("g", order, [])) if kind == "PEFT vs full"]
         assert peft == [("lora", "full")]
+        # the % columns of the cost tables use the same reference
+        (ref,) = full_reference(Collected("g", order, [])).values()
+        assert ref["spec"]["method"]["name"] == "full"
