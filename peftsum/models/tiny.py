@@ -13,9 +13,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from peftsum.spec.catalog import TINY_VERSION as VERSION  # the cache path and the cell ids include it
 from peftsum.store.fetch import cache_root
 
-VERSION = "v1"  # bump when the recipe changes: the cache path includes it
 VOCAB_SIZE = 2048
 SPECIALS = ["<pad>", "</s>", "<unk>"]  # ids 0, 1, 2
 
@@ -65,7 +65,12 @@ def _build_model(name: str, out: Path) -> None:
 
 
 def ensure_tiny(name: str) -> Path:
-    """Path of the saved tiny model ``name``, building it on first use (safe under concurrent builders)."""
+    """Path of the saved tiny model ``name`` (``tiny-gpt2`` or ``tiny-gpt2@v1``), building it on first use (safe
+    under concurrent builders). A version other than this code's recipe is refused: it cannot be rebuilt."""
+    name, _, version = name.partition("@")
+    if version and version != VERSION:
+        raise ValueError(f"the cell asks for builtin:{name}@{version}, but this peftsum builds {name}@{VERSION}; "
+                         f"re-expand the grid with this version (new cell ids) or use the peftsum that made it")
     final = cache_root() / "models" / f"{name}-{VERSION}"
     if (final / "config.json").exists():
         return final

@@ -14,9 +14,14 @@ from dataclasses import dataclass
 ARCH_FAMILY = {"gpt2": "causal", "t5": "seq2seq", "bart": "seq2seq", "causal": "causal", "seq2seq": "seq2seq"}
 
 
+# The recipe of the built-in tiny models (peftsum.models.tiny). It is part of their hub id, hence of every cell id:
+# a new recipe gives new cells instead of silently reusing results of the old weights. Bump it with the recipe.
+TINY_VERSION = "v1"
+
+
 @dataclass(frozen=True)
 class ModelInfo:
-    hub_id: str  # hub id, local path, s3:// URI, or "builtin:<name>" for the tiny models built locally
+    hub_id: str  # hub id, local path, s3:// URI, or "builtin:<name>@<version>" for the tiny models built locally
     arch: str  # key of ARCH_FAMILY
     context: int  # tokens: n_positions for causal models, encoder input length for seq2seq
     revision: str | None = None  # branch/tag on the hub; None = default branch
@@ -41,8 +46,8 @@ MODELS: dict[str, ModelInfo] = {
     "bart-large": ModelInfo("facebook/bart-large", "bart", 1024),
     # Built on first use from a small config and a tokenizer trained on the synthetic corpus (peftsum.models.tiny),
     # saved to the cache and then loaded through the same from_pretrained path as the hub models.
-    "tiny-gpt2": ModelInfo("builtin:tiny-gpt2", "gpt2", 512),
-    "tiny-t5": ModelInfo("builtin:tiny-t5", "t5", 512),
+    "tiny-gpt2": ModelInfo(f"builtin:tiny-gpt2@{TINY_VERSION}", "gpt2", 512),
+    "tiny-t5": ModelInfo(f"builtin:tiny-t5@{TINY_VERSION}", "t5", 512),
 }
 
 

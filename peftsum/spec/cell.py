@@ -20,7 +20,7 @@ from peftsum.spec.settings import DataSettings, EvalSettings, TrainSettings
 @dataclass(frozen=True)
 class ModelRef:
     name: str  # the grid's name for it (label only, but hashed so renames are visible)
-    hub_id: str  # hub id, local path, s3:// URI or builtin:<tiny>
+    hub_id: str  # hub id, local path, s3:// URI or builtin:<tiny>@<version>
     revision: str | None
     arch: str
     context: int

@@ -445,3 +445,14 @@ def test_validate_is_fast_and_ml_free() -> None:
     assert report["cells"] == 36
     assert report["heavy"] == []
     assert report["elapsed"] < 1.0, report
+
+
+def test_tiny_model_recipe_version_is_part_of_the_cell() -> None:
+    """A new tiny-model recipe gives new cell ids; a cell of another recipe is refused, not run on other weights."""
+    from peftsum.models.tiny import ensure_tiny
+    from peftsum.spec.catalog import TINY_VERSION
+
+    cell = parse_grid("name: t\naxes: {model: [tiny-gpt2], method: [full], dataset: [synthetic-dialogsum]}\n").cells[0]
+    assert cell.model.hub_id == f"builtin:tiny-gpt2@{TINY_VERSION}"
+    with pytest.raises(ValueError, match=f"tiny-gpt2@v0.*tiny-gpt2@{TINY_VERSION}"):
+        ensure_tiny("tiny-gpt2@v0")
