@@ -280,6 +280,7 @@ def _sync(device: Any) -> None:
 def run_train_case(case: TrainCase, plan: Plan, device: Any, real: bool, data: dict) -> dict[str, Any]:
     import torch
 
+    from peftsum.cell import method_params
     from peftsum.methods import METHODS
     from peftsum.methods.base import MethodContext
     from peftsum.resources import EnergyMeter, param_counts
@@ -302,21 +303,18 @@ def run_train_case(case: TrainCase, plan: Plan, device: Any, real: bool, data: d
     method = METHODS.get(case.method)
     torch.manual_seed(cell.seed)
     if method.apply is not None:
-        from peftsum.spec.fields import build
-
-        params = build(method.params, cell.method.params, "bench")
-        model = method.apply(model, params, MethodContext(cell.model.arch, cell.model.family, tplan.total_steps))
+        model = method.apply(model, method_params(method, cell),
+                             MethodContext(cell.model.arch, cell.model.family, tplan.total_steps))
     trainable, total = param_counts(model)
     model.to(device)
     _reset_peak(device)
     warm = min(plan.warmup_steps, tplan.total_steps - 1)
     mark: dict[str, float] = {}
-
     step_ends: list[float] = []
 
     def progress(rep: Any, _total: int) -> None:
         if rep.steps == warm:
-            mark.update(tokens=rep.tokens, padded=rep.padded_tokens, seconds=rep.seconds)
+            mark.update(tokens=rep.tokens, seconds=rep.seconds)
         if len(step_ends) < FIRST_STEPS:
             step_ends.append(rep.seconds)
 
@@ -472,7 +470,7 @@ def run_quality(models: list[str], seeds: tuple[int, ...], store_uri: str, log: 
         if code != 0 or manifest is None:
             raise RuntimeError(f"quality cell {model}/{config} seed {cell.seed} ({cell.cell_id}) failed with exit "
                                f"code {code}")
-        result = json.loads(store.read_bytes(layout.result_key(QUALITY_GRID, cell.cell_id, manifest)))
+        result = layout.read_json(store, layout.result_key(QUALITY_GRID, cell.cell_id, manifest))
         preds = [json.loads(line) for line in store.read_bytes(
             layout.result_key(QUALITY_GRID, cell.cell_id, manifest, "predictions.jsonl")).splitlines()]
         made_by = result["provenance"]["git_sha"]

@@ -202,7 +202,7 @@ def _predict_without_model(cell: Cell, method: Any, timer: Any) -> Predicted:
         examples = load_split(cell.dataset, cell.eval.split, cell.eval.limit)
     with timer.phase("generate"):
         t0 = time.perf_counter()
-        predictions = method.predict([e.source for e in examples], _params(method, cell), cell.dataset.kind)
+        predictions = method.predict([e.source for e in examples], method_params(method, cell), cell.dataset.kind)
         seconds = time.perf_counter() - t0
     words = [len(p.split()) for p in predictions]  # "new tokens" of a model-free method: words
     stats = eda([len(e.source.split()) for e in examples], [len(e.summary.split()) for e in examples],
@@ -243,7 +243,7 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
         plan = make_plan(train_features, cell.train, cell.seed, not causal) if method.trains else None
         ctx = MethodContext(cell.model.arch, cell.model.family, plan.total_steps if plan else 0)
         if method.apply is not None:
-            model = method.apply(model, _params(method, cell), ctx)
+            model = method.apply(model, method_params(method, cell), ctx)
         if not method.trains:
             for p in model.parameters():
                 p.requires_grad_(False)
@@ -300,7 +300,8 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
                      trainable=trainable if method.trains else 0, total=total, adapter_bytes=adapter_bytes)
 
 
-def _params(method: Any, cell: Cell) -> Any:
+def method_params(method: Any, cell: Cell) -> Any:
+    """The cell's method parameters as the method's validated params dataclass."""
     from peftsum.spec.fields import build
 
     return build(method.params, cell.method.params, f"methods.{cell.method.name}")

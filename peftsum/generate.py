@@ -73,8 +73,7 @@ def generation_budget(train_batch_tokens: int | None, model: Any = None, device:
     if free_bytes is None:
         torch.cuda.empty_cache()  # what training freed is still reserved by the caching allocator
         free_bytes = torch.cuda.mem_get_info(device)[0]
-    params = getattr(model, "parameters", None)
-    element_bytes = next(iter(params()), torch.empty(0)).element_size() if params else 2
+    element_bytes = next(model.parameters()).element_size()
     fits = int(MEMORY_SHARE * free_bytes / (bytes_per_token(model.config, element_bytes) * num_beams))
     return max(1024, min(max(base, CUDA_BUDGET_CAP), fits))
 
