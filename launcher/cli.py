@@ -16,6 +16,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_GRID = 0, 1, 2
 VALIDATE_EPILOG = """examples:
   launcher validate examples/paper.yaml            # table of cell id / model / method / dataset
   launcher validate examples/paper.yaml --json     # {"grid": ..., "cells": [...]}
+  launcher validate examples/paper.yaml --json --resolved  # ... each with every setting the cell runs with
   launcher validate --compat                       # the model x method compatibility table
   launcher validate examples/paper.yaml --k8s 1.31 # and every rendered Job against Kubernetes 1.31's schema
 
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("grid", nargs="?", help="grid.yaml")
     v.add_argument("--json", action="store_true", help="print the cells as JSON")
+    v.add_argument("--resolved", action="store_true", help="with each cell's fully resolved settings (JSON): presets, "
+                                                           "defaults, model/method layers and names resolved")
     v.add_argument("--compat", action="store_true", help="print the compatibility table")
     v.add_argument("--k8s", metavar="VERSION", help="also validate the rendered objects against this Kubernetes "
                                                    "version's OpenAPI schema (e.g. 1.31)")
@@ -112,7 +115,7 @@ def _validate(args: argparse.Namespace) -> int:
     except SpecError as err:
         print(f"launcher validate: {err}", file=sys.stderr)
         return EXIT_BAD_GRID
-    print_summary(grid, args.json)
+    print_summary(grid, args.json, args.resolved)
     if args.k8s:
         return k8s_commands.validate_k8s(grid, args.k8s)
     return EXIT_OK

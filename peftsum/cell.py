@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from peftsum.result import SCHEMA_VERSION
 from peftsum.spec import Cell, SpecError
 from peftsum.store import Store, StoreError
 from peftsum.store import cells as layout
@@ -95,12 +96,13 @@ def run_cell(store: Store, grid: str, cell: Cell, metrics: Any = None) -> int:
 class Predicted:
     """What the model-specific half of a cell hands to the common tail (score, write, commit)."""
 
-    examples: list  # evaluation Examples, in order
+    examples: list  # evaluation Examples, in order (grouped: one per source, with all its references)
     predictions: list[str]
     new_tokens: list[int]
     generate_seconds: float
     truncated: int  # evaluation sources cut to fit the context
     eda: dict[str, Any]
+    data: dict[str, Any]  # result.json "data": ids hashes, length filter, grouping
     device: str = "cpu"
     precision: str = "fp32"
     fused: bool = False
@@ -110,7 +112,8 @@ class Predicted:
     report: Any = None  # peftsum.train.TrainReport, None for untrained cells
     train_kept: int = 0
     train_dropped: int = 0
-    eval_loss: float | None = None
+    train_truncated: int = 0
+    test_loss: float | None = None
     trainable: int = 0
     total: int = 0
     adapter_bytes: int | None = None
@@ -122,11 +125,32 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
     from peftsum.artifacts import write_jsonl
     from peftsum.checkpoint import Checkpointer
     from peftsum.methods import METHODS
-    from peftsum.resources import EnergyMeter, NvmlMemory, PhaseTimer, gpu_info, gpu_peak_bytes, peak_rss_bytes
+    from peftsum.resources import (
+        DiskMeter,
+        EnergyMeter,
+        NvmlMemory,
+        PhaseTimer,
+        gpu_info,
+        gpu_peak_bytes,
+        hf_caches,
+        peak_rss_bytes,
+    )
+    from peftsum.store.fetch import cache_root
 
+    t0 = time.monotonic()
     cell_id = cell.cell_id
     method = METHODS.get(cell.method.type)
     timer, energy, nvml_memory = PhaseTimer(), EnergyMeter(), NvmlMemory()
+    local_cell = getattr(store, "root", None)
+    disk = DiskMeter([workdir, *([Path(local_cell) / layout.cell_key(grid, cell_id)] if local_cell else [])],
+                     [*hf_caches(), cache_root()])
+    checkpointer = Checkpointer(store, grid, cell_id, workdir=workdir, on_written=disk.sample,
+                                extra_state=lambda: {"wall_seconds": wall()})
+
+    def wall() -> float:
+        """This attempt's wall seconds, plus the earlier attempts' up to the checkpoint this one resumed from."""
+        return time.monotonic() - t0 + (checkpointer.loaded_state or {}).get("wall_seconds", 0.0)
+
     if metrics is not None:
         def sample(m: Any) -> None:  # read at every push/scrape
             m.series("peftsum_phase_duration_seconds", timer.seconds)
@@ -140,22 +164,28 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
     if method.needs_model:
         if cell.model is None:
             raise SpecError("model", None, f"method {cell.method.type!r} needs a model")
-        pred = _predict_with_model(store, grid, cell, method, attempt, started, timer, out, metrics, nvml_memory)
+        pred = _predict_with_model(store, grid, cell, method, attempt, started, timer, out, metrics, nvml_memory,
+                                   checkpointer, disk)
     else:
-        pred = _predict_without_model(cell, method, timer)
+        pred = _predict_without_model(cell, method, timer, disk)
     with timer.phase("score"):
-        refs = [e.summary for e in pred.examples]
-        metrics, per_example = scoring.score(pred.predictions, refs, cell.eval.bootstrap_samples, seed=cell.seed)
+        scores, per_example = scoring.score(pred.predictions, [e.refs for e in pred.examples],
+                                            cell.eval.bootstrap_samples, seed=cell.seed,
+                                            profile=cell.eval.metric_profile)
 
     write_jsonl(out / "predictions.jsonl", [
-        {"id": e.id, "source": e.source, "reference": e.summary, "prediction": p, "new_tokens": n, **scores}
-        for e, p, n, scores in zip(pred.examples, pred.predictions, pred.new_tokens, per_example)])
+        {"id": e.id, "source": e.source, "reference": e.summary, **({"references": list(e.refs)} if e.references
+                                                                     else {}),
+         "prediction": p, "new_tokens": n, **row}
+        for e, p, n, row in zip(pred.examples, pred.predictions, pred.new_tokens, per_example)])
     (out / "eda.json").write_text(json.dumps(pred.eda, indent=2))
+    disk.sample()
     report = pred.report
     generated = sum(pred.new_tokens)
+    selected = report.selected if report else None
     result = {
-        "schema_version": 1, "cell_id": cell_id, "grid": grid, "spec": cell.to_dict(), "status": "done",
-        "metrics": metrics, "metric_profile": scoring.metric_profile(),
+        "schema_version": SCHEMA_VERSION, "cell_id": cell_id, "grid": grid, "spec": cell.to_dict(),
+        "status": "done", "metrics": scores, "metric_profile": scoring.metric_profile(cell.eval.metric_profile),
         "train": {
             "seconds": report.seconds if report else None, "tokens": report.tokens if report else 0,
             "tokens_per_s": report.tokens / report.seconds if report and report.seconds else None,
@@ -163,11 +193,16 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
             "epochs": cell.train.epochs if report else 0.0, "steps": report.steps if report else 0,
             "resumed_from_step": report.resumed_from_step if report else None,
             "examples": pred.train_kept, "examples_dropped": pred.train_dropped,
-            "final_train_loss": report.final_train_loss if report else None, "eval_loss": pred.eval_loss,
+            "examples_truncated": pred.train_truncated,
+            "final_train_loss": report.final_train_loss if report else None,
+            "eval_loss": selected["val_loss"] if selected else None, "test_loss": pred.test_loss,
+            "history": report.history if report else [],
+            "best_epoch": report.history[report.best]["epoch"] if report and report.best is not None else None,
         },
         "generate": {"seconds": pred.generate_seconds,
                      "new_tokens_per_s": generated / pred.generate_seconds if pred.generate_seconds else 0.0,
                      "examples": len(pred.predictions), "truncated_sources": pred.truncated},
+        "data": pred.data,
         "resources": {
             "gpu_peak_bytes": gpu_peak_bytes() if method.needs_model else None,
             "gpu_nvml_peak_bytes": nvml_memory.sample() if method.needs_model else None,
@@ -175,7 +210,7 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
             "energy_joules": energy.read(), "trainable_params": pred.trainable, "total_params": pred.total,
             "adapter_bytes": pred.adapter_bytes,
             "checkpoint_bytes": report.checkpoint_bytes or None if report else None,
-            "phase_seconds": timer.seconds,
+            "phase_seconds": timer.seconds, "wall_seconds": wall(), "disk_peak_bytes": disk.peak,
         },
         "provenance": {**provenance(), **(gpu_info() if method.needs_model else {"gpu_name": None}),
                        "device": pred.device, "precision": pred.precision, "fused_optimizer": pred.fused,
@@ -186,20 +221,44 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
     with timer.phase("upload"):
         (out / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
         files = _upload(store, grid, cell_id, attempt, out)
+        disk.sample()
     if not layout.commit_success(store, grid, cell_id, attempt, files):
         return None
     if not cell.train.keep_checkpoints:
-        Checkpointer(store, grid, cell_id).clear()
+        checkpointer.clear()
     return result
 
 
-def _predict_without_model(cell: Cell, method: Any, timer: Any) -> Predicted:
+def _data_record(cell: Cell, eval_split: Any, train_split: Any = None, train_ids: list[str] | None = None,
+                 validation: Any = None) -> dict[str, Any]:
+    """result.json "data": which examples the cell used (ids hashed, so the report can tell when cells it compares
+    used different ones) and what the shared length filter and the grouping did."""
+    from peftsum.data.load import ids_sha256
+
+    splits = {"train": train_split, "validation": validation, cell.eval.split: eval_split}
+    return {
+        "train_ids_sha256": ids_sha256(train_ids) if train_ids is not None else None,
+        "eval_ids_sha256": eval_split.ids_sha256, "eval_examples": len(eval_split.examples),
+        "eval_rows_grouped": eval_split.grouped_rows, "references": cell.eval.references,
+        "validation_examples": len(validation.examples) if validation is not None else None,
+        "length_filter": None if not cell.data.length_filter else {
+            "tokenizer": cell.data.length_tokenizer, "max_total_tokens": cell.data.max_total_tokens,
+            "max_length_quantile": cell.data.max_length_quantile,
+            "splits": {name: {"rows": sp.rows, "dropped": sp.length_dropped, "threshold": sp.length_threshold}
+                       for name, sp in splits.items() if sp is not None}},
+    }
+
+
+def _predict_without_model(cell: Cell, method: Any, timer: Any, disk: Any) -> Predicted:
     """Model-free baselines (lead): predictions straight from the source text."""
     from peftsum.artifacts import eda
-    from peftsum.data.load import load_split
+    from peftsum.data.load import load_examples
 
     with timer.phase("load"):
-        examples = load_split(cell.dataset, cell.eval.split, cell.eval.limit)
+        split = load_examples(cell.dataset, cell.eval.split, cell.eval.limit, cell.data,
+                              grouped=cell.eval.references == "grouped")
+        examples = split.examples
+        disk.loaded()
     with timer.phase("generate"):
         t0 = time.perf_counter()
         predictions = method.predict([e.source for e in examples], method_params(method, cell), cell.dataset.kind)
@@ -207,39 +266,59 @@ def _predict_without_model(cell: Cell, method: Any, timer: Any) -> Predicted:
     words = [len(p.split()) for p in predictions]  # "new tokens" of a model-free method: words
     stats = eda([len(e.source.split()) for e in examples], [len(e.summary.split()) for e in examples],
                 len(examples), 0, "whitespace", None, split=cell.eval.split)
-    return Predicted(examples, predictions, words, seconds, 0, stats)
+    return Predicted(examples, predictions, words, seconds, 0, stats, _data_record(cell, split))
+
+
+def _load_validation(cell: Cell) -> Any:
+    """The validation split for train.eval_every; a dataset without one is a spec problem (exit 2, at once)."""
+    from peftsum.data.load import MissingSplit, load_examples
+
+    try:
+        return load_examples(cell.dataset, "validation", cell.data.validation_limit, cell.data)
+    except MissingSplit as err:
+        raise SpecError("train.eval_every", cell.train.eval_every,
+                        f"dataset {cell.dataset.name!r} has no validation split to evaluate on ({err}); set "
+                        f"train.eval_every and train.select_best to off, or give the dataset a validation split"
+                        ) from None
 
 
 def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attempt: str, started: str, timer: Any,
-                        out: Path, metrics: Any = None, nvml_memory: Any = None) -> Predicted:
-    """Load data and model, apply the method, train (resumably), generate."""
+                        out: Path, metrics: Any, nvml_memory: Any, checkpointer: Any, disk: Any) -> Predicted:
+    """Load data and model, apply the method, train (resumably, validating and selecting as configured),
+    generate."""
     import torch
 
     from peftsum.artifacts import eda, save_adapter
-    from peftsum.checkpoint import Checkpointer
     from peftsum.data.features import Encoder
-    from peftsum.data.load import load_split
+    from peftsum.data.load import load_examples
     from peftsum.generate import generate, generation_budget, resolve_cache
     from peftsum.methods.base import MethodContext
     from peftsum.models.load import load_model
     from peftsum.resources import param_counts
-    from peftsum.train import make_plan, resolve_runtime, train
+    from peftsum.train import make_plan, resolve_runtime, teacher_forced_loss, train
 
     cell_id = cell.cell_id
-    torch.manual_seed(cell.seed)
     runtime = resolve_runtime(cell.train)  # the auto settings for this device: precision, fused, compile
     device, precision, fused, autocast = runtime.device, runtime.precision, runtime.fused, runtime.autocast_dtype
     causal = cell.model.family == "causal"
+    validating = method.trains and cell.train.eval_every != "off"
+    truncate = cell.data.length_filter  # a shared length filter: every model keeps the same training ids
 
     with timer.phase("load"):
         log(cell_id, f"loading {cell.dataset.name} and {cell.model.name}")
-        train_examples = load_split(cell.dataset, "train", cell.data.train_limit) if method.trains else []
-        eval_examples = load_split(cell.dataset, cell.eval.split, cell.eval.limit)
+        validation = _load_validation(cell) if validating else None
+        train_split = load_examples(cell.dataset, "train", cell.data.train_limit, cell.data) \
+            if method.trains else None
+        eval_split = load_examples(cell.dataset, cell.eval.split, cell.eval.limit, cell.data,
+                                   grouped=cell.eval.references == "grouped")
+        eval_examples = eval_split.examples
         model, tokenizer = load_model(cell.model)
+        torch.manual_seed(cell.seed)  # after loading: building a tiny model on first use seeds torch itself
         encoder = Encoder(tokenizer, cell.model.family, cell.dataset.kind, cell.model.context,
                           cell.data.max_source_tokens, cell.data.max_target_tokens, cell.eval.max_new_tokens)
         eval_features = encoder.eval(eval_examples)
-        train_features = encoder.train(train_examples) if method.trains else None
+        train_features = encoder.train(train_split.examples, truncate=truncate) if method.trains else None
+        val_features = encoder.train(validation.examples, truncate=truncate) if validating else None
         plan = make_plan(train_features, cell.train, cell.seed, not causal) if method.trains else None
         ctx = MethodContext(cell.model.arch, cell.model.family, plan.total_steps if plan else 0)
         if method.apply is not None:
@@ -249,6 +328,29 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
                 p.requires_grad_(False)
         trainable, total = param_counts(model)
         model.to(device)
+        disk.loaded()
+
+    budget = generation_budget(cell.train.batch_tokens, model, device, num_beams=cell.eval.num_beams)
+    cache = resolve_cache(cell.eval.cache, device, cell.eval.num_beams)
+
+    def predict(examples_features: Any) -> Any:
+        return generate(model, tokenizer, examples_features.prompt_ids, causal=causal,
+                        max_new_tokens=cell.eval.max_new_tokens, num_beams=cell.eval.num_beams, device=device,
+                        autocast_dtype=autocast, budget_tokens=budget, batch_size=cell.eval.batch_size, cache=cache)
+
+    def validate(m: Any) -> dict[str, float | None]:
+        """The validation loss (and ROUGE-L on select_best_limit examples when selecting by it)."""
+        row: dict[str, float | None] = {"val_loss": teacher_forced_loss(m, val_features, tokenizer.pad_token_id,
+                                                                        causal, device, autocast)}
+        if cell.train.select_best == "rougeL":
+            from peftsum.scoring import rouge_per_example
+
+            chosen = validation.examples[: cell.train.select_best_limit]
+            gen = predict(encoder.eval(chosen))
+            rouge = rouge_per_example(gen.predictions, [e.refs for e in chosen], cell.eval.metric_profile)
+            row["val_rougeL"] = float(rouge["rougeL"].mean())
+        log(cell_id, "validation: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if v is not None))
+        return row
 
     report = None
     if method.trains:
@@ -271,32 +373,34 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
 
         with timer.phase("train"):
             log(cell_id, f"training {cell.method.name}: {trainable:,} of {total:,} parameters, {plan.total_steps} "
-                         f"steps, {train_features.kept} examples ({train_features.dropped} filtered)")
+                         f"steps, {train_features.kept} examples ({train_features.dropped} filtered, "
+                         f"{train_features.truncated} truncated)")
             report = train(model, train_features, plan, cell.train, pad_id=tokenizer.pad_token_id, causal=causal,
-                           device=device, autocast_dtype=autocast, fused=fused,
-                           checkpointer=Checkpointer(store, grid, cell_id), on_step=method.on_step,
-                           progress=progress, compile_model=runtime.compile)
-    eval_pairs = encoder.train(eval_examples)  # (source, summary) ids of the scored examples: eval loss and EDA
-    eval_loss = _eval_loss(model, eval_pairs, tokenizer.pad_token_id, causal, device, autocast)
+                           device=device, autocast_dtype=autocast, fused=fused, checkpointer=checkpointer,
+                           on_step=method.on_step, progress=progress, compile_model=runtime.compile,
+                           validate=validate if validating else None)
+        if report.best is not None:
+            best = report.history[report.best]
+            log(cell_id, f"selected the weights of epoch {best['epoch']:g} (step {best['step']}) by "
+                         f"{cell.train.select_best}")
+    eval_pairs = encoder.train(eval_examples)  # (source, summary) ids of the scored examples that fit
+    test_loss = teacher_forced_loss(model, eval_pairs, tokenizer.pad_token_id, causal, device, autocast)
 
     with timer.phase("generate"):
         log(cell_id, f"generating {len(eval_features.ids)} summaries")
-        budget = generation_budget(cell.train.batch_tokens, model, device, num_beams=cell.eval.num_beams)
-        cache = resolve_cache(cell.eval.cache, device, cell.eval.num_beams)
-        gen = generate(model, tokenizer, eval_features.prompt_ids, causal=causal,
-                       max_new_tokens=cell.eval.max_new_tokens, num_beams=cell.eval.num_beams, device=device,
-                       autocast_dtype=autocast, budget_tokens=budget, batch_size=cell.eval.batch_size,
-                       cache=cache)
+        gen = predict(eval_features)
     adapter_bytes = save_adapter(model, out, cell.model, cell.method.type, cell.train.keep_full_weights) \
         if method.trains else None
     stats_src = train_features or eval_pairs
     stats = eda(stats_src.source_lens, stats_src.summary_lens, stats_src.kept, stats_src.dropped, cell.model.hub_id,
                 encoder.budget, split="train" if train_features else cell.eval.split)
+    data = _data_record(cell, eval_split, train_split, train_features.ids if train_features else None, validation)
     return Predicted(eval_examples, gen.predictions, gen.new_tokens, gen.seconds, eval_features.truncated, stats,
-                     device=device.type, precision=precision, fused=fused, compiled=runtime.compile,
+                     data, device=device.type, precision=precision, fused=fused, compiled=runtime.compile,
                      cache=cache, budget=budget, report=report,
                      train_kept=train_features.kept if train_features else 0,
-                     train_dropped=train_features.dropped if train_features else 0, eval_loss=eval_loss,
+                     train_dropped=train_features.dropped if train_features else 0,
+                     train_truncated=train_features.truncated if train_features else 0, test_loss=test_loss,
                      trainable=trainable if method.trains else 0, total=total, adapter_bytes=adapter_bytes)
 
 
@@ -305,28 +409,6 @@ def method_params(method: Any, cell: Cell) -> Any:
     from peftsum.spec.fields import build
 
     return build(method.params, cell.method.params, f"methods.{cell.method.name}")
-
-
-def _eval_loss(model: Any, feats: Any, pad_id: int, causal: bool, device: Any, autocast: Any) -> float | None:
-    """Teacher-forced loss on the scored examples (those that fit), token-weighted."""
-    import torch
-
-    from peftsum.batching import collate
-
-    if not feats.input_ids:
-        return None
-    total, count = 0.0, 0
-    model.eval()
-    with torch.inference_mode():
-        for start in range(0, len(feats.input_ids), 32):
-            idx = list(range(start, min(start + 32, len(feats.input_ids))))
-            batch = {k: v.to(device) for k, v in collate(idx, feats.input_ids, feats.labels, pad_id, causal).items()}
-            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                loss = model(**batch).loss
-            n = int((batch["labels"] != -100).sum())  # tokens the mean loss was taken over
-            total += float(loss) * n
-            count += n
-    return total / count if count else None
 
 
 def _upload(store: Store, grid: str, cell_id: str, attempt: str, out: Path) -> dict[str, dict[str, Any]]:

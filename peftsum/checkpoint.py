@@ -1,8 +1,9 @@
 """Resumable checkpoints in the store: ``cells/<id>/checkpoints/<step>/`` with a COMPLETE marker written last.
 
 A checkpoint holds the trainable tensors (safetensors), the optimizer and scheduler state and the RNG state
-(torch.save), and the trainer's counters (JSON). Only a checkpoint whose COMPLETE marker exists is ever loaded, so
-a process killed mid-upload leaves the previous one in charge.
+(torch.save), and the trainer's counters and evaluation history (JSON); with ``train.select_best``, also the best
+evaluation's trainable tensors (``best.safetensors``) when they are not the checkpoint's own. Only a checkpoint
+whose COMPLETE marker exists is ever loaded, so a process killed mid-upload leaves the previous one in charge.
 """
 
 from __future__ import annotations
@@ -17,11 +18,22 @@ from peftsum.store import Store
 from peftsum.store.cells import cell_key
 
 FILES = ("weights.safetensors", "training.pt", "state.json")
+BEST = "best.safetensors"
 
 
 class Checkpointer:
-    def __init__(self, store: Store, grid: str, cell_id: str, keep: int = 2) -> None:
+    """Args:
+        workdir: where checkpoints are staged before upload (the cell's work folder, so its disk use is measured).
+        on_written: called after a checkpoint is written and before older ones are pruned (disk use peaks there).
+        extra_state: returns what the cell keeps in every checkpoint's state.json beside the trainer's counters
+            (its wall seconds so far); ``loaded_state`` is the state of the checkpoint resumed from.
+    """
+
+    def __init__(self, store: Store, grid: str, cell_id: str, keep: int = 2, workdir: Path | None = None,
+                 on_written: Any = None, extra_state: Any = None) -> None:
         self.store, self.grid, self.cell_id, self.keep = store, grid, cell_id, keep
+        self.workdir, self.on_written, self.extra_state = workdir, on_written, extra_state
+        self.loaded_state: dict[str, Any] | None = None
 
     def _key(self, *parts: str) -> str:
         return cell_key(self.grid, self.cell_id, "checkpoints", *parts)
@@ -34,28 +46,37 @@ class Checkpointer:
                 steps.add(int(parts[-2]))
         return sorted(steps)
 
-    def save(self, step: int, weights: dict[str, Any], training: dict[str, Any], state: dict[str, Any]) -> int:
-        """Write checkpoint ``step``; returns its size in bytes. Older ones beyond ``keep`` are deleted."""
+    def save(self, step: int, weights: dict[str, Any], training: dict[str, Any], state: dict[str, Any],
+             best: dict[str, Any] | None = None) -> int:
+        """Write checkpoint ``step`` (and ``best``, the best evaluation's weights, if given); returns its size in
+        bytes. Older ones beyond ``keep`` are deleted."""
         import torch
         from safetensors.torch import save_file
 
         name = f"{step:09d}"
-        with tempfile.TemporaryDirectory(prefix="peftsum-ckpt-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="peftsum-ckpt-", dir=self.workdir) as tmp:
             tmp = Path(tmp)
             save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, tmp / FILES[0])
             torch.save(training, tmp / FILES[1])
-            (tmp / FILES[2]).write_text(json.dumps(state, sort_keys=True))
+            extra = self.extra_state() if self.extra_state is not None else {}
+            (tmp / FILES[2]).write_text(json.dumps({**state, **extra}, sort_keys=True))
+            files = list(FILES)
+            if best is not None:
+                save_file({k: v.detach().contiguous().cpu() for k, v in best.items()}, tmp / BEST)
+                files.append(BEST)
             size = 0
-            for f in FILES:
+            for f in files:
                 self.store.upload(self._key(name, f), tmp / f)
                 size += (tmp / f).stat().st_size
+            if self.on_written is not None:
+                self.on_written()
         self.store.write_bytes(self._key(name, "COMPLETE"), b"")
         for old in self.complete_steps()[: -self.keep]:
             self.store.delete_prefix(self._key(f"{old:09d}"))
         return size
 
-    def load_latest(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
-        """(weights, training, state) of the newest complete checkpoint, or None."""
+    def load_latest(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any] | None] | None:
+        """(weights, training, state, best weights or None) of the newest complete checkpoint, or None."""
         steps = self.complete_steps()
         if not steps:
             return None
@@ -63,16 +84,21 @@ class Checkpointer:
         from safetensors.torch import load_file
 
         name = f"{steps[-1]:09d}"
-        tmp = Path(tempfile.mkdtemp(prefix="peftsum-resume-"))
+        tmp = Path(tempfile.mkdtemp(prefix="peftsum-resume-", dir=self.workdir))
         try:
             for f in FILES:
                 self.store.download(self._key(name, f), tmp / f)
             weights = load_file(tmp / FILES[0])
             training = torch.load(tmp / FILES[1], weights_only=True)
             state = json.loads((tmp / FILES[2]).read_text())
+            best = None
+            if self.store.stat(self._key(name, BEST)) is not None:
+                self.store.download(self._key(name, BEST), tmp / BEST)
+                best = load_file(tmp / BEST)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return weights, training, state
+        self.loaded_state = state
+        return weights, training, state, best
 
     def clear(self) -> None:
         self.store.delete_prefix(self._key())

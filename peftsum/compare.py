@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from peftsum.scoring import ROUGE_KEYS, bootstrap_indices, ci95, corpus_bleu_from_stats
+from peftsum.scoring import CORPUS_BLEU, ROUGE_KEYS, bootstrap_indices, ci95
 
 
 def bleu_stats_matrix(rows: list[dict[str, Any]]) -> np.ndarray:
@@ -28,12 +28,13 @@ def align(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> tuple[list[dict],
 
 
 def paired_bootstrap(a: list[dict[str, Any]], b: list[dict[str, Any]], metric: str = "rougeL",
-                     samples: int = 1000, seed: int = 0) -> dict[str, Any]:
+                     samples: int = 1000, seed: int = 0, profile: str = "peftsum") -> dict[str, Any]:
     """Difference ``metric(a) - metric(b)`` over shared examples, its 95% CI and P(a beats b).
 
     Args:
         a, b: predictions.jsonl rows of two cells (per-example scores and BLEU statistics).
         metric: one of rouge1, rouge2, rougeL, rougeLsum, bleu.
+        profile: the metric profile both cells were scored under (how corpus BLEU is computed from statistics).
     Returns:
         {"metric", "n", "diff", "ci95", "p_a_better"}; p_a_better is the share of resamples where a > b (ties
         count half).
@@ -44,9 +45,9 @@ def paired_bootstrap(a: list[dict[str, Any]], b: list[dict[str, Any]], metric: s
         raise ValueError("the two cells share no example ids")
     idx = bootstrap_indices(n, samples, seed)
     if metric == "bleu":
-        sa, sb = bleu_stats_matrix(a), bleu_stats_matrix(b)
-        point = corpus_bleu_from_stats(sa.sum(0))["bleu"] - corpus_bleu_from_stats(sb.sum(0))["bleu"]
-        diffs = corpus_bleu_from_stats(sa[idx].sum(1))["bleu"] - corpus_bleu_from_stats(sb[idx].sum(1))["bleu"]
+        sa, sb, corpus = bleu_stats_matrix(a), bleu_stats_matrix(b), CORPUS_BLEU[profile]
+        point = corpus(sa.sum(0))["bleu"] - corpus(sb.sum(0))["bleu"]
+        diffs = corpus(sa[idx].sum(1))["bleu"] - corpus(sb[idx].sum(1))["bleu"]
     elif metric in ROUGE_KEYS:
         va = np.asarray([r[metric] for r in a], dtype=np.float64)
         vb = np.asarray([r[metric] for r in b], dtype=np.float64)

@@ -1,4 +1,5 @@
-"""Cost measurements in one place: phase wall time, peak RSS, peak GPU memory, GPU energy, parameter counts.
+"""Cost measurements in one place: phase wall time, peak RSS, peak GPU memory, GPU energy, local disk, parameter
+counts.
 
 GPU memory and energy come from torch and NVML when a GPU and pynvml are present; otherwise they are None, never
 invented. Energy is the delta of NVML's total-energy counter (millijoules since driver load).
@@ -6,10 +7,12 @@ invented. Energy is the delta of NVML's total-energy counter (millijoules since 
 
 from __future__ import annotations
 
+import os
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -26,6 +29,61 @@ class PhaseTimer:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+def tree_bytes(root: Path) -> int:
+    """Bytes of the regular files under ``root`` (symlinks not followed; 0 if it does not exist)."""
+    total = 0
+    stack = [str(root)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:  # removed while walking (a checkpoint being pruned)
+                continue
+    return total
+
+
+def hf_caches() -> list[Path]:
+    """Where transformers/datasets keep downloaded models and datasets on this machine."""
+    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    return [Path(os.environ.get("HF_HUB_CACHE", home / "hub")),
+            Path(os.environ.get("HF_DATASETS_CACHE", home / "datasets"))]
+
+
+class DiskMeter:
+    """The most bytes one cell held on local disk at once: the caches it filled (models and datasets downloaded,
+    tiny models built, token counts; the growth of the caches between :meth:`start` and :meth:`loaded`), plus what
+    lies under its own folders (the work folder with checkpoints and artifacts staged before upload, and a local
+    store's folder of the cell, checkpoints included).
+
+    Sampled at the moments the footprint peaks (after loading, after each checkpoint is written and before older
+    ones are pruned, after the artifacts are written, after the upload), each sample a walk of those folders. Not
+    the whole machine's usage (the study's disk column): only what this cell added.
+    """
+
+    def __init__(self, folders: Iterable[Path], caches: Iterable[Path]) -> None:
+        self.folders, self.caches = list(folders), list(caches)
+        self.cache_start = sum(tree_bytes(c) for c in self.caches)
+        self.cache_filled = 0
+        self.peak = 0
+
+    def loaded(self) -> None:
+        """Call once the model and data are loaded: what the caches grew by is this cell's."""
+        self.cache_filled = max(0, sum(tree_bytes(c) for c in self.caches) - self.cache_start)
+        self.sample()
+
+    def sample(self) -> int:
+        used = self.cache_filled + sum(tree_bytes(f) for f in self.folders)
+        self.peak = max(self.peak, used)
+        return self.peak
 
 
 def peak_rss_bytes() -> int:

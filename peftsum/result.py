@@ -1,12 +1,13 @@
-"""The documented result schema (``result.json``, schema_version 1). Every key carries a comment here, and
-``docs/result.md`` explains them for readers. ``peftsum aggregate`` reads only these files.
+"""The documented result schema (``result.json``, schema_version 2). Every key carries a comment here, and
+``docs/result.md`` explains them for readers (and what changed from version 1). ``peftsum aggregate`` reads only
+these files, and still reads version 1 results (the keys version 2 added are then absent).
 """
 
 from __future__ import annotations
 
 from typing import Any, TypedDict, get_type_hints, is_typeddict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Score(TypedDict):
@@ -15,14 +16,28 @@ class Score(TypedDict):
 
 
 class Metrics(TypedDict):
-    bleu: Score  # sacrebleu corpus BLEU / 100
+    bleu: Score  # corpus BLEU / 100 as the metric profile defines it (metric_profile.bleu)
     bleu_precisions: list[Score]  # modified 1-, 2-, 3-, 4-gram precisions / 100
     brevity_penalty: Score  # BLEU's brevity penalty
-    rouge1: Score  # ROUGE-1 F1 (rouge-score, stemmed)
+    length_ratio: Score  # hypothesis tokens / reference tokens (13a tokens; the profile's reference length)
+    translation_length: int  # hypothesis tokens, summed over examples
+    reference_length: int  # reference tokens (closest or shortest reference, per profile), summed over examples
+    rouge1: Score  # ROUGE-1 F1, the mean over examples (stemmed or not: metric_profile.rouge)
     rouge2: Score  # ROUGE-2 F1
     rougeL: Score  # ROUGE-L F1 (longest common subsequence over the whole text)
-    rougeLsum: Score  # ROUGE-Lsum F1 (LCS over newline-split sentences)
-    n: int  # examples scored
+    rougeLsum: Score  # ROUGE-Lsum F1 (LCS over sentences; how they are split: metric_profile.rouge)
+    n: int  # examples scored (grouped references: distinct sources)
+
+
+class _EvaluationKeys(TypedDict):
+    epoch: float  # epochs completed (fractional when evaluating every N steps)
+    step: int  # optimizer steps completed
+    train_loss: float  # mean training loss over the steps since the previous evaluation
+    val_loss: float | None  # teacher-forced loss on the validation split
+
+
+class Evaluation(_EvaluationKeys, total=False):
+    val_rougeL: float  # ROUGE-L on select_best_limit validation examples (present with select_best: rougeL only)
 
 
 class TrainStats(TypedDict):
@@ -35,8 +50,23 @@ class TrainStats(TypedDict):
     resumed_from_step: int | None  # step of the checkpoint this attempt resumed from, if any
     examples: int  # training examples kept after the context-window filter
     examples_dropped: int  # training examples filtered because they did not fit
+    examples_truncated: int  # training examples cut to fit this model (with a shared length filter: never dropped)
     final_train_loss: float | None  # mean training loss over the last 10 optimizer steps
-    eval_loss: float | None  # teacher-forced loss on the scored examples
+    eval_loss: float | None  # validation loss at the selected weights (train.eval_every); None without validation
+    test_loss: float | None  # teacher-forced loss on the scored examples that fit (version 1's eval_loss)
+    history: list[Evaluation]  # one row per evaluation (train.eval_every), in order; [] without validation
+    best_epoch: float | None  # epoch of the evaluation whose weights were kept (train.select_best), else None
+
+
+class DataStats(TypedDict):
+    train_ids_sha256: str | None  # sha256 of the training example ids used, one per line; None if untrained
+    eval_ids_sha256: str  # sha256 of the scored example ids: cells scored on the same examples share it
+    eval_examples: int  # examples scored
+    eval_rows_grouped: int  # rows merged into other examples as extra references (eval.references: grouped)
+    references: str  # per_row | grouped
+    validation_examples: int | None  # validation examples (train.eval_every), None without validation
+    length_filter: dict[str, Any] | None  # the shared length filter: tokenizer, limits, and per split its rows
+    #                                       before the filter, rows dropped and the token threshold; None if unset
 
 
 class GenerateStats(TypedDict):
@@ -57,6 +87,9 @@ class Resources(TypedDict):
     #                            bitfit biases, or the full fine-tuned weights); None for untrained cells
     checkpoint_bytes: int | None  # bytes of the last resumable checkpoint written (weights + optimizer state)
     phase_seconds: dict[str, float]  # wall seconds per phase: load, train, generate, score, upload
+    wall_seconds: float  # the whole cell: load, train with its evaluations and checkpoints, generate, score, write
+    #                      (earlier attempts counted up to their last checkpoint)
+    disk_peak_bytes: int  # most bytes the cell held on local disk at once (caches it filled, checkpoints, artifacts)
 
 
 class Provenance(TypedDict):
@@ -78,7 +111,7 @@ class Provenance(TypedDict):
 
 
 class Result(TypedDict):
-    schema_version: int  # 1
+    schema_version: int  # 2
     cell_id: str  # sha256(canonical spec)[:12]
     grid: str  # grid name
     spec: dict[str, Any]  # the Cell as in spec.json
@@ -87,6 +120,7 @@ class Result(TypedDict):
     metric_profile: dict[str, Any]  # how the metrics were computed (peftsum.scoring.metric_profile)
     train: TrainStats
     generate: GenerateStats
+    data: DataStats
     resources: Resources
     provenance: Provenance
 

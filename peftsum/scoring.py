@@ -1,32 +1,54 @@
-"""BLEU and ROUGE, per example and for the corpus, with bootstrap 95% confidence intervals.
+"""BLEU and ROUGE, per example and for the corpus, with bootstrap 95% confidence intervals, under a named profile.
 
-ROUGE-1/2/L/Lsum F1 come from Google's rouge-score (Porter stemming on). ROUGE-Lsum needs one sentence per line:
-texts are split on newlines and after sentence-final punctuation by a regex, so no nltk download is needed. BLEU
-is sacrebleu's corpus BLEU (13a tokenisation, exp smoothing); each example keeps its sufficient statistics (n-gram
-matches and totals, hypothesis and reference lengths) so the bootstrap resamples those and recomputes corpus BLEU,
-as corpus BLEU is not a mean of sentence scores.
+Two metric profiles (``eval.metric_profile``), because published numbers are computed in more than one way and
+results of different profiles must never share a column (docs/report.md):
+
+- ``peftsum`` (preset ``fast``): ROUGE-1/2/L/Lsum F1 from Google's rouge-score with Porter stemming; ROUGE-Lsum on
+  sentences split at newlines and after sentence-final punctuation by a regex (no nltk download); BLEU as sacrebleu's
+  corpus BLEU (13a tokenisation, ``exp`` smoothing, the *closest* reference length).
+- ``evaluate`` (preset ``seed-paper``): what the ``evaluate`` library's ``rouge`` and ``bleu`` metrics compute at
+  their defaults, the columns the study reports. ROUGE without stemming, ROUGE-Lsum on newline-split text only (what
+  rouge-score does by itself); BLEU from the 13a-tokenised corpus statistics of tensorflow/nmt's ``compute_bleu``
+  with no smoothing and the *shortest* reference length. One stated exception: evaluate aggregates ROUGE with
+  rouge-score's ``BootstrapAggregator`` (its ``mid`` is a median of unseeded bootstrap means, not deterministic);
+  peftsum reports the exact mean of the per-example F1, which that median estimates.
+
+With several references per example (``eval.references: grouped``), ROUGE takes, per ROUGE type, the reference with
+the best F1 (rouge-score's ``score_multi``, as evaluate does) and BLEU clips n-gram matches by the most any reference
+has. Each example keeps its BLEU sufficient statistics (n-gram matches and totals, hypothesis and reference lengths),
+so the bootstrap resamples those and recomputes corpus BLEU, as corpus BLEU is not a mean of sentence scores.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+PROFILES = ("peftsum", "evaluate")
+MAX_ORDER = 4
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def metric_profile() -> dict[str, Any]:
+def metric_profile(name: str = "peftsum") -> dict[str, Any]:
     """How the numbers were made; results with different profiles must not share a column."""
+    stemmed = name == "peftsum"
     return {
-        "rouge": {"implementation": "rouge-score", "version": version("rouge-score"), "stemming": True,
+        "name": name,
+        "rouge": {"implementation": "rouge-score", "version": version("rouge-score"), "stemming": stemmed,
                   "tokenizer": "rouge-score default (lowercase, non-alphanumeric split)",
-                  "lsum_sentence_split": "newlines + regex (?<=[.!?])\\s+", "score": "F1"},
-        "bleu": {"implementation": "sacrebleu", "version": version("sacrebleu"), "tokenize": "13a",
-                 "smooth": "exp", "lowercase": False, "max_ngram_order": 4},
+                  "lsum_sentence_split": "newlines + regex (?<=[.!?])\\s+" if stemmed else "newlines",
+                  "score": "F1", "aggregate": "mean of per-example F1",
+                  "multi_reference": "best F1 per ROUGE type (rouge-score score_multi)"},
+        "bleu": {"implementation": "sacrebleu" if stemmed else "tensorflow/nmt compute_bleu (as evaluate's bleu)",
+                 "version": version("sacrebleu"), "tokenize": "13a", "smooth": "exp" if stemmed else "none",
+                 "reference_length": "closest" if stemmed else "shortest", "lowercase": False,
+                 "max_ngram_order": MAX_ORDER},
         "bootstrap": {"method": "percentile", "unit": "example"},
     }
 
@@ -35,32 +57,66 @@ def lsum_lines(text: str) -> str:
     return "\n".join(s for line in text.splitlines() for s in _SENTENCE_END.split(line.strip()) if s)
 
 
-def rouge_per_example(predictions: list[str], references: list[str]) -> dict[str, np.ndarray]:
+def _as_reference_lists(references: Sequence[str | Sequence[str]]) -> list[list[str]]:
+    """One list of references per example (a plain string is one reference)."""
+    out = [[r] if isinstance(r, str) else list(r) for r in references]
+    if any(not refs for refs in out):
+        raise ValueError("every example needs at least one reference")
+    return out
+
+
+def rouge_per_example(predictions: list[str], references: Sequence[str | Sequence[str]],
+                      profile: str = "peftsum") -> dict[str, np.ndarray]:
     from rouge_score import rouge_scorer
 
-    scorer = rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=True)
+    prepare: Callable[[str], str] = lsum_lines if profile == "peftsum" else (lambda text: text)
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=profile == "peftsum")
     out = {k: np.zeros(len(predictions)) for k in ROUGE_KEYS}
-    for i, (pred, ref) in enumerate(zip(predictions, references, strict=True)):
-        scores = scorer.score(lsum_lines(ref), lsum_lines(pred))
+    for i, (pred, refs) in enumerate(zip(predictions, _as_reference_lists(references), strict=True)):
+        targets = [prepare(r) for r in refs]
+        scores = scorer.score(targets[0], prepare(pred)) if len(targets) == 1 else \
+            scorer.score_multi(targets, prepare(pred))
         for k in ROUGE_KEYS:
             out[k][i] = scores[k].fmeasure
     return out
 
 
-def bleu_statistics(predictions: list[str], references: list[str]) -> np.ndarray:
-    """Per-example [sys_len, ref_len, correct_1..4, total_1..4] (sacrebleu's sufficient statistics)."""
-    from sacrebleu.metrics import BLEU
+def _ngrams(tokens: list[str]) -> Counter:
+    return Counter(tuple(tokens[i:i + n]) for n in range(1, MAX_ORDER + 1) for i in range(len(tokens) - n + 1))
 
-    bleu = BLEU(effective_order=True)  # only the raw counts are used; this silences the sentence warning
+
+def bleu_statistics(predictions: list[str], references: Sequence[str | Sequence[str]],
+                    profile: str = "peftsum") -> np.ndarray:
+    """Per-example [sys_len, ref_len, correct_1..4, total_1..4] over 13a tokens.
+
+    Matches are clipped by the largest count any reference has; ``ref_len`` is the closest reference length (ties:
+    the shorter, as sacrebleu) for ``peftsum`` and the shortest for ``evaluate`` (as nmt's compute_bleu).
+    """
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    tokenize = Tokenizer13a()
     rows = []
-    for pred, ref in zip(predictions, references, strict=True):
-        s = bleu.sentence_score(pred, [ref])
-        rows.append([s.sys_len, s.ref_len, *s.counts, *s.totals])
+    for pred, refs in zip(predictions, _as_reference_lists(references), strict=True):
+        hyp = tokenize(pred.rstrip()).split()
+        ref_tokens = [tokenize(r.rstrip()).split() for r in refs]
+        lengths = [len(r) for r in ref_tokens]
+        if profile == "peftsum":
+            ref_len = min(lengths, key=lambda n: (abs(n - len(hyp)), n))
+        else:
+            ref_len = min(lengths)
+        ref_max: Counter = Counter()
+        for r in ref_tokens:
+            ref_max |= _ngrams(r)
+        correct = [0] * MAX_ORDER
+        for gram, count in _ngrams(hyp).items():
+            correct[len(gram) - 1] += min(count, ref_max[gram])
+        total = [max(0, len(hyp) - n + 1) for n in range(1, MAX_ORDER + 1)]
+        rows.append([len(hyp), ref_len, *correct, *total])
     return np.asarray(rows, dtype=np.float64).reshape(-1, 10)
 
 
 def corpus_bleu_from_stats(stats: np.ndarray) -> dict[str, np.ndarray]:
-    """Corpus BLEU from summed statistics; ``stats`` is (..., 10), summed over examples already.
+    """Profile ``peftsum``: corpus BLEU from summed statistics; ``stats`` is (..., 10), summed over examples already.
 
     Matches sacrebleu's compute_bleu with smooth_method='exp' (a zero n-gram match count is replaced by
     1 / (2^k * total) for the k-th such order).
@@ -83,7 +139,40 @@ def corpus_bleu_from_stats(stats: np.ndarray) -> dict[str, np.ndarray]:
         log_p = np.where(precisions > 0, np.log(np.maximum(precisions, 1e-300)), -np.inf)
         score = bp * np.exp(log_p.mean(axis=-1))
     score = np.where(np.all(precisions > 0, axis=-1), score, 0.0)
-    return {"bleu": score / 100.0, "precisions": precisions / 100.0, "brevity_penalty": bp}
+    return {"bleu": score / 100.0, "precisions": precisions / 100.0, "brevity_penalty": bp,
+            "length_ratio": _ratio(sys_len, ref_len)}
+
+
+def corpus_bleu_unsmoothed(stats: np.ndarray) -> dict[str, np.ndarray]:
+    """Profile ``evaluate``: tensorflow/nmt's compute_bleu (smooth=False) from summed statistics (..., 10).
+
+    Precision p_n = matches / possible (0 when nothing is possible); BLEU = 0 if any p_n is 0, else the geometric
+    mean times the brevity penalty exp(1 - 1/ratio) for ratio = sys/ref <= 1 (1 above; 0 when a length is 0).
+    """
+    sys_len, ref_len = stats[..., 0], stats[..., 1]
+    correct, total = stats[..., 2:6], stats[..., 6:10]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precisions = np.where(total > 0, correct / np.maximum(total, 1), 0.0)
+        geo = np.where(np.all(precisions > 0, axis=-1),
+                       np.exp(np.log(np.maximum(precisions, 1e-300)).mean(axis=-1)), 0.0)
+        ratio = _ratio(sys_len, ref_len)
+        bp = np.where(ratio > 1.0, 1.0, np.exp(1.0 - 1.0 / np.where(ratio > 0, ratio, 1.0)))
+    bp = np.where((sys_len == 0) | (ref_len == 0), 0.0, bp)
+    return {"bleu": geo * bp, "precisions": precisions, "brevity_penalty": bp, "length_ratio": ratio}
+
+
+def _ratio(sys_len: np.ndarray, ref_len: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((ref_len > 0) & (sys_len > 0), sys_len / np.maximum(ref_len, 1), 0.0)
+
+
+CORPUS_BLEU: dict[str, Callable[[np.ndarray], dict[str, np.ndarray]]] = {
+    "peftsum": corpus_bleu_from_stats, "evaluate": corpus_bleu_unsmoothed}
+
+
+def profile_name(metric_profile_doc: dict[str, Any] | None) -> str:
+    """The profile name recorded in a result.json (results written before profiles had names: ``peftsum``)."""
+    return (metric_profile_doc or {}).get("name", "peftsum")
 
 
 def bootstrap_indices(n: int, samples: int, seed: int) -> np.ndarray:
@@ -95,22 +184,32 @@ def ci95(values: np.ndarray) -> list[float]:
     return [float(lo), float(hi)]
 
 
-def score(predictions: list[str], references: list[str], samples: int = 1000, seed: int = 0
-          ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(corpus metrics with ci95, per-example scores). Metrics are fractions in [0, 1]."""
+def score(predictions: list[str], references: Sequence[str | Sequence[str]], samples: int = 1000, seed: int = 0,
+          profile: str = "peftsum") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(corpus metrics with ci95, per-example scores). Metrics are fractions in [0, 1].
+
+    Args:
+        references: per example one reference, or a list of references (multi-reference scoring).
+        profile: ``peftsum`` or ``evaluate`` (see the module docstring).
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown metric profile {profile!r}; known: {', '.join(PROFILES)}")
     n = len(predictions)
     if n == 0:
         raise ValueError("nothing to score")
-    rouge = rouge_per_example(predictions, references)
-    stats = bleu_statistics(predictions, references)
+    rouge = rouge_per_example(predictions, references, profile)
+    stats = bleu_statistics(predictions, references, profile)
     idx = bootstrap_indices(n, samples, seed)
+    corpus_fn = CORPUS_BLEU[profile]
+    corpus, boot = corpus_fn(stats.sum(axis=0)), corpus_fn(stats[idx].sum(axis=1))
     metrics: dict[str, Any] = {}
-    corpus = corpus_bleu_from_stats(stats.sum(axis=0))
-    boot = corpus_bleu_from_stats(stats[idx].sum(axis=1))
     metrics["bleu"] = {"value": float(corpus["bleu"]), "ci95": ci95(boot["bleu"])}
     metrics["bleu_precisions"] = [{"value": float(corpus["precisions"][k]), "ci95": ci95(boot["precisions"][:, k])}
                                   for k in range(4)]
-    metrics["brevity_penalty"] = {"value": float(corpus["brevity_penalty"]), "ci95": ci95(boot["brevity_penalty"])}
+    for key in ("brevity_penalty", "length_ratio"):
+        metrics[key] = {"value": float(corpus[key]), "ci95": ci95(boot[key])}
+    metrics["translation_length"] = int(stats[:, 0].sum())
+    metrics["reference_length"] = int(stats[:, 1].sum())
     for k in ROUGE_KEYS:
         metrics[k] = {"value": float(rouge[k].mean()), "ci95": ci95(rouge[k][idx].mean(axis=1))}
     metrics["n"] = n

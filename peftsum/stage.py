@@ -2,7 +2,9 @@
 
 Models are copied file by file from where from_pretrained would read them (the hub snapshot, a local folder, the
 built-in tiny models); dataset splits are written as ``<split>.jsonl`` with the grid's column names, which the local
-loader reads back. The output is the grid overrides that point the grid at the staged copies.
+loader reads back; the reference tokenizer of a shared length filter (``data.length_tokenizer``), when it is not one
+of the grid's models, is staged as a tokenizer-only model folder. The output is the grid overrides that point the
+grid at the staged copies.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ SPLITS = ("train", "validation", "test")
 def _model_folder(ref: ModelRef) -> Path:
     from peftsum.models.load import resolve_path
 
-    path = resolve_path(ref)
+    path = resolve_path(ref.hub_id)
     if Path(path).is_dir():
         return Path(path)
     from huggingface_hub import snapshot_download  # a hub id: needs the internet once, here, not in the pod
@@ -43,6 +45,20 @@ def stage_model(store: Store, name: str, ref: ModelRef, log: Any = print) -> str
             continue  # staging is done once: a rerun uploads only what is missing or changed
         store.upload(key, path.resolve())
         log(f"  model {name}: {i}/{len(files)} {path.relative_to(folder)}")
+    return f"{store.uri}/{PREFIX}/models/{name}"
+
+
+def stage_tokenizer(store: Store, name: str, hub_id: str, log: Any = print) -> str:
+    """Upload a model's tokenizer files alone under ``_staged/models/<name>/``; returns its URI."""
+    import tempfile
+
+    from peftsum.models.load import load_tokenizer
+
+    with tempfile.TemporaryDirectory(prefix="peftsum-stage-") as tmp:
+        load_tokenizer(hub_id).save_pretrained(tmp)
+        for path in sorted(Path(tmp).iterdir()):
+            store.upload(f"{PREFIX}/models/{name}/{path.name}", path)
+            log(f"  tokenizer {name}: {path.name}")
     return f"{store.uri}/{PREFIX}/models/{name}"
 
 
@@ -68,20 +84,35 @@ def stage_dataset(store: Store, name: str, ref: DatasetRef, log: Any = print) ->
 
 
 def stage_grid(store: Store, grid: Grid, log: Any = print) -> dict[str, Any]:
-    """Stage every model and dataset of ``grid``; returns the ``models:``/``datasets:`` overrides to use them."""
+    """Stage every model, dataset and reference tokenizer of ``grid``; returns the ``models:``/``datasets:``
+    overrides to use them."""
+    from peftsum.spec.catalog import MODELS
+
     models: dict[str, ModelRef] = {}
     datasets: dict[str, DatasetRef] = {}
+    tokenizers: set[str] = set()
     for cell in grid.cells:
         if cell.model is not None and not cell.model.hub_id.startswith("s3://"):
             models[cell.model.name] = cell.model
         if not cell.dataset.id.startswith("s3://"):
             datasets[cell.dataset.name] = cell.dataset
+        if cell.data.length_filter and not cell.data.length_tokenizer.startswith("s3://"):
+            tokenizers.add(cell.data.length_tokenizer)
     out: dict[str, Any] = {"models": {}, "datasets": {}}
     for name, ref in sorted(models.items()):
         out["models"][name] = {"hub_id": stage_model(store, name, ref, log), "arch": ref.arch,
                                "context": ref.context, "revision": None}
+    staged_ids = {ref.hub_id: name for name, ref in models.items()}
+    for hub_id in sorted(tokenizers - set(staged_ids)):  # the grid's own models carry their tokenizer already
+        name = next((n for n, m in MODELS.items() if m.hub_id == hub_id), None)
+        if name is None:  # a local path: the grid names it by path, which a pod cannot read; stage it by name
+            name = Path(hub_id).name or "length-tokenizer"
+        info = MODELS.get(name)
+        out["models"][name] = {"hub_id": stage_tokenizer(store, name, hub_id, log), "revision": None,
+                               "arch": info.arch if info else "causal", "context": info.context if info else 1024}
     for name, ref in sorted(datasets.items()):
         out["datasets"][name] = {"source": "local", "id": stage_dataset(store, name, ref, log), "kind": ref.kind,
                                  "source_column": ref.source_column, "summary_column": ref.summary_column,
-                                 **({"id_column": ref.id_column} if ref.id_column else {})}
+                                 "references": ref.references, **({"id_column": ref.id_column} if ref.id_column
+                                                                  else {})}
     return out

@@ -1,7 +1,10 @@
 """The one training loop every method uses: read it top to bottom.
 
 Own loop rather than HF Trainer: token-budget batches, a data position that is just the step counter (exact
-resume), store-backed checkpoints, SIGTERM handling and one place where tokens/s and padding are counted.
+resume), store-backed checkpoints, SIGTERM handling and one place where tokens/s and padding are counted. With
+``train.eval_every`` the loop computes the validation loss at each epoch end (or every N steps) and at the last
+step; with ``train.select_best`` it keeps the best weights so far (in every checkpoint too) and leaves the model
+holding them, as the study's ``load_best_model_at_end`` did.
 """
 
 from __future__ import annotations
@@ -37,6 +40,30 @@ class TrainPlan:
 
     def steps_in(self, epoch: int) -> int:
         return math.ceil(len(self.epochs[epoch].batches) / self.accum)
+
+    def epoch_at(self, step: int) -> float:
+        """Epochs completed after ``step`` optimizer steps (fractional inside an epoch)."""
+        done = 0.0
+        for epoch in range(len(self.epochs)):
+            n = self.steps_in(epoch)
+            if step <= n:
+                return round(done + step / n, 6)
+            done, step = done + 1, step - n
+        return done
+
+    def eval_steps(self, every: str | int) -> list[int]:
+        """After which optimizer steps ``train.eval_every`` evaluates: each epoch end (``epoch``) or every N steps
+        within the planned steps, and always the last step; none when ``off``."""
+        if every == "off":
+            return []
+        if every == "epoch":
+            ends, at = [], 0
+            for epoch in range(len(self.epochs)):
+                at += self.steps_in(epoch)
+                ends.append(at)
+        else:
+            ends = list(range(int(every), self.total_steps + 1, int(every)))
+        return sorted({s for s in ends if s < self.total_steps} | {self.total_steps})
 
     def micro_batches(self, step: int) -> list[list[int]]:
         """The micro-batches of optimizer step ``step`` (epochs may differ in batch count)."""
@@ -106,11 +133,34 @@ class TrainReport:
     resumed_from_step: int | None = None
     loss_history: list[float] = field(default_factory=list)  # mean loss per optimizer step
     checkpoint_bytes: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)  # one row per evaluation (result.json train.history)
+    best: int | None = None  # index into history of the selected evaluation (select_best), else None
 
     @property
     def final_train_loss(self) -> float | None:
         tail = self.loss_history[-10:]
         return sum(tail) / len(tail) if tail else None
+
+    @property
+    def selected(self) -> dict[str, Any] | None:
+        """The evaluation whose weights the model holds: the best one, or the last one without selection."""
+        if self.best is not None:
+            return self.history[self.best]
+        return self.history[-1] if self.history else None
+
+
+# What each select_best criterion reads from an evaluation, and whether larger is better.
+CRITERIA = {"eval_loss": ("val_loss", False), "rougeL": ("val_rougeL", True)}
+
+
+def is_better(criterion: str, row: dict[str, Any], best: dict[str, Any] | None) -> bool:
+    """Strictly better than the best so far (ties keep the earlier evaluation, as HF's Trainer does)."""
+    key, larger = CRITERIA[criterion]
+    if row.get(key) is None:
+        return False
+    if best is None or best.get(key) is None:
+        return True
+    return row[key] > best[key] if larger else row[key] < best[key]
 
 
 def _lr_lambda(settings: TrainSettings, total: int) -> Callable[[int], float]:
@@ -132,12 +182,15 @@ def _lr_lambda(settings: TrainSettings, total: int) -> Callable[[int], float]:
 def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainSettings, *, pad_id: int,
           causal: bool, device: torch.device, autocast_dtype: torch.dtype | None, fused: bool,
           checkpointer: Checkpointer | None, on_step: Callable[[Any, int], None] | None = None,
-          progress: Callable[[TrainReport, int], None] | None = None, compile_model: bool = False) -> TrainReport:
+          progress: Callable[[TrainReport, int], None] | None = None, compile_model: bool = False,
+          validate: Callable[[Any], dict[str, float | None]] | None = None) -> TrainReport:
     """Train ``model`` in place for ``plan.total_steps`` optimizer steps, resuming from the latest checkpoint.
 
     ``progress(report, total_steps)`` is called after every optimizer step (``report.steps`` is the step count).
     ``compile_model`` runs the forward (and, through AOTAutograd, the backward) under ``torch.compile`` with
-    dynamic shapes, since token-budget batches vary in both batch size and length.
+    dynamic shapes, since token-budget batches vary in both batch size and length. ``validate(model)`` returns
+    ``{"val_loss": …}`` (and ``"val_rougeL"`` where measured) at the steps ``plan.eval_steps(settings.eval_every)``
+    names; with ``settings.select_best`` the model ends holding the weights of the best evaluation.
     """
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     decay = [p for n, p in params.items() if p.ndim >= 2]
@@ -153,9 +206,10 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
 
     report = TrainReport()
     step = 0
+    best_weights: dict[str, torch.Tensor] | None = None  # the best evaluation's trainable weights, on the CPU
     resumed = checkpointer.load_latest() if checkpointer else None
     if resumed is not None:
-        weights, training, state = resumed
+        weights, training, state, best_weights = resumed
         with torch.no_grad():
             for name, tensor in weights.items():
                 params[name].copy_(tensor)
@@ -168,6 +222,9 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
         report.loss_history = state["loss_history"]
         report.tokens, report.padded_tokens = state["tokens"], state["padded_tokens"]
         report.seconds = state["seconds"]
+        report.history, report.best = state.get("history", []), state.get("best")
+        if report.best is not None and best_weights is None:  # the best was this checkpoint's own weights
+            best_weights = weights
 
     def save_checkpoint() -> None:
         training = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -175,8 +232,13 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
         if torch.cuda.is_available():
             training["rng_cuda"] = torch.cuda.get_rng_state()
         state = {"step": step, "loss_history": report.loss_history, "tokens": report.tokens,
-                 "padded_tokens": report.padded_tokens, "seconds": report.seconds}
-        report.checkpoint_bytes = checkpointer.save(step, params, training, state)
+                 "padded_tokens": report.padded_tokens, "seconds": report.seconds, "history": report.history,
+                 "best": report.best}
+        best_is_current = report.best is not None and report.history[report.best]["step"] == step
+        report.checkpoint_bytes = checkpointer.save(step, params, training, state,
+                                                    best=None if best_is_current else best_weights)
+
+    eval_at = set(plan.eval_steps(settings.eval_every)) if validate is not None else set()
 
     # SIGTERM (pod preemption) and SIGINT (Ctrl-C on launcher run) finish the step, checkpoint and exit 3.
     stop = {"sigterm": False}
@@ -214,10 +276,22 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
             report.seconds += time.perf_counter() - t0
             if progress is not None:
                 progress(report, plan.total_steps)
+            evaluated = step in eval_at
+            if evaluated:
+                since = report.history[-1]["step"] if report.history else 0
+                losses = report.loss_history[since:step]
+                row = {"epoch": plan.epoch_at(step), "step": step,
+                       "train_loss": sum(losses) / len(losses), **validate(model)}
+                model.train()
+                best_row = report.history[report.best] if report.best is not None else None
+                if settings.select_best != "off" and is_better(settings.select_best, row, best_row):
+                    report.best = len(report.history)
+                    best_weights = {n: p.detach().to("cpu", copy=True) for n, p in params.items()}
+                report.history.append(row)
             if checkpointer is not None and step < plan.total_steps:
-                due = (settings.checkpoint_every_steps and step % settings.checkpoint_every_steps == 0) or (
-                    settings.checkpoint_every_seconds
-                    and time.monotonic() - last_ckpt >= settings.checkpoint_every_seconds)
+                due = evaluated or (settings.checkpoint_every_steps and step % settings.checkpoint_every_steps == 0) \
+                    or (settings.checkpoint_every_seconds
+                        and time.monotonic() - last_ckpt >= settings.checkpoint_every_seconds)
                 if due or stop["sigterm"]:
                     save_checkpoint()
                     last_ckpt = time.monotonic()
@@ -227,8 +301,33 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     report.steps = step
+    if best_weights is not None:  # select_best: generate with the best evaluation's weights
+        with torch.no_grad():
+            for name, tensor in best_weights.items():
+                params[name].copy_(tensor)
     model.eval()
     return report
+
+
+def teacher_forced_loss(model: Any, features: TrainFeatures | None, pad_id: int, causal: bool, device: torch.device,
+                        autocast_dtype: torch.dtype | None, batch: int = 32) -> float | None:
+    """Token-weighted mean loss of ``model`` on ``features`` (validation, or the scored test examples); None if
+    there are none. Leaves the model in eval mode."""
+    if features is None or not features.input_ids:
+        return None
+    total, count = 0.0, 0
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(features.input_ids), batch):
+            idx = list(range(start, min(start + batch, len(features.input_ids))))
+            cpu_batch = collate(idx, features.input_ids, features.labels, pad_id, causal)
+            inputs = {k: v.to(device) for k, v in cpu_batch.items()}
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                loss = model(**inputs).loss
+            n = int((cpu_batch["labels"] != -100).sum())  # tokens the mean loss was taken over
+            total += float(loss) * n
+            count += n
+    return total / count if count else None
 
 
 def _main_thread() -> bool:

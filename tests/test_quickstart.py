@@ -67,7 +67,7 @@ def _check_keys(tree: dict, data: dict, where: str) -> None:
 def test_result_json_has_every_documented_key(quickstart: dict) -> None:
     for result in quickstart["results"].values():
         _check_keys(required_keys(), result, "")
-        assert result["schema_version"] == 1
+        assert result["schema_version"] == 2
         assert result["provenance"]["device"] == "cpu" and result["resources"]["energy_joules"] is None
 
 
@@ -122,8 +122,28 @@ def test_report_shows_the_floor_below_fine_tuned_cells(quickstart: dict) -> None
     print(f"floor: lead {rl['lead']}, none {rl['none']}; best tuned {best_tuned:.3f}")
     assert max(rl["lead"]) + 0.1 < best_tuned and max(rl["none"]) + 0.1 < best_tuned
     html = (quickstart["store"] / "quickstart" / "report" / "index.html").read_text()
-    for name in ("quality-synthetic-dialogsum", "cost-disk", "cost-train", "significance", "not-done"):
+    for name in ("quality-synthetic-dialogsum", "cost-disk", "cost-train", "significance", "not-done",
+                 "sample-synthetic-dialogsum"):
         assert f'data-table="{name}"' in html
+    assert "⚠" not in html  # one shared length filter: every cell trained and was scored on the same examples
+
+
+def test_cells_validate_select_and_share_their_examples(quickstart: dict) -> None:
+    """The quickstart turns validation and best-checkpoint selection on: trained cells have a learning curve (the
+    report draws it) and keep the weights of their lowest validation loss; every cell used the same ids."""
+    trained = [r for r in quickstart["results"].values() if r["train"]["steps"]]
+    assert len(trained) == 4
+    for r in trained:
+        history = r["train"]["history"]
+        assert len(history) >= 4 and history[-1]["step"] == r["train"]["steps"]
+        best = min(history, key=lambda h: h["val_loss"])
+        assert r["train"]["best_epoch"] == best["epoch"] and r["train"]["eval_loss"] == best["val_loss"]
+        assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert len({r["data"]["train_ids_sha256"] for r in trained}) == 1
+    assert len({r["data"]["eval_ids_sha256"] for r in quickstart["results"].values()}) == 1
+    figures = quickstart["store"] / "quickstart" / "report" / "figures"
+    assert (figures / "curves-synthetic-dialogsum.png").stat().st_size > 10_000
+    assert (figures / "boxes-synthetic-dialogsum.png").stat().st_size > 10_000
 
 
 def test_rerun_trains_nothing_and_is_fast(quickstart: dict) -> None:

@@ -101,7 +101,7 @@ def test_pulled_adapter_loads_with_peft(on_s3, tmp_path: Path) -> None:
     adapter = tmp_path / layout.cell_key(grid.name, cell.cell_id, "attempts", manifest["attempt_id"], "adapter")
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == cell.model.hub_id  # the hub id, not a pod path
-    base = AutoModelForCausalLM.from_pretrained(resolve_path(cell.model))
+    base = AutoModelForCausalLM.from_pretrained(resolve_path(cell.model.hub_id))
     model = PeftModel.from_pretrained(base, str(adapter))
     saved = load_file(adapter / "adapter_model.safetensors")
     loaded = {n: p for n, p in model.named_parameters() if "lora_" in n}
@@ -138,7 +138,7 @@ axes: {{model: [tiny-gpt2], method: [full], dataset: [synthetic-dialogsum]}}
 defaults:
   train: {{epochs: 1, max_steps: 3, batch_tokens: 768}}
   eval: {{limit: 8, max_new_tokens: 8, bootstrap_samples: 100}}
-  data: {{train_limit: 32}}
+  data: {{train_limit: 32, max_total_tokens: 400, length_tokenizer: tiny-t5}}
 """
 
 
@@ -156,8 +156,10 @@ def test_stage_then_train_from_the_staged_copies(s3, tmp_path: Path, monkeypatch
     model_uri = overrides["models"]["tiny-gpt2"]["hub_id"]
     data_uri = overrides["datasets"]["synthetic-dialogsum"]["id"]
     assert model_uri == f"{s3.uri}/_staged/models/tiny-gpt2" and data_uri.startswith(s3.uri)
+    assert overrides["models"]["tiny-t5"]["hub_id"] == f"{s3.uri}/_staged/models/tiny-t5"  # the length tokenizer
     store = open_store(s3.uri)
     assert store.size("_staged/models/tiny-gpt2/config.json")
+    assert store.size("_staged/models/tiny-t5/tokenizer.json") and not store.stat("_staged/models/tiny-t5/config.json")
     assert {"train.jsonl", "validation.jsonl", "test.jsonl"} <= {
         k.rsplit("/", 1)[-1] for k in store.list("_staged/datasets/synthetic-dialogsum")}
 
@@ -167,6 +169,7 @@ def test_stage_then_train_from_the_staged_copies(s3, tmp_path: Path, monkeypatch
     staged_file.write_text(yaml.safe_dump(staged))
     grid = parse_grid(staged_file.read_text())
     assert grid.cells[0].model.hub_id == model_uri
+    assert grid.cells[0].data.length_tokenizer == overrides["models"]["tiny-t5"]["hub_id"]
     cache = tmp_path / "pod-cache"
     monkeypatch.setenv("PEFTSUM_CACHE", str(cache))  # a fresh pod: nothing cached, no builtin models
     run = _launcher("run", str(staged_file), cwd=tmp_path)
@@ -175,4 +178,5 @@ def test_stage_then_train_from_the_staged_copies(s3, tmp_path: Path, monkeypatch
     fetched = {p.name for p in (cache / "store").iterdir()}
     assert any(n.startswith("tiny-gpt2-") for n in fetched)
     assert any(n.startswith("synthetic-dialogsum-") for n in fetched)
+    assert any(n.startswith("tiny-t5-") for n in fetched)  # the length tokenizer came from the store too
     assert not (cache / "models").exists()  # the model came from the store, not the built-in generator

@@ -217,3 +217,107 @@ def test_length_mismatch_refused() -> None:
         scoring.score(PREDS, REFS[:-1])
     with pytest.raises(ValueError):
         scoring.score(PREDS[:-1], REFS)
+
+
+# --- the `evaluate` profile and multi-reference scoring --------------------------------------------------------
+# Expected values come from rouge-score and sacrebleu called directly with the profile's options, or by hand from
+# tensorflow/nmt's compute_bleu formula (what the `evaluate` library's bleu metric runs), never from peftsum.
+
+
+@pytest.mark.parametrize("key", ["rouge1", "rouge2", "rougeL", "rougeLsum"])
+def test_evaluate_profile_rouge_is_unstemmed_and_splits_lsum_on_newlines_only(key: str) -> None:
+    preds = [p.replace(". ", ".\n", 1) for p in PREDS]  # some predictions with a newline, most sentences without
+    metrics, per_example = scoring.score(preds, REFS, samples=200, seed=0, profile="evaluate")
+    scorer = rouge_scorer.RougeScorer([key], use_stemmer=False)  # evaluate's defaults: no stemmer, no splitting
+    expected = [scorer.score(r, p)[key].fmeasure for p, r in zip(preds, REFS, strict=True)]
+    assert [row[key] for row in per_example] == pytest.approx(expected, abs=1e-12)
+    assert metrics[key]["value"] == pytest.approx(float(np.mean(expected)), abs=1e-12)
+
+
+def test_profiles_differ_where_their_definitions_differ() -> None:
+    """Stemming raises ROUGE-1 ('cats were running' vs 'cat was run'); the regex split changes Lsum."""
+    pred, ref = "The cats were running. Then they slept.", "The cat was run. The cat sleeps."
+    ours, _ = scoring.score([pred], [ref], samples=100, profile="peftsum")
+    theirs, _ = scoring.score([pred], [ref], samples=100, profile="evaluate")
+    assert ours["rouge1"]["value"] > theirs["rouge1"]["value"]
+    lsum = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=False).score(ref, pred)["rougeLsum"].fmeasure
+    assert theirs["rougeLsum"]["value"] == pytest.approx(lsum, abs=1e-12)
+    assert scoring.metric_profile("evaluate")["rouge"]["stemming"] is False
+    assert scoring.metric_profile("evaluate")["bleu"]["smooth"] == "none"
+
+
+def test_evaluate_profile_bleu_by_hand() -> None:
+    """nmt compute_bleu, worked by hand: 7 hypothesis tokens, 6 reference tokens (ratio 7/6 > 1: no penalty),
+    precisions 6/7, 5/6, 4/5, 3/4, BLEU = (3/7) ** (1/4)."""
+    metrics, per_example = scoring.score(["the cat sat on the mat today"], ["the cat sat on the mat"], samples=100,
+                                         profile="evaluate")
+    assert [p["value"] for p in metrics["bleu_precisions"]] == pytest.approx([6 / 7, 5 / 6, 4 / 5, 3 / 4])
+    assert metrics["brevity_penalty"]["value"] == 1.0
+    assert metrics["length_ratio"]["value"] == pytest.approx(7 / 6)
+    assert (metrics["translation_length"], metrics["reference_length"]) == (7, 6)
+    assert metrics["bleu"]["value"] == pytest.approx((3 / 7) ** 0.25, abs=1e-12)
+    assert per_example[0]["bleu_stats"] == {"sys_len": 7, "ref_len": 6, "correct": [6, 5, 4, 3], "total": [7, 6, 5, 4]}
+
+
+def test_evaluate_profile_bleu_is_unsmoothed() -> None:
+    """'the cat sat on the mat' vs 'the cat is on the mat': precisions 5/6, 3/5, 1/4, 0/3 by hand, so unsmoothed
+    BLEU is 0 while the peftsum profile's exp smoothing keeps it positive."""
+    pred, ref = "the cat sat on the mat", "the cat is on the mat"
+    theirs, _ = scoring.score([pred], [ref], samples=100, profile="evaluate")
+    ours, _ = scoring.score([pred], [ref], samples=100, profile="peftsum")
+    assert [p["value"] for p in theirs["bleu_precisions"]] == pytest.approx([5 / 6, 3 / 5, 1 / 4, 0.0])
+    assert theirs["bleu"]["value"] == 0.0
+    assert ours["bleu"]["value"] == pytest.approx(sacrebleu.corpus_bleu([pred], [[ref]]).score / 100, abs=1e-12)
+    assert ours["bleu"]["value"] > 0
+
+
+def test_evaluate_profile_bleu_equals_unsmoothed_sacrebleu_for_one_reference() -> None:
+    """With one reference the nmt formula and sacrebleu's smooth_method='none' agree (same 13a tokens, same
+    brevity penalty), so sacrebleu is an independent oracle, bootstrap resamples included."""
+    metrics, _ = scoring.score(PREDS, REFS, samples=50, seed=3, profile="evaluate")
+    expected = sacrebleu.corpus_bleu(PREDS, [REFS], smooth_method="none")
+    assert metrics["bleu"]["value"] == pytest.approx(expected.score / 100, abs=1e-12)
+    assert metrics["brevity_penalty"]["value"] == pytest.approx(expected.bp, abs=1e-12)
+    assert metrics["length_ratio"]["value"] == pytest.approx(expected.sys_len / expected.ref_len, abs=1e-12)
+    idx = scoring.bootstrap_indices(len(PREDS), 50, seed=3)
+    boot = [sacrebleu.corpus_bleu([PREDS[i] for i in row], [[REFS[i] for i in row]], smooth_method="none").score / 100
+            for row in idx]
+    assert metrics["bleu"]["ci95"] == pytest.approx(list(np.percentile(boot, [2.5, 97.5])), abs=1e-12)
+
+
+def test_multi_reference_bleu_reference_length_closest_vs_shortest() -> None:
+    """Hypothesis of 5 tokens, references of 6 and 2 tokens, every n-gram matched: sacrebleu (peftsum) takes the
+    closest length, 6, so BP = exp(1 - 6/5); nmt (evaluate) takes the shortest, 2, so no penalty and BLEU = 1."""
+    pred, refs = "a b c d e", ["a b c d e f", "a b"]
+    ours, _ = scoring.score([pred], [refs], samples=100, profile="peftsum")
+    theirs, _ = scoring.score([pred], [refs], samples=100, profile="evaluate")
+    expected = sacrebleu.corpus_bleu([pred], [[refs[0]], [refs[1]]])
+    assert ours["bleu"]["value"] == pytest.approx(expected.score / 100, abs=1e-12)
+    assert ours["brevity_penalty"]["value"] == pytest.approx(np.exp(1 - 6 / 5), abs=1e-12)
+    assert theirs["bleu"]["value"] == pytest.approx(1.0)
+    assert theirs["length_ratio"]["value"] == pytest.approx(5 / 2)
+
+
+def test_multi_reference_bleu_matches_sacrebleu_over_a_corpus() -> None:
+    refs = [[r, p] for r, p in zip(REFS, reversed(PREDS))]  # two references each, of different lengths
+    metrics, _ = scoring.score(PREDS, refs, samples=100, profile="peftsum")
+    expected = sacrebleu.corpus_bleu(PREDS, [[r[0] for r in refs], [r[1] for r in refs]])
+    assert metrics["bleu"]["value"] == pytest.approx(expected.score / 100, abs=1e-12)
+    assert [p["value"] for p in metrics["bleu_precisions"]] == pytest.approx([p / 100 for p in expected.precisions])
+
+
+@pytest.mark.parametrize("profile", scoring.PROFILES)
+def test_multi_reference_rouge_takes_the_best_reference(profile: str) -> None:
+    refs = [[r, "completely unrelated words", p[: len(p) // 2]] for r, p in zip(REFS, PREDS)]
+    metrics, per_example = scoring.score(PREDS, refs, samples=100, profile=profile)
+    prepare = scoring.lsum_lines if profile == "peftsum" else (lambda t: t)
+    scorer = rouge_scorer.RougeScorer(list(scoring.ROUGE_KEYS), use_stemmer=profile == "peftsum")
+    for key in scoring.ROUGE_KEYS:
+        best = [max(scorer.score(prepare(r), prepare(p))[key].fmeasure for r in rs) for p, rs in zip(PREDS, refs)]
+        assert [row[key] for row in per_example] == pytest.approx(best, abs=1e-12)
+        assert metrics[key]["value"] == pytest.approx(float(np.mean(best)), abs=1e-12)
+
+
+def test_unknown_profile_refused() -> None:
+    with pytest.raises(ValueError, match="unknown metric profile"):
+        scoring.score(PREDS, REFS, profile="rouge-only")

@@ -1,6 +1,8 @@
 """Examples → token ids, with the study's context-window rule.
 
-Training: an example whose prompt + source + summary does not fit is *filtered* (and counted), as the study did.
+Training: an example whose prompt + source + summary does not fit is *filtered* (and counted), as the study did —
+unless the grid sets a shared length filter (``data.max_total_tokens`` / ``max_length_quantile``): then every model
+must train on the same example ids, and what one model cannot fit is *truncated* for that model (and counted).
 Evaluation: the source is *truncated* to fit, so every cell of a dataset scores the same example ids.
 Tokenisation happens once per cell; generation reuses these ids (no re-tokenising).
 """
@@ -20,8 +22,10 @@ class TrainFeatures:
     labels: list[list[int]]  # causal: -100 over the prompt; seq2seq: summary + eos
     kept: int
     dropped: int  # filtered by the context window / max_target_tokens
+    ids: list[str]  # of the kept examples, in order
     source_lens: list[int]  # token counts of every training source and summary, before the filter (for EDA)
     summary_lens: list[int]
+    truncated: int = 0  # kept, but cut to fit this model (shared length filter on)
 
 
 @dataclass
@@ -67,14 +71,20 @@ class Encoder:
         ids = self.head + source_ids + self.tail
         return ids + [self.eos] if self.family == "seq2seq" else ids
 
-    def train(self, examples: list[Example]) -> TrainFeatures:
-        inputs, labels, dropped = [], [], 0
+    def train(self, examples: list[Example], truncate: bool = False) -> TrainFeatures:
+        """Teacher-forcing pairs. An example that does not fit is dropped, or with ``truncate`` cut to fit (source to
+        the budget, summary to ``max_target_tokens``)."""
+        inputs, labels, ids, dropped, truncated = [], [], [], 0, 0
         sources = self.tok([e.source for e in examples], add_special_tokens=False)["input_ids"]
         targets = self.tok([e.summary for e in examples], add_special_tokens=False)["input_ids"]
-        for src, tgt in zip(sources, targets):
+        for ex, src, tgt in zip(examples, sources, targets):
             if len(src) > self.budget or len(tgt) > self.max_target:
-                dropped += 1
-                continue
+                if not truncate:
+                    dropped += 1
+                    continue
+                src, tgt = src[: self.budget], tgt[: self.max_target]
+                truncated += 1
+            ids.append(ex.id)
             prompt = self._prompt(src)
             target = tgt + [self.eos]
             if self.family == "causal":
@@ -83,8 +93,9 @@ class Encoder:
             else:
                 inputs.append(prompt)
                 labels.append(target)
-        return TrainFeatures(inputs, labels, kept=len(inputs), dropped=dropped,
-                             source_lens=[len(s) for s in sources], summary_lens=[len(t) for t in targets])
+        return TrainFeatures(inputs, labels, kept=len(inputs), dropped=dropped, ids=ids,
+                             source_lens=[len(s) for s in sources], summary_lens=[len(t) for t in targets],
+                             truncated=truncated)
 
     def eval(self, examples: list[Example]) -> EvalFeatures:
         sources = self.tok([e.source for e in examples], add_special_tokens=False)["input_ids"]

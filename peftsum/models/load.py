@@ -7,28 +7,37 @@ from typing import Any
 from peftsum.spec.cell import ModelRef
 
 
-def resolve_path(ref: ModelRef) -> str:
-    """What to hand to ``from_pretrained``: the hub id or path, or a cache folder (built-in tiny model, s3:// copy)."""
-    if ref.hub_id.startswith("builtin:"):
+def resolve_path(hub_id: str) -> str:
+    """What to hand to ``from_pretrained`` for a model's ``hub_id``: the hub id or path itself, or a cache folder
+    (built-in tiny model, s3:// copy)."""
+    if hub_id.startswith("builtin:"):
         from peftsum.models.tiny import ensure_tiny
 
-        return str(ensure_tiny(ref.hub_id.removeprefix("builtin:")))
-    if ref.hub_id.startswith("s3://"):  # staged by `launcher stage`: downloaded once into the cache
+        return str(ensure_tiny(hub_id.removeprefix("builtin:")))
+    if hub_id.startswith("s3://"):  # staged by `launcher stage`: downloaded once into the cache
         from peftsum.store.fetch import materialize
 
-        return str(materialize(ref.hub_id))
-    return ref.hub_id
+        return str(materialize(hub_id))
+    return hub_id
+
+
+def load_tokenizer(hub_id: str, revision: str | None = None) -> Any:
+    """The tokenizer of a model (hub id, path, s3:// URI or builtin:), with a pad token (GPT-2 ships without)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_path(hub_id), revision=revision)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def load_model(ref: ModelRef) -> tuple[Any, Any]:
     """(model in fp32 on CPU, tokenizer). The trainer moves it to the device and picks the compute dtype."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    path = resolve_path(ref)
-    tokenizer = AutoTokenizer.from_pretrained(path, revision=ref.revision)
-    if tokenizer.pad_token is None:  # GPT-2 ships without one
-        tokenizer.pad_token = tokenizer.eos_token
+    path = resolve_path(ref.hub_id)
+    tokenizer = load_tokenizer(ref.hub_id, ref.revision)
     cls = AutoModelForCausalLM if ref.family == "causal" else AutoModelForSeq2SeqLM
     model = cls.from_pretrained(path, revision=ref.revision, dtype=torch.float32)
     if model.config.pad_token_id is None:

@@ -19,6 +19,7 @@ from peftsum.report import analysis, figures, parallel
 from peftsum.report.collect import Collected, collect, labels
 from peftsum.report.parallel import worker_pool, workers_wanted
 from peftsum.report.render import render
+from peftsum.report.study import study_tables
 from peftsum.report.tables import (
     by_dataset,
     cost_disk_table,
@@ -28,6 +29,7 @@ from peftsum.report.tables import (
     not_done_table,
     pareto_tables,
     quality_tables,
+    sample_tables,
     significance_table,
 )
 from peftsum.store import Store
@@ -37,7 +39,8 @@ CSV_COLUMNS = ("cell_id", "model", "method", "method_type", "dataset", "seed", "
                "bleu_ci_hi", "p1", "p2", "p3", "p4", "brevity_penalty", "rouge1", "rouge2", "rougeL",
                "rougeL_ci_lo", "rougeL_ci_hi", "rougeLsum", "train_seconds", "tokens_per_s", "padding_ratio",
                "final_train_loss", "gpu_peak_bytes", "ram_peak_bytes", "energy_joules", "trainable_params",
-               "total_params", "adapter_bytes")
+               "total_params", "adapter_bytes", "metric_profile", "length_ratio", "eval_loss", "test_loss",
+               "best_epoch", "wall_seconds", "gpu_nvml_peak_bytes", "disk_peak_bytes", "eval_ids_sha256")
 
 
 def flat_row(r: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +55,13 @@ def flat_row(r: dict[str, Any]) -> dict[str, Any]:
             "final_train_loss": t["final_train_loss"], "gpu_peak_bytes": res["gpu_peak_bytes"],
             "ram_peak_bytes": res["ram_peak_bytes"], "energy_joules": res["energy_joules"],
             "trainable_params": res["trainable_params"], "total_params": res["total_params"],
-            "adapter_bytes": res["adapter_bytes"]}
+            "adapter_bytes": res["adapter_bytes"],
+            # schema_version 2 (absent from version 1 results)
+            "metric_profile": (r.get("metric_profile") or {}).get("name", "peftsum"),
+            "length_ratio": (m.get("length_ratio") or {}).get("value"), "eval_loss": t.get("eval_loss"),
+            "test_loss": t.get("test_loss"), "best_epoch": t.get("best_epoch"), "wall_seconds": res.get("wall_seconds"),
+            "gpu_nvml_peak_bytes": res.get("gpu_nvml_peak_bytes"), "disk_peak_bytes": res.get("disk_peak_bytes"),
+            "eval_ids_sha256": (r.get("data") or {}).get("eval_ids_sha256")}
 
 
 class Phases:
@@ -86,8 +95,8 @@ def _draw(fn: Callable[..., bytes], args: tuple) -> bytes:
 
 def figure_jobs(c: Collected, edas: dict[str, list[dict[str, Any]]]
                 ) -> list[tuple[str, str, Callable[..., bytes], tuple]]:
-    """(name, caption, function, args) of every figure, three per dataset. Args carry only the fields the figures
-    read (``figures.slim``), so sending them to a worker costs little."""
+    """(name, caption, function, args) of every figure, up to five per dataset. Args carry only the fields the
+    figures read (``figures.slim``, ``figures.curves``), so sending them to a worker costs little."""
     jobs: list[tuple[str, str, Callable[..., bytes], tuple]] = []
     for dataset, results in by_dataset(c.results).items():
         slim = [figures.slim(r) for r in results]
@@ -95,9 +104,16 @@ def figure_jobs(c: Collected, edas: dict[str, list[dict[str, Any]]]
                      (dataset, slim)))
         jobs.append((f"pareto-{dataset}", f"{dataset}: ROUGE-L against cost, Pareto frontier in red",
                      figures.pareto, (dataset, slim)))
+        curves = [cv for cv in (figures.curves(r) for r in results) if cv is not None]
+        if curves:
+            jobs.append((f"curves-{dataset}", f"{dataset}: validation loss (solid) and training loss (dashed, the mean "
+                         "since the previous evaluation) per evaluation; ★ marks the evaluation whose weights the "
+                         "cell kept (train.select_best)",
+                         figures.learning_curves, (dataset, curves)))
     for dataset, items in edas.items():
         jobs.append((f"lengths-{dataset}", f"{dataset}: token-length histograms", figures.histograms,
                      (dataset, items)))
+        jobs.append((f"boxes-{dataset}", f"{dataset}: token-length boxplots", figures.boxplots, (dataset, items)))
     return jobs
 
 
@@ -121,7 +137,7 @@ def build(store: Store, c: Collected, significance: bool = True, *, pool: Any = 
         examples = analysis.example_rows(store, c)
         tables = {"quality": quality_tables(c), "disk": cost_disk_table(c), "train": cost_train_table(c),
                   "pareto": pareto_tables(c), "examples": examples_tables(examples), "eda": eda_tables(edas),
-                  "not_done": not_done_table(c)}
+                  "samples": sample_tables(examples), "study": study_tables(c), "not_done": not_done_table(c)}
     with phases("significance"):
         cpu: list[float] = []
         comps = finish(cpu) if finish is not None else []
@@ -135,15 +151,21 @@ def build(store: Store, c: Collected, significance: bool = True, *, pool: Any = 
     if pending.in_workers:
         phases.add_cpu("figures (workers)", sum(cpu for _, cpu in drawn))
     figs = [(name, caption, png) for (name, caption, _, _), (png, _) in zip(jobs, drawn)]
-    return {"comparisons": comps, "timings": phases.as_dict(), "sections": [
+    sections = [
         ("Quality", tables["quality"] + [f for f in figs if f[0].startswith("quality-")]),
+        ("Learning curves", [f for f in figs if f[0].startswith("curves-")]),
         ("Cost", [tables["disk"], tables["train"], *tables["pareto"]]
          + [f for f in figs if f[0].startswith("pareto-")]),
+        ("The study's tables", tables["study"]),
         ("Significance", [tables["significance"]]),
         ("Example predictions", tables["examples"]),
-        ("Data", tables["eda"] + [f for f in figs if f[0].startswith("lengths-")]),
+        ("Data", tables["samples"] + tables["eda"]
+         + [f for f in figs if f[0].startswith(("lengths-", "boxes-"))]),
         ("Cells not done", [tables["not_done"]]),
-    ]}
+    ]
+    optional = ("Learning curves", "The study's tables")
+    return {"comparisons": comps, "timings": phases.as_dict(),
+            "sections": [(title, items) for title, items in sections if items or title not in optional]}
 
 
 def results_json(grid: str, c: Collected, comparisons: list[dict[str, Any]]) -> bytes:

@@ -13,7 +13,7 @@ from peftsum.compare import paired_bootstrap
 from peftsum.report.collect import Collected, labels, read_attempt_json
 from peftsum.report.parallel import submit
 from peftsum.report.tables import BASELINES, full_reference
-from peftsum.scoring import ROUGE_KEYS, bootstrap_indices, corpus_bleu_from_stats
+from peftsum.scoring import CORPUS_BLEU, ROUGE_KEYS, bootstrap_indices, profile_name
 from peftsum.store import Store
 
 EXAMPLES = 3  # example rows per dataset
@@ -24,17 +24,18 @@ PAIR_CHUNK = 64  # pairs resampled at once: (64, samples, n) floats, ~15 MB at 1
 def default_pairs(c: Collected) -> list[tuple[str, dict, dict]]:
     """(kind, A, B): each PEFT cell vs full FT of the same model/dataset/seed, and per dataset the best cell vs the
     runner-up by ROUGE-L. The reference is ``tables.full_reference`` (with several full variants: the one named
-    ``full``); full variants are not paired as PEFT."""
+    ``full``); full variants are not paired as PEFT. Cells scored under different metric profiles are never paired:
+    their numbers are not comparable."""
     full = full_reference(c)
     pairs = []
     for r in c.results:
         lab = labels(r["spec"])
         ref = full.get((lab["dataset"], lab["model"], r["spec"]["seed"]))
-        if ref is not None and lab["method_type"] not in (*BASELINES, "full"):
+        if ref is not None and lab["method_type"] not in (*BASELINES, "full") and _profile(r) == _profile(ref):
             pairs.append(("PEFT vs full", r, ref))
-    per_dataset: dict[str, list[dict]] = defaultdict(list)
+    per_dataset: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in c.results:
-        per_dataset[labels(r["spec"])["dataset"]].append(r)
+        per_dataset[(labels(r["spec"])["dataset"], _profile(r))].append(r)
     for results in per_dataset.values():
         ranked = sorted(results, key=lambda r: -r["metrics"]["rougeL"]["value"])
         if len(ranked) >= 2:
@@ -130,7 +131,8 @@ def paired_comparisons(pairs: list[tuple[str, dict, dict]], scores: dict[str, Sc
         else:  # different or reordered example ids: align them the reference way
             for metric in metrics:
                 try:
-                    results[(i, metric)] = paired_bootstrap(sa.rows(), sb.rows(), metric, samples=samples, seed=seed)
+                    results[(i, metric)] = paired_bootstrap(sa.rows(), sb.rows(), metric, samples=samples, seed=seed,
+                                                            profile=_profile(pairs[i][1]))
                 except (ValueError, KeyError, TypeError):
                     pass
     for n, members in batched.items():
@@ -186,11 +188,16 @@ def _bleu_batch(pairs: list, members: list[int], scores: dict[str, Scores | None
     pos = {cid: j for j, cid in enumerate(cells)}
     if not cells:
         return
+    profile = {pairs[i][k]["cell_id"]: _profile(pairs[i][k]) for i in members for k in (1, 2)}
     point, boot = np.empty(len(cells)), np.empty((len(cells), samples))
     for start in range(0, len(cells), PAIR_CHUNK):
-        stats = np.stack([scores[cid].bleu for cid in cells[start:start + PAIR_CHUNK]])  # type: ignore[union-attr, misc]
-        point[start:start + len(stats)] = corpus_bleu_from_stats(stats.sum(axis=1))["bleu"]  # (cells, n, 10) → (cells,)
-        boot[start:start + len(stats)] = corpus_bleu_from_stats(np.matmul(counts, stats))["bleu"]  # (cells, samples)
+        chunk = cells[start:start + PAIR_CHUNK]
+        stats = np.stack([scores[cid].bleu for cid in chunk])  # type: ignore[union-attr, misc]
+        for name in sorted({profile[cid] for cid in chunk}):  # each cell's corpus BLEU as its profile defines it
+            rows = np.asarray([j for j, cid in enumerate(chunk) if profile[cid] == name])
+            corpus = CORPUS_BLEU[name]
+            point[start + rows] = corpus(stats[rows].sum(axis=1))["bleu"]  # (cells, n, 10) → (cells,)
+            boot[start + rows] = corpus(np.matmul(counts, stats[rows]))["bleu"]  # (cells, samples)
     usable = [i for i in members if pairs[i][1]["cell_id"] in pos and pairs[i][2]["cell_id"] in pos]
     if not usable:
         return
@@ -198,6 +205,10 @@ def _bleu_batch(pairs: list, members: list[int], scores: dict[str, Scores | None
     b = np.asarray([pos[pairs[i][2]["cell_id"]] for i in usable])
     for i, res in zip(usable, _summaries("bleu", n, point[a] - point[b], boot[a] - boot[b])):
         results[(i, "bleu")] = res
+
+
+def _profile(r: dict[str, Any]) -> str:
+    return profile_name(r.get("metric_profile"))
 
 
 def _label(r: dict[str, Any]) -> str:
@@ -224,7 +235,7 @@ def example_rows(store: Store, c: Collected) -> dict[str, dict[str, Any]]:
         for row in preds[0][:EXAMPLES]:
             by_cell = [next((p["prediction"] for p in ps if p["id"] == row["id"]), "–") for ps in preds]
             rows.append({"id": row["id"], "source": row["source"], "reference": row["reference"],
-                         "predictions": by_cell})
+                         "references": row.get("references"), "predictions": by_cell})
         out[dataset] = {"cells": [f"{labels(r['spec'])['model']}/{labels(r['spec'])['method']}" for r in chosen],
                         "rows": rows}
     return out

@@ -254,6 +254,65 @@ def histograms(dataset: str, edas: list[dict[str, Any]]) -> bytes:
         return _png(fig)
 
 
+def curves(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]], float | None] | None:
+    """(cell name, train.history, best epoch) of a cell that validated during training, else None."""
+    history = (r.get("train") or {}).get("history")
+    return (_name(r), history, r["train"].get("best_epoch")) if history else None
+
+
+def learning_curves(dataset: str, cells: list[tuple[str, list[dict[str, Any]], float | None]]) -> bytes:
+    """Training loss (dashed) and validation loss (solid) per evaluation against epochs, one panel per model, the
+    selected epoch marked; up to 4 models and 4 cells per model (the best by validation loss)."""
+    by_model: dict[str, list[tuple[str, list[dict[str, Any]], float | None]]] = {}
+    for cell in cells:
+        by_model.setdefault(cell[0].split("/")[0], []).append(cell)
+    models = sorted(by_model)[:MAX_HIST_LINES]
+    with _figure(4.2 * len(models), 3.4) as fig:
+        axes = fig.subplots(1, len(models), squeeze=False)[0]
+        fig.subplots_adjust(left=0.07, right=0.99, bottom=0.15, top=0.82, wspace=0.15)
+        for ax, model in zip(axes, models):
+            chosen = sorted(by_model[model], key=lambda c: min(h["val_loss"] for h in c[1]
+                                                                if h.get("val_loss") is not None))
+            for k, (name, history, best) in enumerate(chosen[:MAX_HIST_LINES]):
+                color = COLORS[k % len(COLORS)]
+                epochs = [h["epoch"] for h in history]
+                ax.plot(epochs, [h["train_loss"] for h in history], "--", color=color, lw=1)
+                ax.plot(epochs, [h["val_loss"] for h in history], "o-", color=color, ms=3, lw=1.2,
+                        label=name.split("/", 1)[1])
+                if best is not None:
+                    at = next(h for h in history if h["epoch"] == best)
+                    ax.plot([best], [at["val_loss"]], "*", color="k", ms=11, zorder=5)
+            ax.set_title(model)
+            ax.set_xlabel("epoch", labelpad=12)
+            _ticks(ax, 5, 4, ylabels=True)
+            ax.legend(fontsize=7, frameon=False)
+        axes[0].set_ylabel("loss", labelpad=26)
+        fig.suptitle(f"{dataset}: validation (solid) and training loss (dashed); ★ weights kept")
+        return _png(fig)
+
+
+def boxplots(dataset: str, edas: list[dict[str, Any]]) -> bytes:
+    """Token-length boxplots beside the histograms: quartiles, median and mean, whiskers at the 5th and 95th
+    percentiles (from eda.json), one box per tokenizer and split."""
+    items = [e for e in edas[:MAX_HIST_LINES] if all(e[p].get("n") for p in ("source", "summary", "merged"))]
+    with _figure(12, 2.4 + 0.25 * len(items)) as fig:
+        axes = fig.subplots(1, 3)
+        fig.subplots_adjust(left=0.16, right=0.99, bottom=0.18, top=0.8, wspace=0.12)
+        for ax, part in zip(axes, ("source", "summary", "merged")):
+            stats = [{"med": e[part]["p50"], "q1": e[part]["p25"], "q3": e[part]["p75"], "whislo": e[part]["p5"],
+                      "whishi": e[part]["p95"], "mean": e[part]["mean"], "fliers": []} for e in items]
+            if stats:
+                ax.bxp(stats, orientation="horizontal", showmeans=True, widths=0.5)
+            ax.set_title(f"{part} tokens")
+            ax.set_yticks([])
+            _ticks(ax, 5, 0)
+        for k, e in enumerate(items, 1):  # box labels as plain texts (see _ticks)
+            axes[0].text(-0.02, k, f"{e['tokenizer']} ({e.get('split', 'train')})",
+                         transform=axes[0].get_yaxis_transform(), ha="right", va="center", fontsize=TICK_FONT)
+        fig.suptitle(f"{dataset}: token lengths (box: quartiles; whiskers: 5th–95th percentile; ▲ mean)")
+        return _png(fig)
+
+
 def render_all(jobs: list[tuple[str, str, Any, tuple]], pool: Any = None) -> list[tuple[str, str, bytes]]:
     """Draw (name, caption, function, args) figures; in ``pool`` (a multiprocessing pool) when one is given."""
     if pool is None:

@@ -36,8 +36,20 @@ def fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def mb(b: float | None) -> str:
-    return "–" if b is None else f"{b / 1e6:.2f}"
+def mib(b: float | None) -> str:
+    """Bytes as MiB (2^20), the unit of the study's "MB" columns (its GPT-2 474.79 "MB" = 497.8 MB)."""
+    return "–" if b is None else f"{b / 2**20:.2f}"
+
+
+def epoch(value: float | None) -> str:
+    return "–" if value is None else f"{value:g}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    s = round(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def pct(new: float | None, ref: float | None) -> str:
@@ -112,11 +124,32 @@ def quality_tables(c: Collected) -> list[Table]:
             note = ("Fractions in [0, 1]. " + ("Mean ± sd across seeds." if multi_seed else
                                                 "95% bootstrap CI over examples in brackets; n = examples.")
                     + " Bold: best in the column.")
+            profile = group_results[0].get("metric_profile") or {}
+            note += f" Metric profile: {profile.get('name', 'peftsum')} (docs/report.md)."
             if len(profiles) > 1:
                 note += (f" Metric profile {p_index + 1} of {len(profiles)}: these numbers were computed differently "
                          "from the other table(s) of this dataset and must not be compared with them.")
+            note += id_warning(group_results)
             tables.append(Table(name, f"Quality on {dataset}", columns, rows, bold, note))
     return tables
+
+
+def id_warning(results: list[dict[str, Any]]) -> str:
+    """A warning when cells of one table were scored on different example ids, or trained on different ones
+    (result.json's data.*_ids_sha256; results written before they existed are not checked)."""
+    out = ""
+    for key, what in (("eval_ids_sha256", "scored on"), ("train_ids_sha256", "trained on")):
+        groups: dict[str, list[str]] = defaultdict(list)
+        for r in results:
+            digest = (r.get("data") or {}).get(key)
+            if digest:
+                groups[digest].append(f"{labels(r['spec'])['model']}/{labels(r['spec'])['method']}")
+        if len(groups) > 1:
+            sets = "; ".join(", ".join(sorted(set(cells))) for cells in sorted(groups.values(), key=len))
+            out += (f" ⚠ Cells here were {what} different examples ({len(groups)} different sets: {sets}), so their "
+                    "scores are not strictly comparable (set data.max_total_tokens and length_tokenizer to give "
+                    "every model the same examples).")
+    return out
 
 
 def full_reference(c: Collected) -> dict[tuple[str, str, int], dict[str, Any]]:
@@ -147,33 +180,49 @@ def cost_disk_table(c: Collected) -> Table:
         full_bytes = ref["resources"]["adapter_bytes"] if ref else None
         own = r["resources"]["adapter_bytes"]
         reduction = "–" if not full_bytes or own is None else f"{100 * (1 - own / full_bytes):.1f}%"
-        rows.append([lab["model"], lab["method"], lab["dataset"], str(lab["seed"]), mb(full_bytes), mb(own), reduction,
-                     fmt(r["resources"]["trainable_params"]), fmt(r["resources"]["total_params"])])
-    return Table("cost-disk", "Storage: full checkpoint vs adapter",
-                 ["model", "method", "dataset", "seed", "full FT MB", "stored MB", "reduction", "trainable params",
+        rows.append([lab["model"], lab["method"], lab["dataset"], str(lab["seed"]), mib(full_bytes), mib(own),
+                     reduction, fmt(r["resources"]["trainable_params"]), fmt(r["resources"]["total_params"])])
+    return Table("cost-disk", "Storage: full checkpoint vs adapter (the study's Table 9)",
+                 ["model", "method", "dataset", "seed", "full FT MiB", "stored MiB", "reduction", "trainable params",
                   "total params"], rows,
-                 note="Stored MB: the adapter (PEFT), the trained tensors (BitFit) or the full weights (full FT); "
-                      "reduction against the full fine-tuning cell of the same model, dataset and seed.")
+                 note="Stored: the adapter (PEFT), the trained tensors (BitFit) or the full weights (full FT); "
+                      "reduction against the full fine-tuning cell of the same model, dataset and seed. MiB = 2^20 "
+                      "bytes, what the study's \"MB\" columns hold.")
+
+
+def device_peak(res: dict[str, Any]) -> int | None:
+    """GPU memory as the device shows it (NVML: context and allocator cache included, as the study measured), else
+    torch's allocated peak."""
+    return res.get("gpu_nvml_peak_bytes") or res.get("gpu_peak_bytes")
 
 
 def cost_train_table(c: Collected) -> Table:
-    """The study's Table 10: training cost, with the change against full fine-tuning."""
+    """The study's Table 10: what training cost, with the change against full fine-tuning."""
     full = full_reference(c)
     rows = []
     for r in _trained(c):
         lab, t, res = labels(r["spec"]), r["train"], r["resources"]
         ref = full.get((lab["dataset"], lab["model"], r["spec"]["seed"]))
-        is_ref = ref is r
-        gpu = res["gpu_peak_bytes"]
-        rows.append([lab["model"], lab["method"], lab["dataset"], str(lab["seed"]), fmt(t["seconds"], 1),
-                     "–" if is_ref or not ref else pct(t["seconds"], ref["train"]["seconds"]),
-                     fmt(t["tokens_per_s"], 0), fmt(t["padding_ratio"]), mb(gpu),
-                     "–" if is_ref or not ref else pct(gpu, ref["resources"]["gpu_peak_bytes"]),
-                     mb(res["ram_peak_bytes"]), fmt(res["energy_joules"], 0), fmt(t["final_train_loss"])])
-    return Table("cost-train", "Training cost",
-                 ["model", "method", "dataset", "seed", "train s", "Δ time vs full", "tokens/s", "padding",
-                  "peak GPU MB", "Δ GPU mem vs full", "peak RAM MB", "energy J", "final loss"], rows,
-                 note="Energy and GPU memory are blank where the cell ran without a GPU/NVML (never estimated).")
+        versus = ref is not None and ref is not r
+        wall = res.get("wall_seconds")
+        rows.append([lab["model"], lab["method"], lab["dataset"], str(lab["seed"]), duration(wall),
+                     fmt(t["seconds"], 1),
+                     pct(wall, ref["resources"].get("wall_seconds")) if versus else "–",
+                     fmt(t["tokens_per_s"], 0), fmt(t["padding_ratio"]), mib(res.get("gpu_nvml_peak_bytes")),
+                     mib(res["gpu_peak_bytes"]),
+                     pct(device_peak(res), device_peak(ref["resources"])) if versus else "–",
+                     mib(res["ram_peak_bytes"]), mib(res.get("disk_peak_bytes")), fmt(res["energy_joules"], 0),
+                     epoch(t.get("best_epoch")), fmt(t["final_train_loss"])])
+    return Table("cost-train", "Training cost (the study's Table 10)",
+                 ["model", "method", "dataset", "seed", "wall h:mm:ss", "train loop s", "Δ wall vs full", "tokens/s",
+                  "padding", "GPU MiB (device)", "GPU MiB (torch)", "Δ GPU vs full", "RAM MiB", "disk MiB",
+                  "energy J", "best epoch", "final loss"], rows,
+                 note="Wall: the whole cell (load, training with its evaluations and checkpoints, generation, "
+                      "scoring, writing), as the study's training duration; train loop: the optimizer steps alone. "
+                      "GPU (device): peak memory in use per NVML, as the device shows it; (torch): torch's allocated "
+                      "peak. Disk: the most the cell itself held on local disk (caches it filled, checkpoints, "
+                      "artifacts), not the whole machine's usage. Energy and GPU memory are blank where the cell ran "
+                      "without a GPU/NVML (never estimated).")
 
 
 def pareto_tables(c: Collected) -> list[Table]:
@@ -198,6 +247,21 @@ def significance_table(comparisons: list[dict[str, Any]]) -> Table:
                  ["dataset", "A", "B", "comparison", "metric", "A − B", "95% CI", "P(A > B)", "n"], rows,
                  note="Same resampled examples for A and B. A CI excluding 0 (P near 0 or 1) means the difference "
                       "is unlikely to be resampling noise.")
+
+
+def sample_tables(examples: dict[str, dict[str, Any]]) -> list[Table]:
+    """One record per dataset, as the study's Tables 2–4 show them: its source and its reference summary (all of
+    them where evaluation is grouped)."""
+    tables = []
+    for dataset, ex in sorted(examples.items()):
+        if not ex["rows"]:
+            continue
+        row = ex["rows"][0]
+        refs = row.get("references") or [row["reference"]]
+        rows = [["id", row["id"]], ["source", _clip(row["source"], 2000)]]
+        rows += [[f"summary {i + 1}" if len(refs) > 1 else "summary", ref] for i, ref in enumerate(refs)]
+        tables.append(Table(f"sample-{dataset}", f"A sample record of {dataset}", ["field", "value"], rows))
+    return tables
 
 
 def examples_tables(examples: dict[str, dict[str, Any]]) -> list[Table]:

@@ -48,6 +48,7 @@ class DatasetRef:
     config: str | None = None
     revision: str | None = None
     id_column: str | None = None
+    references: str = "per_row"  # the dataset's default for eval.references (resolved into the cell's eval)
 
 
 @dataclass(frozen=True)

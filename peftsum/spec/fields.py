@@ -46,7 +46,8 @@ def setting(
         nullable: ``null`` is allowed.
         auto: the string ``"auto"`` is allowed (a device-dependent value resolved at run time, hashed as written).
         check: for structured values (``kind`` dict, or a list of mappings): ``check(value, path)`` validates and
-            returns the normalised value, raising SpecError. The default of such a field must be ``None``.
+            returns the normalised value, raising SpecError. The default of such a field must be ``None`` or a value
+            the check would return.
         type_doc: how the reference docs describe a ``check``-ed value's type.
     """
     meta = dict(doc=doc, kind=kind, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, choices=choices,
@@ -82,7 +83,7 @@ def check_value(meta: Mapping[str, Any], value: Any, path: str) -> Any:
         _check_range(meta, value, path)
         return value
     if kind is str:
-        if isinstance(value, bool) and meta["choices"] and {"on", "off"} <= set(meta["choices"]):
+        if isinstance(value, bool) and meta["choices"] and "off" in meta["choices"]:
             value = "on" if value else "off"  # YAML 1.1 reads a bare on/off (and yes/no, true/false) as a boolean
         if not isinstance(value, str):
             raise SpecError(path, value, "must be a string")
@@ -142,7 +143,7 @@ def build(cls: type[T], data: Any, path: str) -> T:
 
 
 def merge(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Shallow merge of settings mappings, later layers win (preset < defaults < model < method < include)."""
+    """Shallow merge of settings mappings, later layers win (preset < defaults < dataset < model < method < include)."""
     out: dict[str, Any] = {}
     for layer in layers:
         if layer:

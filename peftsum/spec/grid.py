@@ -2,12 +2,13 @@
 
 Everything a user can get wrong is caught here, before anything runs or any API is called: each problem raises
 :class:`SpecError` naming the file, the field path and the value. Precedence of settings, lowest first:
-preset < defaults < models.<m> < methods.<variant> < include entry.
+preset < defaults < datasets.<d> < models.<m> < methods.<variant> < include entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import re
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from peftsum.spec.cell import Cell, DatasetRef, MethodRef, ModelRef
 from peftsum.spec.cluster import ClusterSettings
 from peftsum.spec.errors import SpecError
 from peftsum.spec.fields import build, check_keys, merge
-from peftsum.spec.settings import PRESETS, SECTIONS, preset_layer
+from peftsum.spec.settings import PRESETS, SECTIONS, DataSettings, EvalSettings, preset_layer
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_MAX = 40
@@ -33,7 +34,8 @@ TOP_KEYS = {"name", "store", "defaults", "axes", "methods", "models", "datasets"
 DEFAULT_KEYS = {"preset", "seed", "train", "eval", "data"}
 AXIS_KEYS = ("model", "method", "dataset", "seed")
 MODEL_KEYS = {"hub_id", "arch", "family", "context", "revision", *SECTIONS}
-DATASET_KEYS = {"source", "id", "kind", "source_column", "summary_column", "config", "revision", "id_column"}
+DATASET_KEYS = {"source", "id", "kind", "source_column", "summary_column", "config", "revision", "id_column",
+                "references", *SECTIONS}
 INCLUDE_KEYS = {*AXIS_KEYS, *SECTIONS}
 
 
@@ -224,6 +226,34 @@ def expand(doc: Any, source: str = "<string>", store: str | None = None) -> Grid
     return Grid(name=name, store=store_uri, cells=cells, cluster=cluster, source=source)
 
 
+def _resolve_names(eval_settings: EvalSettings, data: DataSettings, dinfo: DatasetInfo,
+                   models: Mapping[str, tuple[ModelInfo, dict]], data_layers: tuple[tuple[str, Any], ...]
+                   ) -> tuple[EvalSettings, DataSettings]:
+    """Settings that name something of the grid, resolved into what the cell runs with (not device-dependent, so
+    not hashed as written): ``eval.references: auto`` becomes the dataset's default, ``data.length_tokenizer`` a
+    model name becomes that model's hub id (a path or s3:// URI stays)."""
+    if eval_settings.references == "auto":
+        eval_settings = dataclasses.replace(eval_settings, references=dinfo.references)
+    name = data.length_tokenizer
+    if name in models:
+        resolved = models[name][0].hub_id
+    elif name in MODELS:
+        resolved = MODELS[name].hub_id
+    elif name.startswith("s3://") or _path_exists(name):
+        resolved = name
+    else:
+        where = next((f"{label}.length_tokenizer" for label, layer in reversed(data_layers)
+                      if layer and "length_tokenizer" in layer), "data.length_tokenizer")
+        raise SpecError(where, name, "must be a model name (the catalog's or the grid's models section), an "
+                                     "existing path or an s3:// URI")
+    return eval_settings, dataclasses.replace(data, length_tokenizer=resolved)
+
+
+@functools.lru_cache(maxsize=256)
+def _path_exists(path: str) -> bool:
+    return Path(path).expanduser().exists()
+
+
 def combo_label(combo: Mapping[str, Any]) -> str:
     return "/".join(str(combo.get(k)) for k in AXIS_KEYS)
 
@@ -260,16 +290,22 @@ def _model(name: str, raw: Any) -> tuple[ModelInfo, dict[str, dict[str, Any]]]:
     return ModelInfo(hub_id, arch, context, revision), _sections(raw, path)
 
 
-def _dataset(name: str, raw: Any) -> DatasetInfo:
+def _dataset(name: str, raw: Any) -> tuple[DatasetInfo, dict[str, dict[str, Any]]]:
     path = f"datasets.{name}"
     _name(name, path)
     raw = _mapping(raw, path, DATASET_KEYS)
+    layers = _sections(raw, path)
+    raw = {k: v for k, v in raw.items() if k not in SECTIONS}
+    if name in DATASETS and not raw:  # settings only: the catalog's dataset with this grid's layers
+        return DATASETS[name], layers
     base = dataclasses.asdict(DATASETS[name]) if name in DATASETS else {}
     merged = {**base, **raw}
+    merged.setdefault("references", "per_row")
     for key in ("source", "id", "kind", "source_column", "summary_column"):
         if not isinstance(merged.get(key), str) or not merged[key]:
             raise SpecError(f"{path}.{key}", merged.get(key), "is required (a non-empty string)")
-    for key, allowed in (("source", ("hub", "local", "synthetic")), ("kind", ("dialogue", "news"))):
+    for key, allowed in (("source", ("hub", "local", "synthetic")), ("kind", ("dialogue", "news")),
+                         ("references", ("per_row", "grouped"))):
         if merged[key] not in allowed:
             raise SpecError(f"{path}.{key}", merged[key], f"must be one of {', '.join(allowed)}")
     if merged["source"] == "synthetic" and merged["id"] not in ("dialogsum", "news"):
@@ -279,7 +315,7 @@ def _dataset(name: str, raw: Any) -> DatasetInfo:
     for key in ("config", "revision", "id_column"):
         if merged.get(key) is not None and not isinstance(merged[key], str):
             raise SpecError(f"{path}.{key}", merged[key], "must be a string or null")
-    return DatasetInfo(**merged)
+    return DatasetInfo(**merged), layers
 
 
 def _variant(name: str, raw: Any) -> tuple[str, dict[str, Any], dict[str, dict[str, Any]]]:
@@ -295,7 +331,7 @@ def _variant(name: str, raw: Any) -> tuple[str, dict[str, Any], dict[str, dict[s
 
 
 def _cell(combo: Mapping[str, Any], where: str, preset: str, default_layers: Mapping[str, dict],
-          models: Mapping[str, tuple[ModelInfo, dict]], datasets: Mapping[str, DatasetInfo],
+          models: Mapping[str, tuple[ModelInfo, dict]], datasets: Mapping[str, tuple[DatasetInfo, dict]],
           variants: Mapping[str, tuple[str, dict, dict]]) -> Cell:
     model_name, method_name, dataset_name = combo["model"], combo["method"], combo["dataset"]
     if method_name in variants:
@@ -318,9 +354,9 @@ def _cell(combo: Mapping[str, Any], where: str, preset: str, default_layers: Map
                         f"unknown model; known: {', '.join(sorted(MODELS))} (or declare it under models: with "
                         f"family and context)")
     if dataset_name in datasets:
-        dinfo = datasets[dataset_name]
+        dinfo, dataset_layers = datasets[dataset_name]
     elif dataset_name in DATASETS:
-        dinfo = DATASETS[dataset_name]
+        dinfo, dataset_layers = DATASETS[dataset_name], {}
     else:
         raise SpecError(f"{where}.dataset", dataset_name,
                         f"unknown dataset; known: {', '.join(sorted(DATASETS))} (or declare it under datasets:)")
@@ -331,14 +367,18 @@ def _cell(combo: Mapping[str, Any], where: str, preset: str, default_layers: Map
 
     family = ARCH_FAMILY[info.arch] if info else None
     settings = {}
+    layers_of: dict[str, tuple[tuple[str, Any], ...]] = {}
     for section, cls in SECTIONS.items():
-        layers = merge(preset_layer(preset, section, family), default_layers[section], model_layers.get(section),
+        layers = merge(preset_layer(preset, section, family), default_layers[section], dataset_layers.get(section),
+                       model_layers.get(section),
                        method_layers.get(section), _mapping(combo.get(section), f"{where}.{section}"))
         # Report the path of the layer that supplied the bad value: check each layer's own keys first.
         labelled = ((f"defaults.{section}", default_layers[section]),
+                    (f"datasets.{dataset_name}.{section}", dataset_layers.get(section)),
                     (f"models.{model_name}.{section}", model_layers.get(section)),
                     (f"methods.{method_name}.{section}", method_layers.get(section)),
                     (f"{where}.{section}", combo.get(section)))
+        layers_of[section] = labelled
         for label, layer in labelled:
             if layer:
                 check_keys(cls, layer, label)
@@ -351,6 +391,8 @@ def _cell(combo: Mapping[str, Any], where: str, preset: str, default_layers: Map
                 if layer:
                     build(cls, merge(preset_layer(preset, section, family), layer), label)
             raise
+    settings["eval"], settings["data"] = _resolve_names(settings["eval"], settings["data"], dinfo, models,
+                                                        layers_of["data"])
 
     return Cell(
         model=ModelRef(model_name, info.hub_id, info.revision, info.arch, info.context) if info else None,

@@ -135,11 +135,12 @@ def _models() -> list[str]:
 def _datasets() -> list[str]:
     lines = ["## Dataset catalog", "",
              "Names usable in `axes.dataset` without a `datasets:` entry. `kind` picks the prompt wording; "
-             "`id column` null = examples are numbered `<split>-<row>`. `revision` null = the default branch.", ""]
+             "`id column` null = examples are numbered `<split>-<row>`. `revision` null = the default branch. "
+             "`references`: what `eval.references: auto` becomes for the dataset.", ""]
     lines += _table(("name", "source", "id", "config", "revision", "kind", "source column", "summary column",
-                     "id column"),
+                     "id column", "references"),
                     ((f"`{name}`", d.source, f"`{d.id}`", yaml_scalar(d.config), yaml_scalar(d.revision), d.kind,
-                      f"`{d.source_column}`", f"`{d.summary_column}`", yaml_scalar(d.id_column))
+                      f"`{d.source_column}`", f"`{d.summary_column}`", yaml_scalar(d.id_column), d.references)
                      for name, d in DATASETS.items()))
     lines.append("")
     return lines
@@ -147,8 +148,9 @@ def _datasets() -> list[str]:
 
 def _presets() -> list[str]:
     lines = ["## Presets", "",
-             "`defaults.preset` picks the lowest settings layer (preset < defaults < models.<m> < methods.<variant> "
-             "< include entry). A `{causal: …, seq2seq: …}` value is chosen by the model's family.", ""]
+             "`defaults.preset` picks the lowest settings layer (preset < defaults < datasets.<d> < models.<m> < "
+             "methods.<variant> < include entry). A `{causal: …, seq2seq: …}` value is chosen by the model's family.",
+             ""]
     for name in PRESETS:
         rows = _preset_rows(name)
         lines += [f"### `{name}`", ""]
@@ -170,8 +172,8 @@ def render() -> str:
              "`5e-5` (PyYAML reads the latter as a string).", ""]
     for section, cls in SECTIONS.items():
         lines += [f"## `{section}` settings", "", _cell((cls.__doc__ or "").strip()), "",
-                  f"Set under `defaults.{section}`, `models.<model>.{section}`, `methods.<variant>.{section}` or an "
-                  f"`include` entry's `{section}`.", ""]
+                  f"Set under `defaults.{section}`, `datasets.<dataset>.{section}`, `models.<model>.{section}`, "
+                  f"`methods.<variant>.{section}` or an `include` entry's `{section}`.", ""]
         lines += settings_table(cls)
         lines.append("")
     lines += ["## `cluster` settings", "", _cell((ClusterSettings.__doc__ or "").strip()),

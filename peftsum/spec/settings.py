@@ -13,6 +13,17 @@ from peftsum.spec.errors import SpecError
 from peftsum.spec.fields import setting
 
 
+def _eval_every(value: Any, path: str) -> str | int:
+    """``epoch``, ``off`` (YAML's bare off/false too) or a positive number of optimizer steps."""
+    if value is False:
+        return "off"
+    if value in ("epoch", "off"):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 10**9:
+        return value
+    raise SpecError(path, value, "must be epoch, off, or a number of optimizer steps >= 1")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """How a cell trains. One training path serves every method (peftsum.train)."""
@@ -51,10 +62,22 @@ class TrainSettings:
                                                      kind=float, lo=1, nullable=True)
     keep_checkpoints: bool = setting(False, "keep checkpoints after the cell succeeds", kind=bool)
     keep_full_weights: bool = setting(False, "also store full fine-tuned weights under model/", kind=bool)
+    eval_every: str | int = setting("off", "compute the validation loss every epoch, every N optimizer steps, or "
+                                           "never (off); the final step is always evaluated when this is on",
+                                    kind=str, check=_eval_every, type_doc="epoch \\| int >= 1 \\| off")
+    select_best: str = setting("off", "generate and score with the weights of the best evaluation (eval_loss: lowest "
+                                      "validation loss; rougeL: highest ROUGE-L on select_best_limit validation "
+                                      "examples) instead of the last step's; needs eval_every", kind=str,
+                               choices=("off", "eval_loss", "rougeL"))
+    select_best_limit: int = setting(200, "validation examples generated and scored at each evaluation when "
+                                          "select_best is rougeL", kind=int, lo=1, hi=1_000_000)
 
     def __post_init__(self) -> None:
         if self.batch_size is None and self.batch_tokens is None:
             raise SpecError("batch_size", None, "batch_size and batch_tokens cannot both be null")
+        if self.select_best != "off" and self.eval_every == "off":
+            raise SpecError("select_best", self.select_best, "needs validation: set train.eval_every to epoch or a "
+                                                             "number of steps (it is off)")
 
 
 @dataclass(frozen=True)
@@ -72,6 +95,17 @@ class EvalSettings:
                                  "compiles (CUDA only); auto = static on CUDA with greedy decoding, else dynamic",
                          kind=str, choices=("auto", "dynamic", "static"))
     bootstrap_samples: int = setting(1000, "bootstrap resamples for each ci95", kind=int, lo=100, hi=100_000)
+    references: str = setting("auto", "per_row: every row is generated and scored against its own summary; grouped: "
+                                      "rows with the same source are generated once and scored against all their "
+                                      "summaries (best reference per example for ROUGE, multi-reference BLEU), "
+                                      "limit and CIs count sources; auto = the dataset's default (grouped for "
+                                      "DialogSum, whose test set has three summaries per dialogue)", kind=str,
+                              choices=("auto", "per_row", "grouped"))
+    metric_profile: str = setting("peftsum", "how BLEU and ROUGE are computed (docs/report.md): peftsum = stemmed "
+                                             "ROUGE, Lsum on sentences split by a regex, sacrebleu BLEU with exp "
+                                             "smoothing; evaluate = the `evaluate` library's defaults (no stemming, "
+                                             "Lsum on newlines only, unsmoothed BLEU, shortest reference length)",
+                                  kind=str, choices=("peftsum", "evaluate"))
 
 
 @dataclass(frozen=True)
@@ -83,8 +117,27 @@ class DataSettings:
         auto=True, nullable=True)
     max_target_tokens: int = setting(128, "training summaries longer than this are filtered", kind=int, lo=4,
                                      hi=4096)
-    train_limit: int | None = setting(None, "use only the first N training examples", kind=int, lo=1,
-                                      nullable=True)
+    train_limit: int | None = setting(None, "use only the first N training examples (after the length filter)",
+                                      kind=int, lo=1, nullable=True)
+    validation_limit: int | None = setting(None, "use only the first N validation examples (after the length "
+                                                 "filter) for eval_every", kind=int, lo=1, nullable=True)
+    max_total_tokens: int | None = setting(None, "drop records whose source + summary exceed this many tokens of "
+                                                 "length_tokenizer, in every split and for every model alike; null = "
+                                                 "no such filter", kind=int, lo=1, hi=10_000_000, nullable=True)
+    max_length_quantile: float | None = setting(None, "drop records whose source + summary length (length_tokenizer) "
+                                                      "is above this quantile of their split's lengths; null = no "
+                                                      "such filter", kind=float, lo=0, lo_open=True, hi=1,
+                                                nullable=True)
+    length_tokenizer: str = setting("gpt2", "the reference tokenizer that counts tokens for max_total_tokens and "
+                                            "max_length_quantile, once per dataset: a model name of the catalog or "
+                                            "the grid's models section, a local path or an s3:// URI (stored in the "
+                                            "cell as the model's hub id)", kind=str)
+
+    @property
+    def length_filter(self) -> bool:
+        """A shared length filter is set: every model of a dataset then sees the same example ids, and a record a
+        model cannot fit is truncated for that model instead of dropped."""
+        return self.max_total_tokens is not None or self.max_length_quantile is not None
 
 
 SECTIONS: dict[str, type] = {"train": TrainSettings, "eval": EvalSettings, "data": DataSettings}
@@ -95,6 +148,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # <= 5%, fused AdamW, no activation recomputation; on CUDA bf16 autocast and a static-cache decode.
     # torch.compile is opt-in. Measured by `peftsum bench` (docs/performance.md).
     "fast": {"train": {"max_padding": 0.05}, "eval": {}, "data": {}},
+    # The study's setup: its Tables 5/6 hyper-parameters; validation every epoch and the checkpoint of the lowest
+    # validation loss kept (the study's load_best_model_at_end, whose default metric is the loss); metrics as the
+    # `evaluate` library computes them at its defaults (the study's column names are evaluate's).
     # The study's Tables 5/6. Its warmup_ratio of 5 is not a valid ratio and is left at 0.
     "seed-paper": {
         "train": {
@@ -102,9 +158,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "warmup_ratio": 0.0, "batch_size": {"causal": 20, "seq2seq": 30}, "batch_tokens": None,
             "grad_accum": 5, "gradient_checkpointing": True, "max_grad_norm": 1.0, "group_by_length": False,
             "precision": "fp32", "fused_optimizer": "off", "compile": "off",
+            "eval_every": "epoch", "select_best": "eval_loss",
         },
         # Generation as the study ran it: its training batch size, fp32 (precision above), dynamic cache.
-        "eval": {"batch_size": {"causal": 20, "seq2seq": 30}, "cache": "dynamic"},
+        "eval": {"batch_size": {"causal": 20, "seq2seq": 30}, "cache": "dynamic", "metric_profile": "evaluate"},
         "data": {},
     },
 }

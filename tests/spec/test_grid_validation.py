@@ -114,6 +114,25 @@ MALFORMED = [
     ("empty-file", "", "", "empty"),
     ("comments-only-file", "# nothing here\n", "", "empty"),
     ("axes-not-a-mapping", "name: t\naxes: [gpt2, lora]\n", "axes", "['gpt2', 'lora']"),
+    # the study's protocol settings (data filter, validation, selection)
+    ("length-quantile-zero", grid("defaults:\n  data: {max_length_quantile: 0}\n"),
+     "defaults.data.max_length_quantile", "0"),
+    ("length-quantile-above-one", grid("defaults:\n  data: {max_length_quantile: 1.5}\n"),
+     "defaults.data.max_length_quantile", "1.5"),
+    ("max-total-tokens-zero", grid("defaults:\n  data: {max_total_tokens: 0}\n"), "defaults.data.max_total_tokens",
+     "0"),
+    ("max-total-tokens-negative", grid("models:\n  gpt2:\n    data: {max_total_tokens: -500}\n"),
+     "models.gpt2.data.max_total_tokens", "-500"),
+    ("length-tokenizer-unknown", grid("defaults:\n  data: {length_tokenizer: no-such-model-or-path}\n"),
+     "defaults.data.length_tokenizer", "no-such-model-or-path"),
+    ("select-best-without-eval", grid("defaults:\n  train: {select_best: eval_loss}\n"),
+     "defaults.train.select_best", "eval_loss"),
+    ("select-best-with-eval-off", grid("defaults:\n  preset: seed-paper\n  train: {eval_every: off}\n"),
+     "defaults.train.select_best", "eval_loss"),
+    ("eval-every-zero", grid("defaults:\n  train: {eval_every: 0}\n"), "defaults.train.eval_every", "0"),
+    ("references-unknown", grid("defaults:\n  eval: {references: all}\n"), "defaults.eval.references", "all"),
+    ("metric-profile-unknown", grid("defaults:\n  eval: {metric_profile: hf}\n"), "defaults.eval.metric_profile",
+     "hf"),
     ("lone-surrogate-escape",
      grid('models:\n  gpt2: {hub_id: "org/x\\ud83d"}\n',
           axes="  model: [gpt2]\n  method: [lora]\n  dataset: [dialogsum]\n"),
@@ -200,7 +219,7 @@ def test_paper_grid_is_the_full_product() -> None:
     combos = {(c.model.name, c.method.name, c.dataset.name) for c in g.cells}
     models = ["gpt2", "gpt2-medium", "gpt2-large", "t5-small", "t5-base", "t5-large"]
     assert combos == {(m, meth, d) for m in models for meth in ("full", "lora")
-                      for d in ("dialogsum", "samsum", "cnn_dailymail")}
+                      for d in ("dialogsum-test", "samsum", "cnn_dailymail")}
     assert g.store == "s3://peftsum/runs"
     assert g.cluster.gpus == 1
 
@@ -434,8 +453,12 @@ def test_validate_is_fast_and_ml_free() -> None:
             rc = main(["validate", "examples/paper.yaml", "--json"])
         elapsed = time.perf_counter() - t0
         cells = len(json.loads(buf.getvalue())["cells"])
-        heavy = [m for m in ("torch", "transformers", "peft") if m in sys.modules]
-        print(json.dumps({"rc": rc, "elapsed": elapsed, "cells": cells, "heavy": heavy}))
+        resolved = io.StringIO()
+        with contextlib.redirect_stdout(resolved):
+            rc += main(["validate", "examples/paper.yaml", "--json", "--resolved"])
+        specs = [c["spec"] for c in json.loads(resolved.getvalue())["cells"]]
+        heavy = [m for m in ("torch", "transformers", "peft", "datasets") if m in sys.modules]
+        print(json.dumps({"rc": rc, "elapsed": elapsed, "cells": cells, "heavy": heavy, "specs": specs}))
     """)
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           check=False)
@@ -445,6 +468,13 @@ def test_validate_is_fast_and_ml_free() -> None:
     assert report["cells"] == 36
     assert report["heavy"] == []
     assert report["elapsed"] < 1.0, report
+    # --resolved: every paper cell selects the best epoch by validation loss and scores as `evaluate` does
+    assert len(report["specs"]) == 36
+    for spec in report["specs"]:
+        assert (spec["train"]["eval_every"], spec["train"]["select_best"]) == ("epoch", "eval_loss")
+        assert spec["eval"]["metric_profile"] == "evaluate"
+        assert spec["eval"]["references"] in ("per_row", "grouped")
+        assert spec["data"]["length_tokenizer"]  # resolved to a hub id
 
 
 def test_tiny_model_recipe_version_is_part_of_the_cell() -> None:
