@@ -13,12 +13,14 @@ if [ -f "$stamp" ] && [ -x "$venv/bin/checkov" ]; then
 fi
 rm -rf "$venv"
 "$PYTHON" -m venv "$venv"
-# uv when the main setup installed it (about 4x faster than pip), else pip. No constraints file: checkov's own pins.
-uv=$(command -v .venv/bin/uv || true)
-if [ -n "$uv" ]; then
-  "$uv" pip install -q -p "$venv/bin/python" "checkov==$CHECKOV_VERSION"
+# With uv (as scripts/setup.sh: a few times faster than pip's resolver on checkov's ~100 dependencies); no
+# constraints file: checkov's own pins.
+if [ -x .venv/bin/uv ]; then
+  uv=.venv/bin/uv
 else
-  PIP_CONSTRAINT= "$venv/bin/python" -m pip install -q "checkov==$CHECKOV_VERSION"
+  "$venv/bin/python" -m pip install -q uv
+  uv="$venv/bin/uv"
 fi
+"$uv" pip install -q -p "$venv/bin/python" "checkov==$CHECKOV_VERSION"
 "$venv/bin/checkov" --version
 touch "$stamp"

@@ -92,6 +92,8 @@ def verdict(status: dict[str, Any] | None, *, max_attempts: int, job_deadline_s:
     state, reason, code = status.get("state"), status.get("reason"), status.get("exit_code")
     attempts = status.get("attempts") if isinstance(status.get("attempts"), int) else 0
     last = f"; last: {reason}" if reason else ""
+    if state == "done":  # but no valid _SUCCESS (the caller checked): a torn commit no pod will repair
+        return "status.json says done but _SUCCESS is missing or incomplete"
     if state == "failed" and code == EXIT_BAD_SPEC:
         return f"bad spec (exit code 2, never retried){last}"
     if state == "failed" and attempts >= max_attempts:

@@ -328,8 +328,7 @@ def pod_volume_mounts(value: Any, path: str) -> tuple[dict[str, Any], ...]:
 
 @dataclass(frozen=True)
 class PodSettings:
-    """``cluster.pod``: settings of every peftsum pod (cells and the aggregation Job) that clusters need. Rendered
-    whole through the same JSON-safe path as every other value."""
+    """On every peftsum pod (the cells and the aggregation Job); each value checked, rendered through tojson."""
 
     annotations: Mapping[str, str] | None = setting(
         None, "annotations on the pods (e.g. sidecar.istio.io/inject: \"false\")", kind=dict, nullable=True,

@@ -49,6 +49,13 @@ def test_validate_k8s(capsys: pytest.CaptureFixture) -> None:
     assert "no schemas for Kubernetes 0.9" in capsys.readouterr().err
 
 
+def test_validate_k8s_recommends_a_digest(small_file: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["validate", small_file, "--k8s", "1.31"]) == 0  # a tag is accepted...
+    assert "cluster.image 'registry.example/peftsum:0.1.0' is a tag: pin it by digest" in capsys.readouterr().err
+    assert main(["validate", PAPER, "--k8s", "1.31"]) == 0  # ...a digest is what paper.yaml shows
+    assert "pin it by digest" not in capsys.readouterr().err
+
+
 def test_bad_grid_is_exit_2_before_any_api_call(tmp_path: Path, cli_cluster, capsys) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: g\nstore: s3://b/p\naxes: {model: [gpt2], method: [lora], dataset: [samsum]}\n"
