@@ -75,9 +75,9 @@ def test_cuda_image_installs_the_pod_packages_and_torch_s_cuda_build() -> None:
     assert "nvidia-ml-py" in pins  # NVML: energy and GPU memory (peftsum.resources)
     assert not {"kubernetes", "kubernetes-validate"} & pins.keys()  # the launcher's, not the pod's
     # torch pinned, the version the CPU tests run, as PyPI's Linux CUDA build: its CUDA runtime and cuDNN wheels
-    import torch
+    from importlib.metadata import version
 
-    assert pins["torch"] == torch.__version__.split("+")[0] and "+cpu" not in pins["torch"]
+    assert pins["torch"] == version("torch").split("+")[0] and "+cpu" not in pins["torch"]
     cuda_libs = [n for n in pins
                  if n.startswith(("nvidia-cuda-runtime", "nvidia-cudnn", "nvidia-cublas", "nvidia-nccl"))]
     assert len(cuda_libs) == 4, f"torch's CUDA libraries are missing ({cuda_libs}); {RELOCK}"
