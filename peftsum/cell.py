@@ -55,7 +55,8 @@ def run_cell(store: Store, grid: str, cell: Cell, metrics: Any = None) -> int:
         return EXIT_OK
     attempt = layout.new_attempt_id()
     started = layout.now_iso()
-    layout.write_status(store, grid, cell_id, "running", attempt=attempt, progress=0.0, started_at=started)
+    layout.begin_attempt(store, grid, cell_id, attempt, os.environ.get("PEFTSUM_JOB_UID") or None, progress=0.0,
+                         started_at=started)
     try:
         with tempfile.TemporaryDirectory(prefix=f"peftsum-{cell_id}-") as tmp:
             result = _execute(store, grid, cell, attempt, started, Path(tmp), metrics)

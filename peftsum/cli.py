@@ -25,7 +25,11 @@ exit codes: 0 done (or already done), 2 bad spec (never retried), 3 retryable (p
 AGGREGATE_EPILOG = """examples:
   peftsum aggregate --grid quickstart --store ./runs
   → ./runs/quickstart/report/index.html, report.md, results.csv, results.json, figures/*.png
-    (missing/failed/running cells listed with their reason, never fatal)"""
+    (missing/failed/running cells listed with their reason, never fatal)
+  peftsum aggregate --grid paper --store s3://b/p --wait 604800 --max-attempts 4 --job-deadline 86400
+  → what the aggregation Job of `launcher submit` runs: poll the store (backing off from 30 s to 10 min) until
+    every cell is done or cannot get further, at most --wait seconds, then build the report; report/wait.json
+    says why the wait ended for each cell not done"""
 
 
 EDA_EPILOG = """examples:
@@ -111,6 +115,30 @@ def _stage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _aggregate(args: argparse.Namespace) -> int:
+    from peftsum.report import aggregate
+
+    try:
+        store = open_store(args.store)
+        notes = None
+        if args.wait is not None:
+            from peftsum.report.wait import wait_for_cells
+            from peftsum.store import cells as layout
+
+            waited = wait_for_cells(store, args.grid, deadline_s=args.wait, max_attempts=max(1, args.max_attempts),
+                                    job_deadline_s=args.job_deadline, log=lambda m: print(m, flush=True))
+            notes = waited.notes()
+            layout.write_json(store, layout.grid_key(args.grid, "report", "wait.json"), waited.as_dict())
+            for cid, why in sorted(notes.items()):
+                print(f"  {cid}: {why}", flush=True)
+        out = aggregate(store, args.grid, notes=notes)
+    except StoreError as err:
+        print(f"peftsum aggregate: {err}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="peftsum", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("--grid", required=True)
     a.add_argument("--store", required=True)
+    a.add_argument("--wait", type=float, metavar="SECONDS",
+                   help="first wait (polling the store) until every cell is done or cannot get further, at most "
+                        "this long")
+    a.add_argument("--max-attempts", type=int, default=1, help="--wait: the cell Jobs' backoffLimit + 1 (default 1)")
+    a.add_argument("--job-deadline", type=float, metavar="SECONDS",
+                   help="--wait: the cell Jobs' activeDeadlineSeconds (a cell whose last attempt began longer ago "
+                        "cannot finish)")
     e = sub.add_parser("eda", help="token-length statistics of a dataset under a model's tokenizer",
                        epilog=EDA_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("dataset", help="dataset name (dialogsum, samsum, cnn_dailymail, synthetic-dialogsum, …)")
@@ -156,15 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "eda":
         return _eda(args)
     if args.command == "aggregate":
-        from peftsum.report import aggregate
-
-        try:
-            out = aggregate(open_store(args.store), args.grid)
-        except StoreError as err:
-            print(f"peftsum aggregate: {err}", file=sys.stderr)
-            return 1
-        print(out)
-        return 0
+        return _aggregate(args)
 
     from peftsum.cell import load_spec, run_cell
     from peftsum.store import cells as layout

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv with peftsum and its pinned dependencies (CPU build of torch). Idempotent; safe to rerun.
+# PEFTSUM_EXTRAS picks pyproject's extras (default dev: the launcher's and the GPU packages, the test tools), e.g.
+# PEFTSUM_EXTRAS=launcher for a machine that only validates, submits and follows grids.
 #
 # Installs with uv (a pip-compatible installer from PyPI): about 25 s from nothing on 2 cores against about 2 min
 # with pip, which is most of the quickstart's time budget. Falls back to pip if uv cannot be installed.

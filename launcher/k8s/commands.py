@@ -18,7 +18,7 @@ from typing import Any
 
 from launcher.k8s.client import KubeApi, KubeError, KubeUnreachable
 from peftsum.spec import Grid, SpecError, load_grid
-from peftsum.spec.cluster import ClusterSettings, dns_label, http_url
+from peftsum.spec.cluster import ClusterSettings, dns_label, http_url, pinned
 from peftsum.store import Store, StoreError
 from peftsum.store import open_store as _open_store
 
@@ -34,12 +34,14 @@ Writes kubectl-appliable YAML, one file per object; rendering twice gives identi
 
 SUBMIT_EPILOG = """examples:
   launcher submit examples/paper.yaml --dry-run          # validate, list what would be created
-  launcher submit examples/paper.yaml --wait             # create, watch to the end, then build the report
+  launcher submit examples/paper.yaml --wait             # ... and watch to the end here
   launcher submit grid.yaml --context gpu --namespace ml # another kube context and namespace
   launcher submit grid.yaml --force                      # replace Jobs whose rendered spec changed
 
 Writes grid.json and every spec.json to the (s3://) store first, skips cells already done, leaves identical Jobs
-alone. exit codes: 0 all submitted, 1 some cell failed to submit (named) or conflicts, 2 invalid grid/store."""
+alone. With the cells it creates the aggregation Job <grid>-aggregate, which waits in the cluster until every cell
+is done or cannot get further (cluster.report_wait_seconds at most), then builds the report: closing the laptop
+is fine. exit codes: 0 all submitted, 1 some cell failed to submit (named) or conflicts, 2 invalid grid/store."""
 
 STATUS_EPILOG = """examples:
   launcher status examples/paper.yaml                    # done / running / pending / failed per cell, with reasons
@@ -96,7 +98,8 @@ def add_parsers(sub: Any) -> None:
     sm.add_argument("grid", help="grid.yaml")
     _cluster_args(sm)
     sm.add_argument("--dry-run", action="store_true", help="validate and list, create nothing, write nothing")
-    sm.add_argument("--wait", action="store_true", help="watch until every cell ends, then submit the report Job")
+    sm.add_argument("--wait", action="store_true", help="watch here until every cell ends (the report is built "
+                                                         "in the cluster either way)")
     sm.add_argument("--force", action="store_true", help="replace Jobs whose rendered spec changed, and failed Jobs")
     sm.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                     help="cells handled at once: store reads and API calls (default 8)")
@@ -208,7 +211,7 @@ def _render(args: argparse.Namespace, grid: Grid, cluster: ClusterSettings) -> i
 def _submit(args: argparse.Namespace, grid: Grid, cluster: ClusterSettings) -> int:
     from launcher.k8s.render import aggregate_job, cell_jobs
     from launcher.k8s.schema import validate_all
-    from launcher.k8s.submit import submit_aggregate, submit_grid
+    from launcher.k8s.submit import submit_aggregate, submit_grid, submit_report_job
 
     if args.concurrency < 1:
         raise BadInput(f"--concurrency must be at least 1 (got {args.concurrency})")
@@ -221,11 +224,23 @@ def _submit(args: argparse.Namespace, grid: Grid, cluster: ClusterSettings) -> i
                           concurrency=args.concurrency)
     _print_submitted(grid, results)
     bad = [r for r in results if not r.ok]
+    report = f"{grid.store}/{grid.name}/report/"
+    waiting = cluster.report_wait_seconds is not None
+    if waiting and bad:
+        _err(f"aggregation Job not created: fix the cells above and submit again (it then waits for them and "
+             f"builds the report at {report})")
+    elif waiting:
+        started = any(r.action in ("created", "replaced") for r in results)
+        name, action = submit_report_job(grid, api, cluster, cells_started=started, dry_run=args.dry_run)
+        print(f"aggregation Job {name}: {action}; it waits in the cluster (at most "
+              f"{cluster.report_wait_seconds / 3600:.0f} h) until every cell is done or cannot get further, then "
+              f"builds the report at {report}")
     if bad or args.dry_run or not args.wait:
         return EXIT_FAILED if bad else EXIT_OK
     rc = _watch_loop(store, grid, api, args.interval, None)
-    name, action = submit_aggregate(grid, api, cluster)  # type: ignore[arg-type]
-    print(f"aggregation Job {name}: {action}; `launcher status` / the report at {grid.store}/{grid.name}/report/")
+    if not waiting:
+        name, action = submit_aggregate(grid, api, cluster)  # type: ignore[arg-type]
+        print(f"aggregation Job {name}: {action}; `launcher status` / the report at {report}")
     return rc
 
 
@@ -351,12 +366,18 @@ def validate_k8s(grid: Grid, version: str) -> int:
     from launcher.k8s.render import aggregate_job, cell_jobs
     from launcher.k8s.schema import SchemaError, validate_all
 
-    objects = [*cell_jobs(grid).values(), aggregate_job(grid, grid.cluster)]
     try:
+        objects = [*cell_jobs(grid).values(), aggregate_job(grid, grid.cluster)]
         problems = validate_all(objects, version)
+    except SpecError as err:
+        _err(f"launcher validate: {err}")
+        return EXIT_BAD
     except SchemaError as err:
         _err(f"launcher validate: --k8s {version}: {err}")
         return EXIT_BAD
+    if not pinned(grid.cluster.image or ""):
+        _err(f"launcher validate: warning: {grid.source}: cluster.image {grid.cluster.image!r} is a tag: pin it by "
+             f"digest (…@sha256:<64 hex>, as `docker push` prints it) so every pod runs the same image")
     for problem in problems:
         _err(f"launcher validate: {grid.source}: {problem}")
     if problems:

@@ -9,6 +9,9 @@ reading the templates once.
 The Job's hash (``peftsum.io/job-hash``) is the SHA-256 of the canonical JSON of the rendered Job without that
 annotation: ``launcher submit`` compares it with the Job already in the cluster to tell "same Job, nothing to do"
 from "the grid changed under an existing Job".
+
+Credentials follow one rule: each reaches the process as a file mounted from a Secret, never as an env value or
+manifest text (:func:`secret_files`); where a tool needs a variable, it names the file.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import re
 import site
 import sysconfig
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,7 @@ import yaml
 
 from launcher.k8s import names
 from peftsum.spec import Cell, Grid
-from peftsum.spec.cluster import ClusterSettings
+from peftsum.spec.cluster import ClusterSettings, require_image
 
 
 def _templates_dir() -> Path:
@@ -47,6 +51,10 @@ TEMPLATES = _templates_dir()
 CELL_TEMPLATE = "cell-job.yaml.j2"
 AGGREGATE_TEMPLATE = "aggregate-job.yaml.j2"
 CACHE = "/cache"
+SECRETS_DIR = "/var/run/secrets/peftsum"  # one read-only folder per credential: <SECRETS_DIR>/<name>/<key>
+UID = 10001  # runAsUser = runAsGroup = fsGroup; the image's USER (images/Dockerfile.*): >= 10000, off the host's range
+REPORT_BUILD_SECONDS = 7200  # the aggregation Job's time to build the report once its wait is over
+AGGREGATE_CPU = "2"  # the aggregation pod's CPU limit, and its report worker processes
 _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -184,27 +192,67 @@ def from_json_with_hash(text: str) -> dict[str, Any]:
     return obj
 
 
+@dataclass(frozen=True)
+class SecretFile:
+    """One credential as a file: key ``key`` of Secret ``secret``, mounted read-only at ``<SECRETS_DIR>/<name>/<key>``
+    (volume ``peftsum-secret-<name>``, mode 0440: the pod's fsGroup reads it); ``env`` names the variable that tells
+    the reading tool where the file is (None if the tool looks in a fixed place).
+
+    The template renders every SecretFile the same way (``_pod.yaml.j2``), so a new credential (the Pushgateway's
+    basic auth, MLflow's token) is one more entry in :func:`secret_files`, nothing else.
+    """
+
+    name: str
+    secret: str
+    key: str
+    env: str | None
+
+    @property
+    def volume(self) -> str:
+        return f"peftsum-secret-{self.name}"
+
+    @property
+    def folder(self) -> str:
+        return f"{SECRETS_DIR}/{self.name}"
+
+    @property
+    def path(self) -> str:
+        return f"{self.folder}/{self.key}"
+
+    def values(self) -> dict[str, str]:
+        """What the template places (through tojson)."""
+        return {"volume": self.volume, "secret": self.secret, "key": self.key, "folder": self.folder}
+
+
+def secret_files(cluster: ClusterSettings) -> list[SecretFile]:
+    """Every credential of the pods. None at all with ``s3_secret: null`` and no ``hf_token_secret`` (the pods then
+    use their service account's identity: IRSA, EKS Pod Identity, GKE workload identity)."""
+    out = []
+    if cluster.s3_secret:  # AWS shared-credentials INI, read by boto3 (and every AWS SDK) from this variable
+        out.append(SecretFile("s3", cluster.s3_secret, "credentials", "AWS_SHARED_CREDENTIALS_FILE"))
+    if cluster.hf_token_secret:  # huggingface_hub reads the token from the file HF_TOKEN_PATH names
+        out.append(SecretFile("hf", cluster.hf_token_secret, "token", "HF_TOKEN_PATH"))
+    return out
+
+
 def pod_env(grid: Grid, cluster: ClusterSettings) -> list[dict[str, Any]]:
-    """Environment of every peftsum pod. Credentials only by ``secretKeyRef``; endpoint and region are optional."""
-
-    def secret(var: str, name: str, optional: bool = False) -> dict[str, Any]:
-        ref: dict[str, Any] = {"name": name, "key": var}
-        if optional:
-            ref["optional"] = True
-        return {"name": var, "valueFrom": {"secretKeyRef": ref}}
-
-    env = [secret("AWS_ACCESS_KEY_ID", cluster.s3_secret), secret("AWS_SECRET_ACCESS_KEY", cluster.s3_secret),
-           secret("AWS_ENDPOINT_URL", cluster.s3_secret, optional=True),
-           secret("AWS_DEFAULT_REGION", cluster.s3_secret, optional=True)]
-    if cluster.hf_token_secret:
-        env.append(secret("HF_TOKEN", cluster.hf_token_secret))
+    """Environment of every peftsum pod: plain settings, and for each credential the path of its file (never its
+    value). ``PEFTSUM_JOB_UID`` (the Job's uid, from the downward API) lets a cell count its attempts per Job."""
+    env: list[dict[str, Any]] = [{"name": f.env, "value": f.path} for f in secret_files(cluster) if f.env]
+    if cluster.s3_endpoint:
+        env.append({"name": "AWS_ENDPOINT_URL", "value": cluster.s3_endpoint})
+    if cluster.s3_region:
+        env.append({"name": "AWS_DEFAULT_REGION", "value": cluster.s3_region})
     if cluster.pushgateway:
         env.append({"name": "PEFTSUM_PUSHGATEWAY", "value": cluster.pushgateway})
     env += [{"name": "HF_HOME", "value": f"{CACHE}/hf"}, {"name": "PEFTSUM_CACHE", "value": f"{CACHE}/peftsum"},
-            {"name": "PEFTSUM_IMAGE", "value": cluster.image}, {"name": "TMPDIR", "value": "/tmp"},  # noqa: S108
+            {"name": "PEFTSUM_IMAGE", "value": require_image(cluster, grid.source)},
+            {"name": "PEFTSUM_JOB_UID", "valueFrom": {"fieldRef": {
+                "fieldPath": "metadata.labels['batch.kubernetes.io/controller-uid']"}}},
+            {"name": "TMPDIR", "value": "/tmp"},  # noqa: S108
             {"name": "HOME", "value": "/tmp"},  # noqa: S108 - the root filesystem is read-only
             {"name": "PYTHONUNBUFFERED", "value": "1"}]
-    return env
+    return env + list((cluster.pod.env if cluster.pod else None) or ())
 
 
 def resources(cpu: str, memory: str, gpus: int) -> dict[str, dict[str, Any]]:
@@ -215,16 +263,36 @@ def resources(cpu: str, memory: str, gpus: int) -> dict[str, dict[str, Any]]:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
+# The aggregation pod mostly waits (a store poll every few minutes, for days): it reserves little, and may burst to
+# its limits to build the report.
+AGGREGATE_RESOURCES = {"requests": {"cpu": "100m", "memory": "1Gi"}, "limits": {"cpu": AGGREGATE_CPU, "memory": "4Gi"}}
+
+
 def pod_values(grid: Grid, cluster: ClusterSettings, *, container: str, res: dict[str, Any],
-               placement: bool) -> dict[str, Any]:
+               placement: bool, env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The ``pod`` values of ``_pod.yaml.j2`` (the same for every Job of a kind); ``placement`` adds node selector,
-    tolerations and priority class."""
-    return {"container": container, "image": cluster.image, "pull_policy": cluster.image_pull_policy,
-            "pull_secret": cluster.image_pull_secret, "env": pod_env(grid, cluster), "resources": res,
+    tolerations and priority class (the cells' GPU placement); ``cluster.pod`` applies to every pod."""
+    extra = cluster.pod
+    return {"container": container, "image": require_image(cluster, grid.source),
+            "pull_policy": cluster.image_pull_policy, "pull_secret": cluster.image_pull_secret,
+            "service_account": cluster.service_account, "uid": UID,
+            "env": pod_env(grid, cluster) + (env or []), "resources": res,
             "node_selector": cluster.node_selector if placement else None,
             "tolerations": list(cluster.tolerations or ()) if placement else None,
             "priority_class": cluster.priority_class if placement else None,
-            "grace": cluster.termination_grace_period_seconds, "cache_pvc": cluster.cache_pvc}
+            "affinity": extra.affinity if extra else None,
+            "grace": cluster.termination_grace_period_seconds, "cache_pvc": cluster.cache_pvc,
+            "secret_files": [f.values() for f in secret_files(cluster)],
+            "volumes": list((extra.volumes if extra else None) or ()),
+            "volume_mounts": list((extra.volume_mounts if extra else None) or ())}
+
+
+def pod_metadata(cluster: ClusterSettings, labels: dict[str, str],
+                 annotations: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The pod's labels and annotations: ``cluster.pod``'s plus the Job's own (validation keeps them disjoint)."""
+    extra = cluster.pod
+    return ({**((extra.labels if extra else None) or {}), **labels},
+            {**((extra.annotations if extra else None) or {}), **annotations})
 
 
 def job_values(cluster: ClusterSettings, pod: dict[str, Any], backoff_limit: int) -> dict[str, Any]:
@@ -252,21 +320,47 @@ def cell_job(grid: Grid, cell: Cell, cluster: ClusterSettings, shared: dict[str,
     ``shared`` is :func:`cell_shared` of the same grid and cluster, passed in when rendering many cells.
     """
     cell_id = cell.cell_id
+    labels, annotations = _queued(names.cell_labels(grid, cell, cell_id), cluster), names.cell_annotations(cell)
+    pod_labels, pod_annotations = pod_metadata(cluster, labels, annotations)
     return from_json_with_hash(render_json(
         CELL_TEMPLATE, shared if shared is not None else cell_shared(grid, cluster),
-        name=names.cell_job_name(grid.name, cell_id), labels=_queued(names.cell_labels(grid, cell, cell_id), cluster),
-        annotations=names.cell_annotations(cell),
+        name=names.cell_job_name(grid.name, cell_id), labels=labels, annotations=annotations,
+        pod_labels=pod_labels, pod_annotations=pod_annotations,
         args=["cell", "--store", grid.store, "--grid", grid.name, "--cell", cell_id]))
 
 
-def aggregate_job(grid: Grid, cluster: ClusterSettings) -> dict[str, Any]:
-    """The Job that builds the report: ``peftsum aggregate --grid <name> --store <grid.store>`` (no GPU)."""
-    pod = pod_values(grid, cluster, container="aggregate", res=resources("1", "4Gi", 0), placement=False)
+def cells_digest(grid: Grid) -> str:
+    """A digest of the grid's cell ids (the aggregation Job's annotation: a submit that adds cells changes it)."""
+    return _digest(",".join(sorted(c.cell_id for c in grid.cells)))
+
+
+def aggregate_job(grid: Grid, cluster: ClusterSettings, wait: bool | None = None) -> dict[str, Any]:
+    """The Job that builds the report: ``peftsum aggregate --grid <name> --store <grid.store>`` (no GPU).
+
+    With ``wait`` (default: when ``cluster.report_wait_seconds`` is set) it is the Job ``launcher submit`` creates
+    with the cells: ``--wait`` polls the store until every cell is done or cannot get further (``--max-attempts``:
+    the cells' backoffLimit + 1; ``--job-deadline``: their activeDeadlineSeconds), at most
+    ``report_wait_seconds``, then builds the report. Its own deadline leaves :data:`REPORT_BUILD_SECONDS` to build.
+    Without it, the report is built at once (``launcher report --k8s``).
+    """
+    wait = cluster.report_wait_seconds is not None if wait is None else wait
+    if wait and cluster.report_wait_seconds is None:
+        raise ValueError("aggregate_job(wait=True) needs cluster.report_wait_seconds")
+    args = ["aggregate", "--grid", grid.name, "--store", grid.store]
+    values = job_values(cluster, pod_values(grid, cluster, container="aggregate", res=AGGREGATE_RESOURCES,
+                                            placement=False,
+                                            env=[{"name": "PEFTSUM_REPORT_WORKERS", "value": AGGREGATE_CPU}]), 2)
+    if wait:
+        args += ["--wait", str(cluster.report_wait_seconds), "--max-attempts", str(cluster.backoff_limit + 1)]
+        if cluster.active_deadline_seconds is not None:
+            args += ["--job-deadline", str(cluster.active_deadline_seconds)]
+        values["active_deadline_seconds"] = cluster.report_wait_seconds + REPORT_BUILD_SECONDS
+    labels = _queued(names.common_labels(grid, "aggregate"), cluster)
+    annotations = {f"{names.GROUP}/cells": str(len(grid.cells)), f"{names.GROUP}/cells-digest": cells_digest(grid)}
+    pod_labels, pod_annotations = pod_metadata(cluster, labels, annotations)
     return from_json_with_hash(render_json(
-        AGGREGATE_TEMPLATE, job_values(cluster, pod, 2), name=names.aggregate_job_name(grid.name),
-        labels=_queued(names.common_labels(grid, "aggregate"), cluster),
-        annotations={f"{names.GROUP}/cells": str(len(grid.cells))},
-        args=["aggregate", "--grid", grid.name, "--store", grid.store]))
+        AGGREGATE_TEMPLATE, values, name=names.aggregate_job_name(grid.name), labels=labels,
+        annotations=annotations, pod_labels=pod_labels, pod_annotations=pod_annotations, args=args))
 
 
 def cell_jobs(grid: Grid, cluster: ClusterSettings | None = None) -> dict[str, dict[str, Any]]:
@@ -285,8 +379,9 @@ def to_yaml(obj: dict[str, Any]) -> str:
 def write_manifests(grid: Grid, cluster: ClusterSettings, out: Path) -> list[Path]:
     """Write one file per object: ``<out>/<job>.yaml`` for every cell, ``<out>/aggregate/<grid>-aggregate.yaml``.
 
-    The aggregation Job sits in a subfolder so ``kubectl apply -f <out>`` starts the cells only; apply it after
-    they finish (``launcher report --k8s`` does that for you).
+    The aggregation Job (the waiting one ``launcher submit`` creates, when ``cluster.report_wait_seconds`` is set)
+    sits in a subfolder so ``kubectl apply -f <out>`` starts the cells only; ``kubectl apply -f <out>/aggregate``
+    adds the report.
     """
     paths = []
     objects = [*cell_jobs(grid, cluster).values()]

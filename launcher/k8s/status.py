@@ -107,6 +107,9 @@ def pod_problem(pod: dict[str, Any]) -> str | None:
         return f"{why}: {waiting.get('message', '')} (a missing Secret or key?)"
     if why == "CrashLoopBackOff":
         return f"CrashLoopBackOff: {waiting.get('message', '')}"
+    if why == "ContainerCreating":  # the kubelet pulls the image and mounts the volumes (the credential files)
+        return ("ContainerCreating: pulling the image or mounting volumes (if it lasts, `kubectl describe pod`: "
+                "FailedMount names a missing Secret, key or PVC)")
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
             return f"unschedulable: {cond.get('message') or cond.get('reason')}"

@@ -128,21 +128,55 @@ def submit_grid(store: Store, grid: Grid, api: KubeApi | None, cluster: ClusterS
         return list(pool.map(work, grid.cells))
 
 
-def submit_aggregate(grid: Grid, api: KubeApi, cluster: ClusterSettings | None = None) -> tuple[str, str]:
-    """Create the aggregation Job, replacing a finished earlier one (a report is rebuilt from the store each time).
+def _finished(job: dict[str, Any]) -> bool:
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in (job.get("status") or {}).get("conditions") or [])
 
-    Returns (Job name, action).
-    """
-    body = render.aggregate_job(grid, cluster or grid.cluster)
+
+def submit_aggregate(grid: Grid, api: KubeApi, cluster: ClusterSettings | None = None) -> tuple[str, str]:
+    """``launcher report --k8s``: create the aggregation Job that builds the report now, replacing a finished
+    earlier one (a report is rebuilt from the store each time). One still running (e.g. the waiting one
+    ``launcher submit`` created) is left alone. Returns (Job name, action)."""
+    body = render.aggregate_job(grid, cluster or grid.cluster, wait=False)
     name = body["metadata"]["name"]
     current = api.get_job(name)
     if current is None:
         api.create_job(body)
         return name, "created"
-    finished = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-                   for c in (current.get("status") or {}).get("conditions") or [])
-    if not finished:
+    if not _finished(current):
         return name, "running already"
     api.delete_job(name)
     create_retrying(api, body)
+    return name, "replaced"
+
+
+def submit_report_job(grid: Grid, api: KubeApi | None, cluster: ClusterSettings | None = None, *,
+                      cells_started: bool, dry_run: bool = False, wait: float = 1.0) -> tuple[str, str]:
+    """``launcher submit``: create the aggregation Job that waits in the cluster for the cells, then builds the
+    report (``render.aggregate_job`` with ``wait``). Returns (Job name, action).
+
+    A second submit of the same grid leaves it alone (same job-hash: unchanged), also once it has finished, unless
+    this submit started cells (``cells_started``: created or replaced Jobs), whose results a finished report lacks.
+    A submit that renders it differently (cells added or removed, another image or wait) replaces it, running or
+    not: until it builds the report it only reads the store, so nothing is lost.
+    """
+    body = render.aggregate_job(grid, cluster or grid.cluster, wait=True)
+    name = body["metadata"]["name"]
+    if dry_run or api is None:
+        return name, "planned"
+    current = api.get_job(name)
+    if current is None:
+        try:
+            api.create_job(body)
+            return name, "created"
+        except KubeError as err:
+            if err.status != 409:
+                raise
+            current = api.get_job(name)
+            if current is None:
+                raise
+    if existing_hash(current) == existing_hash(body) and not (cells_started and _finished(current)):
+        return name, "unchanged"
+    api.delete_job(name)
+    create_retrying(api, body, wait=wait)
     return name, "replaced"

@@ -189,13 +189,15 @@ def results_csv(c: Collected) -> bytes:
 
 
 def aggregate(store: Store, grid: str, significance: bool = True, *, workers: int | None = None,
-              timings: dict[str, Any] | None = None) -> str:
+              timings: dict[str, Any] | None = None, notes: dict[str, str] | None = None) -> str:
     """Write report/{index.html, report.md, results.csv, results.json, figures/}; returns index.html's path.
 
     Args:
         workers: processes for figures and prediction reads (default: every core, or $PEFTSUM_REPORT_WORKERS);
             0 or 1 draws everything in this process.
         timings: if given, filled with wall and CPU seconds per phase (the benchmark's breakdown).
+        notes: cell id → the reason to show for a cell not done, instead of its status.json reason (the
+            aggregation Job's wait says why it stopped waiting: ``peftsum.report.wait``).
     """
     phases = Phases()
     with ExitStack() as stack:
@@ -205,6 +207,8 @@ def aggregate(store: Store, grid: str, significance: bool = True, *, workers: in
             cpu: list[float] = []
             c = collect(store, grid, pool=pool, cpu=cpu)
             phases.add_cpu("collect", sum(cpu))
+            for row in c.not_done:
+                row["reason"] = (notes or {}).get(row["cell_id"], row["reason"])
 
         def write_data(comps: list[dict[str, Any]]) -> None:
             store.write_bytes(layout.grid_key(grid, "report", "results.csv"), results_csv(c))

@@ -18,6 +18,7 @@ from typing import Any
 
 from peftsum.methods import METHODS
 from peftsum.spec.catalog import ARCH_FAMILY, DATASETS, MODELS
+from peftsum.spec.cluster import PodSettings
 from peftsum.spec.fields import reference_rows
 from peftsum.spec.grid import ClusterSettings
 from peftsum.spec.settings import PRESETS, SECTIONS
@@ -179,6 +180,8 @@ def render() -> str:
     lines += ["## `cluster` settings", "", _cell((ClusterSettings.__doc__ or "").strip()),
               "How each key shapes the Job, and what the failure states mean: [operations.md](operations.md).", ""]
     lines += settings_table(ClusterSettings)
+    lines += ["", "### `cluster.pod` settings", "", _cell((PodSettings.__doc__ or "").strip()), ""]
+    lines += settings_table(PodSettings, "pod.")
     lines.append("")
     lines += _presets()
     lines += _methods()

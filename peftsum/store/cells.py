@@ -48,14 +48,36 @@ def write_json(store: Store, key: str, obj: Any) -> None:
     store.write_bytes(key, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
 
 
+_COUNTED: dict[tuple[str, str, str], dict[str, Any]] = {}  # (grid, cell, attempt) → {attempts, job}: begin_attempt
+
+
 def write_status(store: Store, grid: str, cell_id: str, state: str, **fields: Any) -> dict[str, Any]:
-    """Replace status.json with ``state`` and ``fields`` (reason, exit_code, attempt, progress…)."""
+    """Replace status.json with ``state`` and ``fields`` (reason, exit_code, attempt, progress…). An attempt begun with
+    :func:`begin_attempt` keeps its ``attempts`` count and ``job`` in every status it writes."""
     if state not in STATES:
         raise ValueError(f"unknown state {state!r}")
+    counted = _COUNTED.get((grid, cell_id, str(fields.get("attempt"))), {})
     status = {"state": state, "reason": None, "exit_code": None, "attempt": None, "progress": None,
-              "heartbeat_at": now_iso(), **fields}
+              "heartbeat_at": now_iso(), **counted, **fields}
     write_json(store, cell_key(grid, cell_id, "status.json"), status)
     return status
+
+
+def begin_attempt(store: Store, grid: str, cell_id: str, attempt: str, job: str | None = None,
+                  **fields: Any) -> dict[str, Any]:
+    """Write status.json ``running`` for a new attempt, with ``attempts``: how many attempts of this cell its Job's
+    ``backoffLimit`` has counted so far, this one included (the aggregation Job stops waiting for a cell that failed
+    that many times). One more than the previous status's count, except after a preemption (state ``pending``, exit
+    code 3: the Job's podFailurePolicy ignores a disrupted pod) and except when ``job`` (the Job's uid, from
+    ``$PEFTSUM_JOB_UID``) differs from the previous attempt's: a resubmitted cell's new Job counts from 1.
+    """
+    prev = read_status(store, grid, cell_id) or {}
+    same_job = prev.get("job") == job
+    count = prev.get("attempts") if same_job and isinstance(prev.get("attempts"), int) else 0
+    if not (same_job and count and prev.get("state") == "pending" and prev.get("exit_code") == 3):
+        count += 1
+    _COUNTED[(grid, cell_id, attempt)] = {"attempts": count, "job": job}
+    return write_status(store, grid, cell_id, "running", attempt=attempt, **fields)
 
 
 def read_status(store: Store, grid: str, cell_id: str) -> dict[str, Any] | None:

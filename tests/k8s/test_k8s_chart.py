@@ -22,7 +22,7 @@ ALL_OPTIONS = {
     "launcher": {"serviceAccount": {"annotations": {"iam.gke.io/gcp-service-account": "x@y.iam"}},
                  "rbac": {"extraSubjects": [{"kind": "Group", "name": "ml-team",
                                              "apiGroup": "rbac.authorization.k8s.io"}]}},
-    "pushgateway": {"enabled": True},
+    "pushgateway": {"enabled": True, "image": {"digest": "sha256:" + "a" * 64}},
     "monitoring": {"podMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
                    "serviceMonitor": {"enabled": True}},
     "dashboard": {"annotations": {"grafana_folder": "peftsum"}},
@@ -55,10 +55,34 @@ def test_every_object_passes_its_schema(objects: list[dict]) -> None:
 
 def test_default_and_all_options_render_the_expected_kinds() -> None:
     kinds = lambda objs: sorted(o["kind"] for o in objs)  # noqa: E731
-    assert kinds(render(None)) == ["ConfigMap", "Role", "RoleBinding", "ServiceAccount"]
-    assert kinds(render(ALL_OPTIONS)) == ["ConfigMap", "Deployment", "LocalQueue", "Namespace",
-                                          "PersistentVolumeClaim", "PodMonitor", "Role", "RoleBinding", "Service",
-                                          "ServiceAccount", "ServiceMonitor"]
+    assert kinds(render(None)) == ["ConfigMap", "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount"]
+    assert kinds(render(ALL_OPTIONS)) == ["ConfigMap", "Deployment", "LocalQueue", "Namespace", "NetworkPolicy",
+                                          "NetworkPolicy", "PersistentVolumeClaim", "PodMonitor", "Role",
+                                          "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor"]
+
+
+def test_network_policy_denies_ingress_to_every_peftsum_pod(paper) -> None:
+    """Default-deny ingress selects the cells, the aggregation Job and the Pushgateway (all part-of=peftsum); the
+    Pushgateway's own policy opens only its port."""
+    from launcher.k8s import render as render_jobs
+
+    objects = render(ALL_OPTIONS)
+    deny, gateway = (o for o in objects if o["kind"] == "NetworkPolicy")
+    assert deny["spec"]["policyTypes"] == ["Ingress"] and "ingress" not in deny["spec"]
+    selector = deny["spec"]["podSelector"]["matchLabels"]
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    pods = [render_jobs.cell_job(paper, paper.cells[0], paper.cluster), render_jobs.aggregate_job(paper, paper.cluster),
+            deployment]
+    for obj in pods:
+        labels = obj["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items(), obj["metadata"]["name"]
+    assert gateway["spec"]["podSelector"]["matchLabels"].items() <= \
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert gateway["spec"]["ingress"][0]["ports"] == [{"port": 9091, "protocol": "TCP"}]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "quay.io/prometheus/pushgateway@sha256:" + "a" * 64
+    off = render({"networkPolicy": {"enabled": False}})
+    assert "NetworkPolicy" not in {o["kind"] for o in off}
 
 
 def test_rbac_is_least_privilege() -> None:

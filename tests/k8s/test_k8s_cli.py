@@ -49,6 +49,13 @@ def test_validate_k8s(capsys: pytest.CaptureFixture) -> None:
     assert "no schemas for Kubernetes 0.9" in capsys.readouterr().err
 
 
+def test_validate_k8s_recommends_a_digest(small_file: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["validate", small_file, "--k8s", "1.31"]) == 0  # a tag is accepted...
+    assert "cluster.image 'registry.example/peftsum:0.1.0' is a tag: pin it by digest" in capsys.readouterr().err
+    assert main(["validate", PAPER, "--k8s", "1.31"]) == 0  # ...a digest is what paper.yaml shows
+    assert "pin it by digest" not in capsys.readouterr().err
+
+
 def test_bad_grid_is_exit_2_before_any_api_call(tmp_path: Path, cli_cluster, capsys) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: g\nstore: s3://b/p\naxes: {model: [gpt2], method: [lora], dataset: [samsum]}\n"
@@ -82,13 +89,15 @@ def test_submit_status_logs_cancel(small_file: str, cli_cluster, store, capsys, 
     assert cli_cluster.jobs == {}
     assert main(["submit", small_file, "--concurrency", "2"]) == 0
     out = capsys.readouterr().out
-    assert "4 created" in out and len(cli_cluster.jobs) == 4
+    assert "4 created" in out and len(cli_cluster.jobs) == 5  # the cells and the waiting aggregation Job
+    assert "aggregation Job small-aggregate: created" in out
     assert main(["submit", small_file]) == 0
-    assert "4 unchanged" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "4 unchanged" in out and "aggregation Job small-aggregate: unchanged" in out
     assert main(["submit", small_file, "--namespace", "peftsum"]) == 0  # the same namespace, spelled out
     capsys.readouterr()
     # status: one cell running in the store, with a pod
-    job_name = next(iter(cli_cluster.jobs))
+    job_name = next(n for n in cli_cluster.jobs if n != "small-aggregate")
     cell_id = cli_cluster.jobs[job_name]["metadata"]["labels"][names.LABEL_CELL]
     layout.write_status(store, "small", cell_id, "running", attempt="a1", progress=0.5)
     cli_cluster.add_pod({"metadata": {"name": "p1", "creationTimestamp": "2026-01-01T00:00:00Z",
@@ -105,7 +114,7 @@ def test_submit_status_logs_cancel(small_file: str, cli_cluster, store, capsys, 
     assert main(["logs", small_file, "zzzz"]) == 2
     assert main(["cancel", small_file]) == 2  # neither a cell nor --all
     assert main(["cancel", small_file, cell_id, "--pushgateway", gateway.url]) == 0
-    assert job_name not in cli_cluster.jobs and len(cli_cluster.jobs) == 3
+    assert job_name not in cli_cluster.jobs and len(cli_cluster.jobs) == 4
     assert main(["cancel", small_file, "--all", "--pushgateway", gateway.url]) == 0
     assert cli_cluster.jobs == {}
     assert store.list(f"small/cells/{cell_id}")  # the store is never touched

@@ -44,7 +44,8 @@ def test_wheel_install_renders_jobs_outside_the_checkout(tmp_path: Path) -> None
     work = tmp_path / "elsewhere"
     work.mkdir()
     grid = work / "grid.yaml"
-    grid.write_text((REPO / "examples" / "quickstart.yaml").read_text())
+    grid.write_text((REPO / "examples" / "quickstart.yaml").read_text()
+                    + "cluster: {image: registry.example/peftsum@sha256:" + "0" * 64 + "}\n")
     out = subprocess.run([str(py), "-c", "import launcher, sys; from launcher.cli import main; "
                           "print(launcher.__file__, file=sys.stderr); sys.exit(main(sys.argv[1:]))",
                           "render", str(grid), "-o", str(work / "manifests")],

@@ -144,3 +144,14 @@ def test_grid_states_combines_store_and_cluster_and_survives_ttl(small, store, f
 def test_heartbeat_age_is_relative_to_now() -> None:
     beat = (NOW - timedelta(minutes=20)).isoformat()
     assert classify(False, {"state": "running", "heartbeat_at": beat}, None, [], NOW).state == "failed"
+
+
+def test_a_pod_stuck_creating_points_at_its_volumes() -> None:
+    """Credentials are Secret volumes: a missing Secret or key keeps the pod in ContainerCreating (FailedMount), not
+    CreateContainerConfigError as a secretKeyRef did."""
+    job, pods = fixture("running")
+    pod = pods[-1]
+    pod["status"] = {"phase": "Pending", "containerStatuses": [
+        {"name": "cell", "state": {"waiting": {"reason": "ContainerCreating"}}}]}
+    v = classify(False, None, job, [pod], NOW)
+    assert v.state == "pending" and v.reason.startswith("ContainerCreating") and "FailedMount" in v.reason
