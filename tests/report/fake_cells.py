@@ -463,6 +463,20 @@ def _iso(when: datetime) -> str:
     return when.isoformat(timespec="seconds")
 
 
+def _history(epochs: float, steps: int, final_loss: float, rng: random.Random) -> list[dict[str, Any]]:
+    """One evaluation per epoch (train.eval_every: epoch): training loss falling towards ``final_loss``, validation
+    loss falling, then rising a little after its best epoch (overfitting), as train.history records it."""
+    n = max(1, math.ceil(epochs))
+    turn = rng.randint(max(1, n - 2), n)
+    rows = []
+    for k in range(1, n + 1):
+        train = final_loss * (1 + 1.5 / k) * rng.uniform(0.98, 1.02)
+        val = final_loss * (1.1 + 1.2 / min(k, turn) + 0.08 * max(0, k - turn)) * rng.uniform(0.99, 1.01)
+        rows.append({"epoch": float(min(k, epochs)), "step": round(steps * min(k, epochs) / epochs),
+                     "train_loss": train, "val_loss": val})
+    return rows
+
+
 def _write_done(store: Store, grid: str, cell: Cell, cid: str, spec: dict[str, Any], index: int, seed: int,
                 exs: list[dict[str, Any]], *, torn: bool = False, stray: bool = False) -> None:
     rng = random.Random(f"{seed}/{cid}")
@@ -503,19 +517,24 @@ def _write_done(store: Store, grid: str, cell: Cell, cid: str, spec: dict[str, A
         seconds = tokens / tps
         steps = max(1, math.ceil(tokens / (cell.train.batch_tokens or 16384) / cell.train.grad_accum))
         final_loss = (3.2 - 2.6 * keep) * rng.uniform(0.95, 1.05)
+        history = _history(cell.train.epochs, steps, final_loss, rng)
+        best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
         train = {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds,
                  "padding_ratio": rng.uniform(0.002, 0.04) if cell.train.group_by_length else rng.uniform(0.2, 0.45),
                  "epochs": cell.train.epochs, "steps": steps,
                  "resumed_from_step": (steps // 2) if rng.random() < 0.08 else None,
-                 "examples": examples, "examples_dropped": eda["dropped"], "final_train_loss": final_loss,
-                 "eval_loss": final_loss * rng.uniform(0.95, 1.15)}
+                 "examples": examples, "examples_dropped": eda["dropped"], "examples_truncated": 0,
+                 "final_train_loss": final_loss, "eval_loss": history[best]["val_loss"],
+                 "test_loss": final_loss * rng.uniform(0.95, 1.15), "history": history,
+                 "best_epoch": history[best]["epoch"]}
         phase["train"] = round(seconds + rng.uniform(0.1, 1.0), 3)
         adapter_bytes = trainable * 4 + (0 if mtype == "full" else rng.randint(800, 4000))
         checkpoint_bytes = trainable * 12 + rng.randint(10_000, 90_000)  # weights + AdamW moments + RNG/counters
     else:
         train = {"seconds": None, "tokens": 0, "tokens_per_s": None, "padding_ratio": None, "epochs": 0.0, "steps": 0,
-                 "resumed_from_step": None, "examples": 0, "examples_dropped": 0, "final_train_loss": None,
-                 "eval_loss": (3.6 - 2.0 * keep) * rng.uniform(0.95, 1.05) if cell.model else None}
+                 "resumed_from_step": None, "examples": 0, "examples_dropped": 0, "examples_truncated": 0,
+                 "final_train_loss": None, "eval_loss": None, "history": [], "best_epoch": None,
+                 "test_loss": (3.6 - 2.0 * keep) * rng.uniform(0.95, 1.05) if cell.model else None}
         adapter_bytes = checkpoint_bytes = None
     generated = sum(r["new_tokens"] for r in rows)
     gen_seconds = generated / ((900.0 if on_gpu else 330.0) * rng.uniform(0.8, 1.2)) if cell.model else \
@@ -534,11 +553,17 @@ def _write_done(store: Store, grid: str, cell: Cell, cid: str, spec: dict[str, A
     else:
         gpu_peak, energy = None, None
     result = {
-        "schema_version": 1, "cell_id": cid, "grid": grid, "spec": spec, "status": "done",
+        "schema_version": 2, "cell_id": cid, "grid": grid, "spec": spec, "status": "done",
         "metrics": metrics, "metric_profile": _metric_profile(), "train": train,
         "generate": {"seconds": gen_seconds, "new_tokens_per_s": generated / gen_seconds if gen_seconds else 0.0,
                      "examples": len(rows), "truncated_sources": truncated},
-        "resources": {"gpu_peak_bytes": gpu_peak,
+        "data": {"train_ids_sha256": hashlib.sha256(f"train/{cell.dataset.name}".encode()).hexdigest() if trains
+                 else None, "eval_ids_sha256": hashlib.sha256(f"eval/{cell.dataset.name}".encode()).hexdigest(),
+                 "eval_examples": len(rows), "eval_rows_grouped": 0, "references": "per_row",
+                 "validation_examples": 500 if trains else None, "length_filter": None},
+        "resources": {"gpu_peak_bytes": gpu_peak, "gpu_nvml_peak_bytes": int(gpu_peak * 1.08) if gpu_peak else None,
+                      "wall_seconds": elapsed,
+                      "disk_peak_bytes": (checkpoint_bytes or 0) * 2 + rng.randint(10**6, 10**7),
                       "ram_peak_bytes": int(rng.uniform(6.5e8, 9e8) + total_base * (4 if on_gpu else 8)),
                       "energy_joules": energy, "trainable_params": trainable, "total_params": total,
                       "adapter_bytes": adapter_bytes, "checkpoint_bytes": checkpoint_bytes,

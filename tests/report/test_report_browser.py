@@ -141,11 +141,13 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, fake_cells: ModuleT
 
         images = driver.execute_script(
             "return Array.from(document.images, i => ({src: (i.getAttribute('src') || '').slice(0, 30), "
-            "complete: i.complete, width: i.naturalWidth, alt: i.alt}))")
+            "complete: i.complete, width: i.naturalWidth, alt: i.alt, figure: i.getAttribute('data-figure')}))")
         assert images, "the report has no <img>"
         broken = [i for i in images if not (i["complete"] and i["width"] > 0)]
         assert not broken, f"images that did not decode: {broken}"
         assert all(i["src"].startswith("data:image/") for i in images), "images must be inlined as data: URIs"
+        curves = [i for i in images if (i["figure"] or "").startswith("curves-")]  # trained cells with train.history
+        assert curves and all(i["width"] > 300 for i in curves), f"no learning-curve figure among {images}"
         external = driver.execute_script(
             "return Array.from(document.querySelectorAll('[src], link[href]'), e => e.getAttribute('src') || "
             "e.getAttribute('href')).filter(u => !u.startsWith('data:'))")
