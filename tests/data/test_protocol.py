@@ -131,3 +131,33 @@ defaults:
     assert result["metrics"]["n"] == 24
     own = [scorer.score(r["summary"], p["prediction"])["rougeL"].fmeasure for r, p in zip(rows, preds)]
     assert abs(result["metrics"]["rougeL"]["value"] - float(np.mean(own))) < 1e-12
+
+
+def test_validating_on_a_dataset_without_validation_split_fails_at_once_with_exit_2(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _write(data, "train", generate("dialogsum", "train", 8))
+    _write(data, "test", generate("dialogsum", "test", 4))
+    cell = load_grid(_grid_file(tmp_path, f"""
+name: noval
+datasets:
+  two: {{source: local, id: "{data}", kind: dialogue, source_column: dialogue, summary_column: summary}}
+axes: {{model: [tiny-gpt2], method: [full], dataset: [two]}}
+defaults:
+  train: {{eval_every: epoch, select_best: eval_loss}}
+""")).cells[0]
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(cell.to_dict()))
+    store = tmp_path / "store"
+    out = subprocess.run([sys.executable, "-m", "peftsum.cli", "cell", "--store", str(store), "--grid", "noval",
+                          "--spec", str(spec)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    status = layout.read_status(open_store(str(store)), "noval", cell.cell_id)
+    assert status["state"] == "failed" and "train.eval_every" in status["reason"]
+    assert "no validation split" in status["reason"] and "validation.jsonl" in status["reason"]
+    assert "Loading weights" not in out.stderr  # refused before the model was loaded
+
+
+def _grid_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    return path
