@@ -66,7 +66,7 @@ def _stable(text: str, cell_id: str | None = None) -> str:
     return re.sub(rf"({re.escape(names.ANNOTATION_HASH)}: )[0-9a-f]{{16}}", r"\1<job_hash>", text)
 
 
-@pytest.mark.parametrize(("model", "method", "dataset"), [("gpt2", "full", "dialogsum"),
+@pytest.mark.parametrize(("model", "method", "dataset"), [("gpt2", "full", "dialogsum-test"),
                                                          ("t5-base", "lora", "cnn_dailymail")])
 def test_golden(paper, model: str, method: str, dataset: str) -> None:
     cell = next(c for c in paper.cells if c.labels["model"] == model and c.labels["method"] == method
