@@ -161,3 +161,24 @@ def _grid_file(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "grid.yaml"
     path.write_text(text)
     return path
+
+
+def test_length_threshold_is_the_lower_of_the_token_limit_and_the_quantile() -> None:
+    """``data.max_length_quantile`` cuts at that quantile of the split's totals (linear interpolation, worked by hand
+    here), ``data.max_total_tokens`` at the count; with both, the lower one holds; with neither, nothing is cut."""
+    from peftsum.data.lengths import threshold
+    from peftsum.spec.fields import build
+    from peftsum.spec.settings import DataSettings
+
+    totals = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+
+    def cut(**kw: object) -> float:
+        return threshold(totals, build(DataSettings, kw, "data"))
+
+    assert cut(max_length_quantile=0.5) == 55.0  # halfway between the 5th and 6th of 10 sorted totals
+    assert cut(max_length_quantile=0.9) == 91.0  # 0.9 * 9 = 8.1: 90 + 0.1 * (100 - 90)
+    assert cut(max_length_quantile=1.0) == 100.0
+    assert cut(max_total_tokens=45) == 45.0
+    assert cut(max_total_tokens=45, max_length_quantile=0.9) == 45.0
+    assert cut(max_total_tokens=95, max_length_quantile=0.5) == 55.0
+    assert cut() == float("inf")
