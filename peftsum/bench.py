@@ -46,8 +46,18 @@ SPREADS: dict[str, tuple[tuple[float, float, int, int], tuple[float, float, int,
 TEMPLATE_TOKENS = 12  # the prompt template's tokens around the source (peftsum.data.prompts), roughly
 
 # Dense bf16 tensor-core peaks (FLOP/s) by device-name substring; MFU is null for anything else (CPUs included).
-PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
-              "A10G": 70e12, "A10": 125e12, "RTX 4090": 165e12, "B200": 2250e12}
+PEAK_FLOPS = {
+    "H200": 989e12,
+    "H100": 989e12,
+    "GH200": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "L4": 121e12,
+    "A10G": 70e12,
+    "A10": 125e12,
+    "RTX 4090": 165e12,
+    "B200": 2250e12,
+}
 
 
 @dataclass(frozen=True)
@@ -103,8 +113,14 @@ PEFT_METHODS = ("lora", "ia3", "bitfit")
 FIRST_STEPS = 40  # per-step times kept for the start of each training case
 
 
-def plan_for(device_type: str, quick: bool, models: str, examples: int | None = None,
-             gen_prompts: int | None = None, extended: bool = False) -> Plan:
+def plan_for(
+    device_type: str,
+    quick: bool,
+    models: str,
+    examples: int | None = None,
+    gen_prompts: int | None = None,
+    extended: bool = False,
+) -> Plan:
     """The cases for this device: real architectures on CUDA, tiny models on CPU (``models`` overrides).
 
     ``quick``: GPT-2 (or tiny-gpt2) only, and on CPU half-length sequences; ``extended``: also the CNN/DailyMail
@@ -117,24 +133,44 @@ def plan_for(device_type: str, quick: bool, models: str, examples: int | None = 
     if device_type == "cuda":  # LoRA's eager cost without its dropout
         train.append(TrainCase(causal, "lora", "fast-nodrop", params={"dropout": 0.0}))
     if device_type == "cuda" and extended:  # what the opt-in torch.compile adds (slow to compile: extended only)
-        train += [TrainCase(causal, "full", "fast-compiled", train={"compile": "on"}),
-                  TrainCase(causal, "lora", "fast-compiled", train={"compile": "on"})]
+        train += [
+            TrainCase(causal, "full", "fast-compiled", train={"compile": "on"}),
+            TrainCase(causal, "lora", "fast-compiled", train={"compile": "on"}),
+        ]
     if not quick:
-        train += [TrainCase(seq2seq, "full", "naive", preset="seed-paper"), TrainCase(seq2seq, "full", "fast"),
-                  TrainCase(seq2seq, "lora", "fast"), TrainCase(seq2seq, "ia3", "fast")]
+        train += [
+            TrainCase(seq2seq, "full", "naive", preset="seed-paper"),
+            TrainCase(seq2seq, "full", "fast"),
+            TrainCase(seq2seq, "lora", "fast"),
+            TrainCase(seq2seq, "ia3", "fast"),
+        ]
     if extended:
-        train += [TrainCase(causal, "full", "naive", preset="seed-paper", spread="cnn_dailymail"),
-                  TrainCase(causal, "full", "fast", spread="cnn_dailymail")]
-        train += [TrainCase(causal, m, "fast") for m in ("dora", "adalora", "loha", "lokr", "vera", "prefix",
-                                                          "prompt", "ptuning")]
+        train += [
+            TrainCase(causal, "full", "naive", preset="seed-paper", spread="cnn_dailymail"),
+            TrainCase(causal, "full", "fast", spread="cnn_dailymail"),
+        ]
+        train += [
+            TrainCase(causal, m, "fast")
+            for m in ("dora", "adalora", "loha", "lokr", "vera", "prefix", "prompt", "ptuning")
+        ]
     gen = [GenCase(causal, "naive", preset="seed-paper")]
     if device_type == "cuda":  # the static cache compiles its decode step: last, so a slow compile costs nothing else
-        gen += [GenCase(causal, "fast-dynamic", eval={"cache": "dynamic"}),
-                GenCase(causal, "fast-dynamic-128k", eval={"cache": "dynamic"}, budget_tokens=131072)]
-        gen += [] if quick else [GenCase(seq2seq, "naive", preset="seed-paper"),
-                                 GenCase(seq2seq, "fast-dynamic", eval={"cache": "dynamic"})]
-        gen += [GenCase(causal, "fast"),
-                GenCase(causal, "fast-static-128k", eval={"cache": "static"}, budget_tokens=131072)]
+        gen += [
+            GenCase(causal, "fast-dynamic", eval={"cache": "dynamic"}),
+            GenCase(causal, "fast-dynamic-128k", eval={"cache": "dynamic"}, budget_tokens=131072),
+        ]
+        gen += (
+            []
+            if quick
+            else [
+                GenCase(seq2seq, "naive", preset="seed-paper"),
+                GenCase(seq2seq, "fast-dynamic", eval={"cache": "dynamic"}),
+            ]
+        )
+        gen += [
+            GenCase(causal, "fast"),
+            GenCase(causal, "fast-static-128k", eval={"cache": "static"}, budget_tokens=131072),
+        ]
         gen += [] if quick else [GenCase(seq2seq, "fast")]
     else:
         gen.append(GenCase(causal, "fast"))
@@ -146,10 +182,23 @@ def plan_for(device_type: str, quick: bool, models: str, examples: int | None = 
         n_train, warm, n_gen, scale, naive_steps = 1000, 1, 128, 1.0, None
     # CPU: best of two against the load of other processes. CUDA: the first contact with each batch shape was slow
     # on the H200 (see docs/performance.md), so the full-FT fast cases run twice and report both passes.
-    repeat = ((f"{causal}/full/fast", f"{seq2seq}/full/fast") if device_type == "cuda"
-              else (f"{causal}/full/naive", f"{causal}/full/fast"))
-    return Plan(train, gen, examples or n_train, warm, gen_prompts or n_gen, 64 if device_type == "cuda" else 32,
-                causal, scale, naive_steps, repeat)
+    repeat = (
+        (f"{causal}/full/fast", f"{seq2seq}/full/fast")
+        if device_type == "cuda"
+        else (f"{causal}/full/naive", f"{causal}/full/fast")
+    )
+    return Plan(
+        train,
+        gen,
+        examples or n_train,
+        warm,
+        gen_prompts or n_gen,
+        64 if device_type == "cuda" else 32,
+        causal,
+        scale,
+        naive_steps,
+        repeat,
+    )
 
 
 # --- data -------------------------------------------------------------------------------------------------------
@@ -164,8 +213,9 @@ def lengths(spread: str, n: int, seed: int = 0) -> tuple[list[int], list[int]]:
     return out[0], out[1]
 
 
-def synthetic_features(spread: str, n: int, *, family: str, context: int, vocab: int, eos: int,
-                       seed: int = 0, scale: float = 1.0) -> tuple[Any, list[list[int]]]:
+def synthetic_features(
+    spread: str, n: int, *, family: str, context: int, vocab: int, eos: int, seed: int = 0, scale: float = 1.0
+) -> tuple[Any, list[list[int]]]:
     """(TrainFeatures, evaluation prompts) shaped like the Encoder's output, with random token ids."""
     import numpy as np
 
@@ -192,8 +242,9 @@ def synthetic_features(spread: str, n: int, *, family: str, context: int, vocab:
             inputs.append(prompt + [eos])
             labels.append(target)
             prompts.append(prompt + [eos])
-    feats = TrainFeatures(inputs, labels, kept=n, dropped=0, ids=[str(i) for i in range(n)], source_lens=src_lens,
-                          summary_lens=tgt_lens)
+    feats = TrainFeatures(
+        inputs, labels, kept=n, dropped=0, ids=[str(i) for i in range(n)], source_lens=src_lens, summary_lens=tgt_lens
+    )
     return feats, prompts
 
 
@@ -212,9 +263,12 @@ def _cell(model: str, method: str, preset: str, train: dict, eval_: dict, params
     """The cell a one-cell grid with this model, method and preset resolves to (every layer validated)."""
     from peftsum.spec import parse_grid
 
-    doc = {"name": "bench", "defaults": {"preset": preset, "train": train, "eval": eval_},
-           "axes": {"model": [model], "method": ["m"], "dataset": ["synthetic-dialogsum"]},
-           "methods": {"m": {"type": method, **params}}}
+    doc = {
+        "name": "bench",
+        "defaults": {"preset": preset, "train": train, "eval": eval_},
+        "axes": {"model": [model], "method": ["m"], "dataset": ["synthetic-dialogsum"]},
+        "methods": {"m": {"type": method, **params}},
+    }
     return parse_grid(json.dumps(doc)).cells[0]
 
 
@@ -289,23 +343,36 @@ def run_train_case(case: TrainCase, plan: Plan, device: Any, real: bool, data: d
 
     cell = _cell(case.model, case.method, case.preset, case.train, {}, case.params)
     # One epoch over the same examples for every case; no checkpoints (nothing to resume in a benchmark).
-    settings = dataclasses.replace(cell.train, epochs=1.0, warmup_ratio=0.0,
-                                   max_steps=plan.naive_max_steps if case.config == "naive" else None,
-                                   checkpoint_every_steps=None, checkpoint_every_seconds=None)
+    settings = dataclasses.replace(
+        cell.train,
+        epochs=1.0,
+        warmup_ratio=0.0,
+        max_steps=plan.naive_max_steps if case.config == "naive" else None,
+        checkpoint_every_steps=None,
+        checkpoint_every_seconds=None,
+    )
     runtime = resolve_runtime(settings, device)
     model, vocab, eos, pad = _load(cell.model, real)
     causal = cell.model.family == "causal"
     key = (cell.model.name, case.spread)
     if key not in data:
-        data[key] = synthetic_features(case.spread, plan.train_examples, family=cell.model.family,
-                                       context=cell.model.context, vocab=vocab, eos=eos, scale=plan.length_scale)
+        data[key] = synthetic_features(
+            case.spread,
+            plan.train_examples,
+            family=cell.model.family,
+            context=cell.model.context,
+            vocab=vocab,
+            eos=eos,
+            scale=plan.length_scale,
+        )
     feats, _ = data[key]
     tplan = make_plan(feats, settings, cell.seed, not causal)
     method = METHODS.get(case.method)
     torch.manual_seed(cell.seed)
     if method.apply is not None:
-        model = method.apply(model, method_params(method, cell),
-                             MethodContext(cell.model.arch, cell.model.family, tplan.total_steps))
+        model = method.apply(
+            model, method_params(method, cell), MethodContext(cell.model.arch, cell.model.family, tplan.total_steps)
+        )
     trainable, total = param_counts(model)
     model.to(device)
     _reset_peak(device)
@@ -321,9 +388,21 @@ def run_train_case(case: TrainCase, plan: Plan, device: Any, real: bool, data: d
 
     energy = EnergyMeter()
     t0 = time.perf_counter()
-    report = train(model, feats, tplan, settings, pad_id=pad, causal=causal, device=device,
-                   autocast_dtype=runtime.autocast_dtype, fused=runtime.fused, checkpointer=None,
-                   on_step=method.on_step, progress=progress, compile_model=runtime.compile)
+    report = train(
+        model,
+        feats,
+        tplan,
+        settings,
+        pad_id=pad,
+        causal=causal,
+        device=device,
+        autocast_dtype=runtime.autocast_dtype,
+        fused=runtime.fused,
+        checkpointer=None,
+        on_step=method.on_step,
+        progress=progress,
+        compile_model=runtime.compile,
+    )
     _sync(device)
     wall = time.perf_counter() - t0
     joules = energy.read()
@@ -333,16 +412,30 @@ def run_train_case(case: TrainCase, plan: Plan, device: Any, real: bool, data: d
     peak = peak_flops(device_name(device))
     n_base = total - trainable if case.method not in ("full", "bitfit") else total
     return {
-        "label": case.label, "model": case.model, "method": case.method, "config": case.config,
-        "preset": case.preset, "spread": case.spread,
-        "settings": {"batch_size": settings.batch_size, "batch_tokens": settings.batch_tokens,
-                     "grad_accum": settings.grad_accum, "group_by_length": settings.group_by_length,
-                     "gradient_checkpointing": settings.gradient_checkpointing, "precision": runtime.precision,
-                     "fused_optimizer": runtime.fused, "compile": runtime.compile,
-                     "attention": getattr(getattr(model, "config", None), "_attn_implementation", None),
-                     **({"method_params": case.params} if case.params else {})},
-        "steps": report.steps, "timed_steps": report.steps - warm, "tokens": tokens, "seconds": seconds,
-        "wall_seconds": wall, "tokens_per_s": tps,
+        "label": case.label,
+        "model": case.model,
+        "method": case.method,
+        "config": case.config,
+        "preset": case.preset,
+        "spread": case.spread,
+        "settings": {
+            "batch_size": settings.batch_size,
+            "batch_tokens": settings.batch_tokens,
+            "grad_accum": settings.grad_accum,
+            "group_by_length": settings.group_by_length,
+            "gradient_checkpointing": settings.gradient_checkpointing,
+            "precision": runtime.precision,
+            "fused_optimizer": runtime.fused,
+            "compile": runtime.compile,
+            "attention": getattr(getattr(model, "config", None), "_attn_implementation", None),
+            **({"method_params": case.params} if case.params else {}),
+        },
+        "steps": report.steps,
+        "timed_steps": report.steps - warm,
+        "tokens": tokens,
+        "seconds": seconds,
+        "wall_seconds": wall,
+        "tokens_per_s": tps,
         "padding_ratio": 1 - report.tokens / report.padded_tokens if report.padded_tokens else None,
         "mfu": 6 * n_base * tps / peak if tps and peak else None,
         "params": {"total": total, "trainable": trainable},
@@ -383,29 +476,57 @@ def run_gen_case(case: GenCase, plan: Plan, device: Any, real: bool, data: dict)
         tokenizer = load_model(cell.model)[1]
     key = (cell.model.name, "gen")
     if key not in data:
-        data[key] = synthetic_features("dialogsum", plan.gen_prompts, family=cell.model.family,
-                                       context=cell.model.context - plan.max_new_tokens, vocab=vocab, eos=eos,
-                                       seed=7, scale=plan.length_scale)
+        data[key] = synthetic_features(
+            "dialogsum",
+            plan.gen_prompts,
+            family=cell.model.family,
+            context=cell.model.context - plan.max_new_tokens,
+            vocab=vocab,
+            eos=eos,
+            seed=7,
+            scale=plan.length_scale,
+        )
     _, prompts = data[key]
     budget = case.budget_tokens or generation_budget(cell.train.batch_tokens, model, device)
-    kwargs = dict(causal=causal, max_new_tokens=plan.max_new_tokens, num_beams=1, device=device,
-                  autocast_dtype=runtime.autocast_dtype, budget_tokens=budget, batch_size=cell.eval.batch_size,
-                  cache=cache)
+    kwargs = dict(
+        causal=causal,
+        max_new_tokens=plan.max_new_tokens,
+        num_beams=1,
+        device=device,
+        autocast_dtype=runtime.autocast_dtype,
+        budget_tokens=budget,
+        batch_size=cell.eval.batch_size,
+        cache=cache,
+        min_new_tokens=plan.max_new_tokens,
+    )  # every row decodes max_new_tokens: fixed work
     _reset_peak(device)
     # Warm-up, untimed: the longest prompts (the biggest shapes) and, for a static cache, every shape the timed
     # run will compile. A static cache compiles per shape, so it is warmed on the whole set.
     t0 = time.perf_counter()
-    warm = prompts if cache == "static" else sorted(prompts, key=len)[-max(2, len(prompts) // 8):]
+    warm = prompts if cache == "static" else sorted(prompts, key=len)[-max(2, len(prompts) // 8) :]
     generate(model, tokenizer, warm, **kwargs)
     warm_s = time.perf_counter() - t0
     rep = generate(model, tokenizer, prompts, **kwargs)
-    new = rep.decoded_tokens  # a random-init model may stop a row early (EOS) or emit pad: count decoding steps
+    new = rep.decoded_tokens  # rows x decoding steps
     return {
-        "label": case.label, "model": case.model, "config": case.config, "preset": case.preset,
-        "settings": {"precision": runtime.precision, "cache": cache, "budget_tokens": budget,
-                     "batch_size": cell.eval.batch_size, "max_new_tokens": plan.max_new_tokens},
-        "prompts": len(prompts), "batches": rep.batches, "mean_batch": len(prompts) / rep.batches,
-        "new_tokens": new, "kept_tokens": sum(rep.new_tokens), "seconds": rep.seconds, "warmup_seconds": warm_s,
+        "label": case.label,
+        "model": case.model,
+        "config": case.config,
+        "preset": case.preset,
+        "settings": {
+            "precision": runtime.precision,
+            "cache": cache,
+            "budget_tokens": budget,
+            "batch_size": cell.eval.batch_size,
+            "max_new_tokens": plan.max_new_tokens,
+        },
+        "prompts": len(prompts),
+        "batches": rep.batches,
+        "mean_batch": len(prompts) / rep.batches,
+        "new_tokens": new,
+        "kept_tokens": sum(rep.new_tokens),
+        "seconds": rep.seconds,
+        "warmup_seconds": warm_s,
         "new_tokens_per_s": new / rep.seconds if rep.seconds else None,
         "prompt_padding_ratio": 1 - rep.prompt_tokens / rep.padded_prompt_tokens if rep.padded_prompt_tokens else None,
         "peak_memory_bytes": _peak_bytes(device),
@@ -424,9 +545,19 @@ def run_gen_case(case: GenCase, plan: Plan, device: Any, real: bool, data: dict)
 # Validation, best-epoch selection and the metric profile are what the study did, not how it executed: both sides
 # take the last step's weights and the peftsum profile, so the paired ROUGE-L compares execution alone.
 QUALITY_RECIPE: dict[str, Any] = {
-    "train": {"epochs": 1.5, "learning_rate": 4.0e-3, "batch_size": 6, "batch_tokens": None, "warmup_ratio": 0.05,
-              "weight_decay": 0.0, "lr_scheduler": "linear", "grad_accum": 1, "max_grad_norm": 1.0,
-              "eval_every": "off", "select_best": "off"},
+    "train": {
+        "epochs": 1.5,
+        "learning_rate": 4.0e-3,
+        "batch_size": 6,
+        "batch_tokens": None,
+        "warmup_ratio": 0.05,
+        "weight_decay": 0.0,
+        "lr_scheduler": "linear",
+        "grad_accum": 1,
+        "max_grad_norm": 1.0,
+        "eval_every": "off",
+        "select_best": "off",
+    },
     "eval": {"limit": 150, "max_new_tokens": 48, "metric_profile": "peftsum"},
     "data": {"train_limit": 1500},
 }
@@ -441,10 +572,12 @@ def quality_cells(models: list[str], seeds: tuple[int, ...]) -> dict[str, dict[s
 
     out: dict[str, dict[str, list[Any]]] = {m: {"fast": [], "naive": []} for m in models}
     for config, preset in (("fast", "fast"), ("naive", "seed-paper")):
-        doc = {"name": QUALITY_GRID, "defaults": {"preset": preset, **QUALITY_RECIPE},
-               "models": {m: QUALITY_MODELS[m] for m in models if QUALITY_MODELS.get(m)},
-               "axes": {"model": models, "method": ["full"], "dataset": ["synthetic-dialogsum"],
-                        "seed": list(seeds)}}
+        doc = {
+            "name": QUALITY_GRID,
+            "defaults": {"preset": preset, **QUALITY_RECIPE},
+            "models": {m: QUALITY_MODELS[m] for m in models if QUALITY_MODELS.get(m)},
+            "axes": {"model": models, "method": ["full"], "dataset": ["synthetic-dialogsum"], "seed": list(seeds)},
+        }
         for cell in parse_grid(json.dumps(doc)).cells:
             out[cell.model.name][config].append(cell)
     return out
@@ -472,33 +605,57 @@ def run_quality(models: list[str], seeds: tuple[int, ...], store_uri: str, log: 
         code = run_cell(store, QUALITY_GRID, cell)
         manifest = layout.done_manifest(store, QUALITY_GRID, cell.cell_id)
         if code != 0 or manifest is None:
-            raise RuntimeError(f"quality cell {model}/{config} seed {cell.seed} ({cell.cell_id}) failed with exit "
-                               f"code {code}")
+            raise RuntimeError(
+                f"quality cell {model}/{config} seed {cell.seed} ({cell.cell_id}) failed with exit code {code}"
+            )
         result = layout.read_json(store, layout.result_key(QUALITY_GRID, cell.cell_id, manifest))
-        preds = [json.loads(line) for line in store.read_bytes(
-            layout.result_key(QUALITY_GRID, cell.cell_id, manifest, "predictions.jsonl")).splitlines()]
+        preds = [
+            json.loads(line)
+            for line in store.read_bytes(
+                layout.result_key(QUALITY_GRID, cell.cell_id, manifest, "predictions.jsonl")
+            ).splitlines()
+        ]
         made_by = result["provenance"]["git_sha"]
         if made_by != head and log is not None:  # the cell id does not cover the training code itself
-            print(f"[bench] quality {model}/{config} seed {cell.seed}: reusing a result made by commit {made_by}, "
-                  f"not {head}; give a new --quality-store to measure this code", file=log, flush=True)
+            print(
+                f"[bench] quality {model}/{config} seed {cell.seed}: reusing a result made by commit {made_by}, "
+                f"not {head}; give a new --quality-store to measure this code",
+                file=log,
+                flush=True,
+            )
         if log is not None:
-            print(f"[bench] quality {model}/{config} seed {cell.seed}: ROUGE-L "
-                  f"{result['metrics']['rougeL']['value']:.4f} ({time.perf_counter() - t0:.1f}s)", file=log,
-                  flush=True)
+            print(
+                f"[bench] quality {model}/{config} seed {cell.seed}: ROUGE-L "
+                f"{result['metrics']['rougeL']['value']:.4f} ({time.perf_counter() - t0:.1f}s)",
+                file=log,
+                flush=True,
+            )
         return result, [{**p, "id": f"{cell.seed}/{p['id']}"} for p in preds]
 
     def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
         def mean(key: str) -> float:
             return sum(r["train"][key] for r in results) / len(results)
 
-        return {"rougeL": sum(r["metrics"]["rougeL"]["value"] for r in results) / len(results),
-                "per_seed": [{"seed": r["spec"]["seed"], "cell_id": r["cell_id"],
-                              "git_sha": r["provenance"]["git_sha"],
-                              "rougeL": r["metrics"]["rougeL"]["value"], "rougeL_ci95": r["metrics"]["rougeL"]["ci95"],
-                              "bleu": r["metrics"]["bleu"]["value"], "test_loss": r["train"]["test_loss"],
-                              "steps": r["train"]["steps"]} for r in results],
-                "preset": results[0]["spec"]["preset"], "test_loss": mean("test_loss"),
-                "padding_ratio": mean("padding_ratio"), "train_seconds": mean("seconds")}
+        return {
+            "rougeL": sum(r["metrics"]["rougeL"]["value"] for r in results) / len(results),
+            "per_seed": [
+                {
+                    "seed": r["spec"]["seed"],
+                    "cell_id": r["cell_id"],
+                    "git_sha": r["provenance"]["git_sha"],
+                    "rougeL": r["metrics"]["rougeL"]["value"],
+                    "rougeL_ci95": r["metrics"]["rougeL"]["ci95"],
+                    "bleu": r["metrics"]["bleu"]["value"],
+                    "test_loss": r["train"]["test_loss"],
+                    "steps": r["train"]["steps"],
+                }
+                for r in results
+            ],
+            "preset": results[0]["spec"]["preset"],
+            "test_loss": mean("test_loss"),
+            "padding_ratio": mean("padding_ratio"),
+            "train_seconds": mean("seconds"),
+        }
 
     rows = []
     for model, configs in quality_cells(models, seeds).items():
@@ -507,9 +664,19 @@ def run_quality(models: list[str], seeds: tuple[int, ...], store_uri: str, log: 
         naive = [p for _, preds in got["naive"] for p in preds]
         samples = got["fast"][0][0]["spec"]["eval"]["bootstrap_samples"]
         cmp = paired_bootstrap(fast, naive, "rougeL", samples=samples)
-        rows.append({"model": model, "seeds": list(seeds), "fast": summary([r for r, _ in got["fast"]]),
-                     "naive": summary([r for r, _ in got["naive"]]), "pairs": cmp["n"], "diff": cmp["diff"],
-                     "diff_ci95": cmp["ci95"], "p_fast_better": cmp["p_a_better"], "no_worse": cmp["ci95"][1] >= 0})
+        rows.append(
+            {
+                "model": model,
+                "seeds": list(seeds),
+                "fast": summary([r for r, _ in got["fast"]]),
+                "naive": summary([r for r, _ in got["naive"]]),
+                "pairs": cmp["n"],
+                "diff": cmp["diff"],
+                "diff_ci95": cmp["ci95"],
+                "p_fast_better": cmp["p_a_better"],
+                "no_worse": cmp["ci95"][1] >= 0,
+            }
+        )
     return rows
 
 
@@ -517,9 +684,15 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
 
-def run(plan: Plan, device: Any, real: bool, only: list[str] | None = None, log: Any = None,
-        parts: tuple[str, ...] = ("train", "generate"),
-        emit: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def run(
+    plan: Plan,
+    device: Any,
+    real: bool,
+    only: list[str] | None = None,
+    log: Any = None,
+    parts: tuple[str, ...] = ("train", "generate"),
+    emit: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Run every selected case of ``plan``; a failing case is recorded with its error and the rest go on.
 
     ``emit(result_so_far)`` is called after every case, so a run cut short by a time limit still leaves numbers.
@@ -532,8 +705,9 @@ def run(plan: Plan, device: Any, real: bool, only: list[str] | None = None, log:
 
     def selected(label: str) -> bool:  # an --only value names whole label parts: "gpt2/lora", "generate"
         parts = label.split("/")
-        return not only or any(any(parts[i:i + len(o.split("/"))] == o.split("/") for i in range(len(parts)))
-                               for o in only)
+        return not only or any(
+            any(parts[i : i + len(o.split("/"))] == o.split("/") for i in range(len(parts))) for o in only
+        )
 
     data: dict = {}
     train_rows: list[dict] = []
@@ -550,8 +724,12 @@ def run(plan: Plan, device: Any, real: bool, only: list[str] | None = None, log:
             try:
                 row = fn(case, plan, device, real, data)
             except Exception as err:
-                row = {"label": case.label, "model": case.model, "config": case.config,
-                       "error": f"{type(err).__name__}: {str(err)[:400]}"}
+                row = {
+                    "label": case.label,
+                    "model": case.model,
+                    "config": case.config,
+                    "error": f"{type(err).__name__}: {str(err)[:400]}",
+                }
             rate = row.get("tokens_per_s") or row.get("new_tokens_per_s")
             if case.label in by_label:  # a repeat: keep the faster run, record both rates
                 first = by_label[case.label]
@@ -562,8 +740,11 @@ def run(plan: Plan, device: Any, real: bool, only: list[str] | None = None, log:
             else:
                 rows.append(row)
                 by_label[case.label] = row
-            say(f"[bench] {case.label}: " + (f"{rate:,.0f} tok/s" if rate else row.get("error", "?"))
-                + f" ({time.perf_counter() - t0:.1f}s)")
+            say(
+                f"[bench] {case.label}: "
+                + (f"{rate:,.0f} tok/s" if rate else row.get("error", "?"))
+                + f" ({time.perf_counter() - t0:.1f}s)"
+            )
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             result = assemble(plan, device, real, train_rows, gen_rows)
@@ -572,11 +753,17 @@ def run(plan: Plan, device: Any, real: bool, only: list[str] | None = None, log:
     return result
 
 
-def _find(rows: list[dict], model: str, config: str, method: str | None = None,
-          spread: str = "dialogsum") -> dict | None:
+def _find(
+    rows: list[dict], model: str, config: str, method: str | None = None, spread: str = "dialogsum"
+) -> dict | None:
     for r in rows:
-        if (r["model"] == model and r["config"] == config and r.get("method", method) == method
-                and r.get("spread", spread) == spread and "error" not in r):
+        if (
+            r["model"] == model
+            and r["config"] == config
+            and r.get("method", method) == method
+            and r.get("spread", spread) == spread
+            and "error" not in r
+        ):
             return r
     return None
 
@@ -591,8 +778,9 @@ def assemble(plan: Plan, device: Any, real: bool, train_rows: list[dict], gen_ro
         if "error" in r:
             continue
         naive = _find(train_rows, r["model"], "naive", "full", r["spread"])
-        full = (_find(train_rows, r["model"], r["config"], "full", r["spread"])
-                or _find(train_rows, r["model"], "fast", "full", r["spread"]))
+        full = _find(train_rows, r["model"], r["config"], "full", r["spread"]) or _find(
+            train_rows, r["model"], "fast", "full", r["spread"]
+        )
         r["speedup_vs_naive"] = _ratio(r["tokens_per_s"], naive and naive["tokens_per_s"])
         r["vs_full_ft"] = _ratio(r["tokens_per_s"], full and full["tokens_per_s"])
     for r in gen_rows:
@@ -602,48 +790,89 @@ def assemble(plan: Plan, device: Any, real: bool, train_rows: list[dict], gen_ro
 
     name = device_name(device)
     # The headline model: the plan's, unless this run measured only others (bench/gpu.sh's T5 pass).
-    primary = plan.primary if any(r["model"] == plan.primary for r in train_rows + gen_rows) or not (
-        train_rows or gen_rows) else (train_rows or gen_rows)[0]["model"]
+    primary = (
+        plan.primary
+        if any(r["model"] == plan.primary for r in train_rows + gen_rows) or not (train_rows or gen_rows)
+        else (train_rows or gen_rows)[0]["model"]
+    )
     fast = _find(train_rows, primary, "fast", "full")
     naive = _find(train_rows, primary, "naive", "full")
     gfast = _find(gen_rows, primary, "fast")
     gnaive = _find(gen_rows, primary, "naive")
     summary = {
-        "device": name, "model": primary,
+        "device": name,
+        "model": primary,
         "train_speedup_vs_naive": _ratio(fast and fast["tokens_per_s"], naive and naive["tokens_per_s"]),
-        "padding_ratio": fast and fast["padding_ratio"], "naive_padding_ratio": naive and naive["padding_ratio"],
+        "padding_ratio": fast and fast["padding_ratio"],
+        "naive_padding_ratio": naive and naive["padding_ratio"],
         "train_tokens_per_s": fast and fast["tokens_per_s"],
-        "naive_train_tokens_per_s": naive and naive["tokens_per_s"], "mfu": fast and fast["mfu"],
-        "generate_speedup_vs_naive": _ratio(gfast and gfast["new_tokens_per_s"],
-                                            gnaive and gnaive["new_tokens_per_s"]),
+        "naive_train_tokens_per_s": naive and naive["tokens_per_s"],
+        "mfu": fast and fast["mfu"],
+        "generate_speedup_vs_naive": _ratio(gfast and gfast["new_tokens_per_s"], gnaive and gnaive["new_tokens_per_s"]),
         "generate_new_tokens_per_s": gfast and gfast["new_tokens_per_s"],
-        "peft_vs_full_ft": {r["method"]: r["vs_full_ft"] for r in train_rows
-                            if r["model"] == primary and r["config"] == "fast" and r.get("method") != "full"
-                            and "error" not in r and r.get("spread") == "dialogsum"},
+        "peft_vs_full_ft": {
+            r["method"]: r["vs_full_ft"]
+            for r in train_rows
+            if r["model"] == primary
+            and r["config"] == "fast"
+            and r.get("method") != "full"
+            and "error" not in r
+            and r.get("spread") == "dialogsum"
+        },
         "errors": [r["label"] for r in train_rows + gen_rows if "error" in r],
     }
     return {
-        "schema_version": SCHEMA_VERSION, "device": name, "device_type": device.type,
-        "peak_flops": peak_flops(name), "real_architectures": real,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "peft": peft.__version__},
-        "plan": {"train_examples": plan.train_examples, "warmup_steps": plan.warmup_steps,
-                 "length_scale": plan.length_scale, "naive_max_steps": plan.naive_max_steps,
-                 "gen_prompts": plan.gen_prompts, "max_new_tokens": plan.max_new_tokens, "spreads": SPREADS},
-        "train": train_rows, "generate": gen_rows, "summary": summary,
+        "schema_version": SCHEMA_VERSION,
+        "device": name,
+        "device_type": device.type,
+        "peak_flops": peak_flops(name),
+        "real_architectures": real,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+        "plan": {
+            "train_examples": plan.train_examples,
+            "warmup_steps": plan.warmup_steps,
+            "length_scale": plan.length_scale,
+            "naive_max_steps": plan.naive_max_steps,
+            "gen_prompts": plan.gen_prompts,
+            "max_new_tokens": plan.max_new_tokens,
+            "spreads": SPREADS,
+        },
+        "train": train_rows,
+        "generate": gen_rows,
+        "summary": summary,
     }
 
 
 def quality_report(device: Any, quick: bool, store_uri: str) -> dict[str, Any]:
     """``--part quality``: the fast/naive cells (tiny-gpt2 and tiny-t5, three seeds; ``quick``: tiny-gpt2, one seed)
     and their verdict."""
-    rows = run_quality(["tiny-gpt2"] if quick else list(QUALITY_MODELS), QUALITY_SEEDS[:1] if quick
-                       else QUALITY_SEEDS, store_uri, log=sys.stderr)
-    summary = {"device": device_name(device), "quality_no_worse": all(r["no_worse"] for r in rows),
-               "quality": {r["model"]: {"fast_rougeL": r["fast"]["rougeL"], "naive_rougeL": r["naive"]["rougeL"],
-                                        "diff": r["diff"], "diff_ci95": r["diff_ci95"]} for r in rows}}
-    return {"schema_version": SCHEMA_VERSION, "device": summary["device"], "store": store_uri,
-            "recipe": QUALITY_RECIPE, "quality": rows, "summary": summary}
+    rows = run_quality(
+        ["tiny-gpt2"] if quick else list(QUALITY_MODELS),
+        QUALITY_SEEDS[:1] if quick else QUALITY_SEEDS,
+        store_uri,
+        log=sys.stderr,
+    )
+    summary = {
+        "device": device_name(device),
+        "quality_no_worse": all(r["no_worse"] for r in rows),
+        "quality": {
+            r["model"]: {
+                "fast_rougeL": r["fast"]["rougeL"],
+                "naive_rougeL": r["naive"]["rougeL"],
+                "diff": r["diff"],
+                "diff_ci95": r["diff_ci95"],
+            }
+            for r in rows
+        },
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "device": summary["device"],
+        "store": store_uri,
+        "recipe": QUALITY_RECIPE,
+        "quality": rows,
+        "summary": summary,
+    }
 
 
 EPILOG = """examples:
@@ -658,21 +887,35 @@ The whole report goes to --out (default runs/bench/bench.json); docs/performance
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="fewer cases and examples (CPU: <= 3 minutes)")
     p.add_argument("--out", default="runs/bench/bench.json", help="JSON report path")
-    p.add_argument("--models", choices=("auto", "tiny", "real"), default="auto",
-                   help="auto = real architectures (random init) on CUDA, tiny models on CPU")
+    p.add_argument(
+        "--models",
+        choices=("auto", "tiny", "real"),
+        default="auto",
+        help="auto = real architectures (random init) on CUDA, tiny models on CPU",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--only", action="append", help="run only cases whose label contains this (repeatable)")
     p.add_argument("--examples", type=int, help="training examples per case (default: by device and --quick)")
     p.add_argument("--gen-prompts", type=int, help="generation prompts per case")
     p.add_argument("--warmup-steps", type=int, help="optimizer steps not timed")
-    p.add_argument("--extended", action="store_true",
-                   help="also the CNN/DailyMail spread, every PEFT method and (CUDA) torch.compile")
-    p.add_argument("--part", choices=("all", "train", "generate", "quality"), default="all",
-                   help="what to measure: all = train + generate; quality = train and score real cells, fast "
-                        "against naive (tiny models on the synthetic task; minutes)")
-    p.add_argument("--quality-store", help="store for the quality cells (default: quality-store/ next to --out); "
-                                           "done cells are reused (with a warning if another commit made them); "
-                                           "--device/--models/--only/--compile do not apply to --part quality")
+    p.add_argument(
+        "--extended",
+        action="store_true",
+        help="also the CNN/DailyMail spread, every PEFT method and (CUDA) torch.compile",
+    )
+    p.add_argument(
+        "--part",
+        choices=("all", "train", "generate", "quality"),
+        default="all",
+        help="what to measure: all = train + generate; quality = train and score real cells, fast "
+        "against naive (tiny models on the synthetic task; minutes)",
+    )
+    p.add_argument(
+        "--quality-store",
+        help="store for the quality cells (default: quality-store/ next to --out); "
+        "done cells are reused (with a warning if another commit made them); "
+        "--device/--models/--only/--compile do not apply to --part quality",
+    )
     p.add_argument("--compile", choices=("auto", "on", "off"), help="train.compile for every fast-path case")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: 1 on CPU with --quick, else torch's)")
 
@@ -680,8 +923,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import torch
 
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto"
-                          else args.device)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     threads = args.threads or (1 if device.type == "cpu" and args.quick else None)
     if threads:
         # On a shared CPU, OpenMP's barriers stall whenever another process holds a core: small ops then cost
@@ -691,9 +933,13 @@ def main(args: argparse.Namespace) -> int:
     if args.warmup_steps is not None:
         plan = dataclasses.replace(plan, warmup_steps=args.warmup_steps)
     if args.compile:  # one setting over every fast-path case (bench/gpu.sh: an eager pass, then a compiled one)
-        plan = dataclasses.replace(plan, train=[
-            c if c.preset != "fast" else dataclasses.replace(c, train={**c.train, "compile": args.compile})
-            for c in plan.train])
+        plan = dataclasses.replace(
+            plan,
+            train=[
+                c if c.preset != "fast" else dataclasses.replace(c, train={**c.train, "compile": args.compile})
+                for c in plan.train
+            ],
+        )
     real = args.models == "real" or (args.models == "auto" and device.type == "cuda")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -55,20 +55,23 @@ def run_cell(store: Store, grid: str, cell: Cell, metrics: Any = None) -> int:
         return EXIT_OK
     attempt = layout.new_attempt_id()
     started = layout.now_iso()
-    layout.begin_attempt(store, grid, cell_id, attempt, os.environ.get("PEFTSUM_JOB_UID") or None, progress=0.0,
-                         started_at=started)
+    layout.begin_attempt(
+        store, grid, cell_id, attempt, os.environ.get("PEFTSUM_JOB_UID") or None, progress=0.0, started_at=started
+    )
     try:
         with tempfile.TemporaryDirectory(prefix=f"peftsum-{cell_id}-") as tmp:
             result = _execute(store, grid, cell, attempt, started, Path(tmp), metrics)
             if result is None:  # another attempt committed first: its result stands, ours is discarded
                 manifest = layout.read_manifest(store, grid, cell_id) or {}
-                layout.write_status(store, grid, cell_id, "done", exit_code=EXIT_OK,
-                                    attempt=manifest.get("attempt_id"), progress=1.0)
+                layout.write_status(
+                    store, grid, cell_id, "done", exit_code=EXIT_OK, attempt=manifest.get("attempt_id"), progress=1.0
+                )
                 log(cell_id, "another attempt finished first; keeping its result")
                 return EXIT_OK
     except SpecError as err:
-        layout.write_status(store, grid, cell_id, "failed", reason=f"bad spec: {err}", exit_code=EXIT_BAD_SPEC,
-                            attempt=attempt)
+        layout.write_status(
+            store, grid, cell_id, "failed", reason=f"bad spec: {err}", exit_code=EXIT_BAD_SPEC, attempt=attempt
+        )
         log(cell_id, f"bad spec: {err}")
         return EXIT_BAD_SPEC
     except Exception as err:
@@ -76,16 +79,25 @@ def run_cell(store: Store, grid: str, cell: Cell, metrics: Any = None) -> int:
 
         code = EXIT_RETRY if isinstance(err, (Preempted, OSError)) else EXIT_FAILED
         state = "pending" if isinstance(err, Preempted) else "failed"
-        layout.write_status(store, grid, cell_id, state, reason=f"{type(err).__name__}: {err}", exit_code=code,
-                            attempt=attempt)
+        layout.write_status(
+            store, grid, cell_id, state, reason=f"{type(err).__name__}: {err}", exit_code=code, attempt=attempt
+        )
         log(cell_id, f"{state}: {type(err).__name__}: {err}")
         if code == EXIT_FAILED:
             import traceback
 
             traceback.print_exc()
         return code
-    layout.write_status(store, grid, cell_id, "done", exit_code=EXIT_OK, attempt=attempt, progress=1.0,
-                        metrics={k: result["metrics"][k]["value"] for k in ("rougeL", "bleu")})
+    layout.write_status(
+        store,
+        grid,
+        cell_id,
+        "done",
+        exit_code=EXIT_OK,
+        attempt=attempt,
+        progress=1.0,
+        metrics={k: result["metrics"][k]["value"] for k in ("rougeL", "bleu")},
+    )
     m = result["metrics"]
     if metrics is not None:
         metrics.succeeded({k: v["value"] for k, v in m.items() if isinstance(v, dict) and "value" in v})
@@ -120,8 +132,9 @@ class Predicted:
     adapter_bytes: int | None = None
 
 
-def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, workdir: Path,
-             metrics: Any = None) -> dict | None:
+def _execute(
+    store: Store, grid: str, cell: Cell, attempt: str, started: str, workdir: Path, metrics: Any = None
+) -> dict | None:
     from peftsum import scoring
     from peftsum.artifacts import write_jsonl
     from peftsum.checkpoint import Checkpointer
@@ -143,16 +156,20 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
     method = METHODS.get(cell.method.type)
     timer, energy, nvml_memory = PhaseTimer(), EnergyMeter(), NvmlMemory()
     local_cell = getattr(store, "root", None)
-    disk = DiskMeter([workdir, *([Path(local_cell) / layout.cell_key(grid, cell_id)] if local_cell else [])],
-                     [*hf_caches(), cache_root()])
-    checkpointer = Checkpointer(store, grid, cell_id, workdir=workdir, on_written=disk.sample,
-                                extra_state=lambda: {"wall_seconds": wall()})
+    disk = DiskMeter(
+        [workdir, *([Path(local_cell) / layout.cell_key(grid, cell_id)] if local_cell else [])],
+        [*hf_caches(), cache_root()],
+    )
+    checkpointer = Checkpointer(
+        store, grid, cell_id, workdir=workdir, on_written=disk.sample, extra_state=lambda: {"wall_seconds": wall()}
+    )
 
     def wall() -> float:
         """This attempt's wall seconds, plus the earlier attempts' up to the checkpoint this one resumed from."""
         return time.monotonic() - t0 + (checkpointer.loaded_state or {}).get("wall_seconds", 0.0)
 
     if metrics is not None:
+
         def sample(m: Any) -> None:  # read at every push/scrape
             m.series("peftsum_phase_duration_seconds", timer.seconds)
             m.set("peftsum_gpu_energy_joules_total", energy.read())
@@ -165,59 +182,99 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
     if method.needs_model:
         if cell.model is None:
             raise SpecError("model", None, f"method {cell.method.type!r} needs a model")
-        pred = _predict_with_model(store, grid, cell, method, attempt, started, timer, out, metrics, nvml_memory,
-                                   checkpointer, disk)
+        pred = _predict_with_model(
+            store, grid, cell, method, attempt, started, timer, out, metrics, nvml_memory, checkpointer, disk
+        )
     else:
         pred = _predict_without_model(cell, method, timer, disk)
     with timer.phase("score"):
-        scores, per_example = scoring.score(pred.predictions, [e.refs for e in pred.examples],
-                                            cell.eval.bootstrap_samples, seed=cell.seed,
-                                            profile=cell.eval.metric_profile)
+        scores, per_example = scoring.score(
+            pred.predictions,
+            [e.refs for e in pred.examples],
+            cell.eval.bootstrap_samples,
+            seed=cell.seed,
+            profile=cell.eval.metric_profile,
+        )
 
-    write_jsonl(out / "predictions.jsonl", [
-        {"id": e.id, "source": e.source, "reference": e.summary, **({"references": list(e.refs)} if e.references
-                                                                     else {}),
-         "prediction": p, "new_tokens": n, **row}
-        for e, p, n, row in zip(pred.examples, pred.predictions, pred.new_tokens, per_example)])
+    write_jsonl(
+        out / "predictions.jsonl",
+        [
+            {
+                "id": e.id,
+                "source": e.source,
+                "reference": e.summary,
+                **({"references": list(e.refs)} if e.references else {}),
+                "prediction": p,
+                "new_tokens": n,
+                **row,
+            }
+            for e, p, n, row in zip(pred.examples, pred.predictions, pred.new_tokens, per_example)
+        ],
+    )
     (out / "eda.json").write_text(json.dumps(pred.eda, indent=2))
     disk.sample()
     report = pred.report
     generated = sum(pred.new_tokens)
     selected = report.selected if report else None
     result = {
-        "schema_version": SCHEMA_VERSION, "cell_id": cell_id, "grid": grid, "spec": cell.to_dict(),
-        "status": "done", "metrics": scores, "metric_profile": scoring.metric_profile(cell.eval.metric_profile),
+        "schema_version": SCHEMA_VERSION,
+        "cell_id": cell_id,
+        "grid": grid,
+        "spec": cell.to_dict(),
+        "status": "done",
+        "metrics": scores,
+        "metric_profile": scoring.metric_profile(cell.eval.metric_profile),
         "train": {
-            "seconds": report.seconds if report else None, "tokens": report.tokens if report else 0,
+            "seconds": report.seconds if report else None,
+            "tokens": report.tokens if report else 0,
             "tokens_per_s": report.tokens / report.seconds if report and report.seconds else None,
             "padding_ratio": 1 - report.tokens / report.padded_tokens if report and report.padded_tokens else None,
-            "epochs": cell.train.epochs if report else 0.0, "steps": report.steps if report else 0,
+            "epochs": cell.train.epochs if report else 0.0,
+            "steps": report.steps if report else 0,
             "resumed_from_step": report.resumed_from_step if report else None,
-            "examples": pred.train_kept, "examples_dropped": pred.train_dropped,
+            "examples": pred.train_kept,
+            "examples_dropped": pred.train_dropped,
             "examples_truncated": pred.train_truncated,
             "final_train_loss": report.final_train_loss if report else None,
-            "eval_loss": selected["val_loss"] if selected else None, "test_loss": pred.test_loss,
+            "eval_loss": selected["val_loss"] if selected else None,
+            "test_loss": pred.test_loss,
             "history": report.history if report else [],
             "best_epoch": report.history[report.best]["epoch"] if report and report.best is not None else None,
         },
-        "generate": {"seconds": pred.generate_seconds,
-                     "new_tokens_per_s": generated / pred.generate_seconds if pred.generate_seconds else 0.0,
-                     "examples": len(pred.predictions), "truncated_sources": pred.truncated},
+        "generate": {
+            "seconds": pred.generate_seconds,
+            "new_tokens_per_s": generated / pred.generate_seconds if pred.generate_seconds else 0.0,
+            "examples": len(pred.predictions),
+            "truncated_sources": pred.truncated,
+        },
         "data": pred.data,
         "resources": {
             "gpu_peak_bytes": gpu_peak_bytes() if method.needs_model else None,
             "gpu_nvml_peak_bytes": nvml_memory.sample() if method.needs_model else None,
             "ram_peak_bytes": peak_rss_bytes(),
-            "energy_joules": energy.read(), "trainable_params": pred.trainable, "total_params": pred.total,
+            "energy_joules": energy.read(),
+            "trainable_params": pred.trainable,
+            "total_params": pred.total,
             "adapter_bytes": pred.adapter_bytes,
             "checkpoint_bytes": report.checkpoint_bytes or None if report else None,
-            "phase_seconds": timer.seconds, "wall_seconds": wall(), "disk_peak_bytes": disk.peak,
+            "phase_seconds": timer.seconds,
+            "wall_seconds": wall(),
+            "disk_peak_bytes": disk.peak,
         },
-        "provenance": {**provenance(), **(gpu_info() if method.needs_model else {"gpu_name": None}),
-                       "device": pred.device, "precision": pred.precision, "fused_optimizer": pred.fused,
-                       "compiled": pred.compiled, "generation_cache": pred.cache,
-                       "generation_budget_tokens": pred.budget,
-                       "seed": cell.seed, "started_at": started, "finished_at": layout.now_iso(), "attempt": attempt},
+        "provenance": {
+            **provenance(),
+            **(gpu_info() if method.needs_model else {"gpu_name": None}),
+            "device": pred.device,
+            "precision": pred.precision,
+            "fused_optimizer": pred.fused,
+            "compiled": pred.compiled,
+            "generation_cache": pred.cache,
+            "generation_budget_tokens": pred.budget,
+            "seed": cell.seed,
+            "started_at": started,
+            "finished_at": layout.now_iso(),
+            "attempt": attempt,
+        },
     }
     with timer.phase("upload"):
         (out / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
@@ -230,8 +287,9 @@ def _execute(store: Store, grid: str, cell: Cell, attempt: str, started: str, wo
     return result
 
 
-def _data_record(cell: Cell, eval_split: Any, train_split: Any = None, train_ids: list[str] | None = None,
-                 validation: Any = None) -> dict[str, Any]:
+def _data_record(
+    cell: Cell, eval_split: Any, train_split: Any = None, train_ids: list[str] | None = None, validation: Any = None
+) -> dict[str, Any]:
     """result.json "data": which examples the cell used (ids hashed, so the report can tell when cells it compares
     used different ones) and what the shared length filter and the grouping did."""
     from peftsum.data.load import ids_sha256
@@ -239,14 +297,23 @@ def _data_record(cell: Cell, eval_split: Any, train_split: Any = None, train_ids
     splits = {"train": train_split, "validation": validation, cell.eval.split: eval_split}
     return {
         "train_ids_sha256": ids_sha256(train_ids) if train_ids is not None else None,
-        "eval_ids_sha256": eval_split.ids_sha256, "eval_examples": len(eval_split.examples),
-        "eval_rows_grouped": eval_split.grouped_rows, "references": cell.eval.references,
+        "eval_ids_sha256": eval_split.ids_sha256,
+        "eval_examples": len(eval_split.examples),
+        "eval_rows_grouped": eval_split.grouped_rows,
+        "references": cell.eval.references,
         "validation_examples": len(validation.examples) if validation is not None else None,
-        "length_filter": None if not cell.data.length_filter else {
-            "tokenizer": cell.data.length_tokenizer, "max_total_tokens": cell.data.max_total_tokens,
+        "length_filter": None
+        if not cell.data.length_filter
+        else {
+            "tokenizer": cell.data.length_tokenizer,
+            "max_total_tokens": cell.data.max_total_tokens,
             "max_length_quantile": cell.data.max_length_quantile,
-            "splits": {name: {"rows": sp.rows, "dropped": sp.length_dropped, "threshold": sp.length_threshold}
-                       for name, sp in splits.items() if sp is not None}},
+            "splits": {
+                name: {"rows": sp.rows, "dropped": sp.length_dropped, "threshold": sp.length_threshold}
+                for name, sp in splits.items()
+                if sp is not None
+            },
+        },
     }
 
 
@@ -256,8 +323,9 @@ def _predict_without_model(cell: Cell, method: Any, timer: Any, disk: Any) -> Pr
     from peftsum.data.load import load_examples
 
     with timer.phase("load"):
-        split = load_examples(cell.dataset, cell.eval.split, cell.eval.limit, cell.data,
-                              grouped=cell.eval.references == "grouped")
+        split = load_examples(
+            cell.dataset, cell.eval.split, cell.eval.limit, cell.data, grouped=cell.eval.references == "grouped"
+        )
         examples = split.examples
         disk.loaded()
     with timer.phase("generate"):
@@ -265,8 +333,15 @@ def _predict_without_model(cell: Cell, method: Any, timer: Any, disk: Any) -> Pr
         predictions = method.predict([e.source for e in examples], method_params(method, cell), cell.dataset.kind)
         seconds = time.perf_counter() - t0
     words = [len(p.split()) for p in predictions]  # "new tokens" of a model-free method: words
-    stats = eda([len(e.source.split()) for e in examples], [len(e.summary.split()) for e in examples],
-                len(examples), 0, "whitespace", None, split=cell.eval.split)
+    stats = eda(
+        [len(e.source.split()) for e in examples],
+        [len(e.summary.split()) for e in examples],
+        len(examples),
+        0,
+        "whitespace",
+        None,
+        split=cell.eval.split,
+    )
     return Predicted(examples, predictions, words, seconds, 0, stats, _data_record(cell, split))
 
 
@@ -277,14 +352,28 @@ def _load_validation(cell: Cell) -> Any:
     try:
         return load_examples(cell.dataset, "validation", cell.data.validation_limit, cell.data)
     except MissingSplit as err:
-        raise SpecError("train.eval_every", cell.train.eval_every,
-                        f"dataset {cell.dataset.name!r} has no validation split to evaluate on ({err}); set "
-                        f"train.eval_every and train.select_best to off, or give the dataset a validation split"
-                        ) from None
+        raise SpecError(
+            "train.eval_every",
+            cell.train.eval_every,
+            f"dataset {cell.dataset.name!r} has no validation split to evaluate on ({err}); set "
+            f"train.eval_every and train.select_best to off, or give the dataset a validation split",
+        ) from None
 
 
-def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attempt: str, started: str, timer: Any,
-                        out: Path, metrics: Any, nvml_memory: Any, checkpointer: Any, disk: Any) -> Predicted:
+def _predict_with_model(
+    store: Store,
+    grid: str,
+    cell: Cell,
+    method: Any,
+    attempt: str,
+    started: str,
+    timer: Any,
+    out: Path,
+    metrics: Any,
+    nvml_memory: Any,
+    checkpointer: Any,
+    disk: Any,
+) -> Predicted:
     """Load data and model, apply the method, train (resumably, validating and selecting as configured),
     generate."""
     import torch
@@ -308,15 +397,22 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
     with timer.phase("load"):
         log(cell_id, f"loading {cell.dataset.name} and {cell.model.name}")
         validation = _load_validation(cell) if validating else None
-        train_split = load_examples(cell.dataset, "train", cell.data.train_limit, cell.data) \
-            if method.trains else None
-        eval_split = load_examples(cell.dataset, cell.eval.split, cell.eval.limit, cell.data,
-                                   grouped=cell.eval.references == "grouped")
+        train_split = load_examples(cell.dataset, "train", cell.data.train_limit, cell.data) if method.trains else None
+        eval_split = load_examples(
+            cell.dataset, cell.eval.split, cell.eval.limit, cell.data, grouped=cell.eval.references == "grouped"
+        )
         eval_examples = eval_split.examples
         model, tokenizer = load_model(cell.model)
         torch.manual_seed(cell.seed)  # after loading: building a tiny model on first use seeds torch itself
-        encoder = Encoder(tokenizer, cell.model.family, cell.dataset.kind, cell.model.context,
-                          cell.data.max_source_tokens, cell.data.max_target_tokens, cell.eval.max_new_tokens)
+        encoder = Encoder(
+            tokenizer,
+            cell.model.family,
+            cell.dataset.kind,
+            cell.model.context,
+            cell.data.max_source_tokens,
+            cell.data.max_target_tokens,
+            cell.eval.max_new_tokens,
+        )
         eval_features = encoder.eval(eval_examples)
         train_features = encoder.train(train_split.examples, truncate=truncate) if method.trains else None
         val_features = encoder.train(validation.examples, truncate=truncate) if validating else None
@@ -335,14 +431,25 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
     cache = resolve_cache(cell.eval.cache, device, cell.eval.num_beams)
 
     def predict(examples_features: Any) -> Any:
-        return generate(model, tokenizer, examples_features.prompt_ids, causal=causal,
-                        max_new_tokens=cell.eval.max_new_tokens, num_beams=cell.eval.num_beams, device=device,
-                        autocast_dtype=autocast, budget_tokens=budget, batch_size=cell.eval.batch_size, cache=cache)
+        return generate(
+            model,
+            tokenizer,
+            examples_features.prompt_ids,
+            causal=causal,
+            max_new_tokens=cell.eval.max_new_tokens,
+            num_beams=cell.eval.num_beams,
+            device=device,
+            autocast_dtype=autocast,
+            budget_tokens=budget,
+            batch_size=cell.eval.batch_size,
+            cache=cache,
+        )
 
     def validate(m: Any) -> dict[str, float | None]:
         """The validation loss (and ROUGE-L on select_best_limit examples when selecting by it)."""
-        row: dict[str, float | None] = {"val_loss": teacher_forced_loss(m, val_features, tokenizer.pad_token_id,
-                                                                        causal, device, autocast)}
+        row: dict[str, float | None] = {
+            "val_loss": teacher_forced_loss(m, val_features, tokenizer.pad_token_id, causal, device, autocast)
+        }
         if cell.train.select_best == "rougeL":
             from peftsum.scoring import rouge_per_example
 
@@ -367,42 +474,92 @@ def _predict_with_model(store: Store, grid: str, cell: Cell, method: Any, attemp
                 metrics.set("peftsum_train_progress_ratio", step / total_steps)
             if time.monotonic() - last["t"] >= 5 or step == total_steps:
                 last["t"] = time.monotonic()
-                layout.write_status(store, grid, cell_id, "running", attempt=attempt, started_at=started,
-                                    progress=round(0.9 * step / total_steps, 4), step=step, total_steps=total_steps,
-                                    loss=loss)
+                layout.write_status(
+                    store,
+                    grid,
+                    cell_id,
+                    "running",
+                    attempt=attempt,
+                    started_at=started,
+                    progress=round(0.9 * step / total_steps, 4),
+                    step=step,
+                    total_steps=total_steps,
+                    loss=loss,
+                )
                 log(cell_id, f"train step {step}/{total_steps} loss {loss:.4f}")
 
         with timer.phase("train"):
-            log(cell_id, f"training {cell.method.name}: {trainable:,} of {total:,} parameters, {plan.total_steps} "
-                         f"steps, {train_features.kept} examples ({train_features.dropped} filtered, "
-                         f"{train_features.truncated} truncated)")
-            report = train(model, train_features, plan, cell.train, pad_id=tokenizer.pad_token_id, causal=causal,
-                           device=device, autocast_dtype=autocast, fused=fused, checkpointer=checkpointer,
-                           on_step=method.on_step, progress=progress, compile_model=runtime.compile,
-                           validate=validate if validating else None)
+            log(
+                cell_id,
+                f"training {cell.method.name}: {trainable:,} of {total:,} parameters, {plan.total_steps} "
+                f"steps, {train_features.kept} examples ({train_features.dropped} filtered, "
+                f"{train_features.truncated} truncated)",
+            )
+            report = train(
+                model,
+                train_features,
+                plan,
+                cell.train,
+                pad_id=tokenizer.pad_token_id,
+                causal=causal,
+                device=device,
+                autocast_dtype=autocast,
+                fused=fused,
+                checkpointer=checkpointer,
+                on_step=method.on_step,
+                progress=progress,
+                compile_model=runtime.compile,
+                validate=validate if validating else None,
+            )
         if report.best is not None:
             best = report.history[report.best]
-            log(cell_id, f"selected the weights of epoch {best['epoch']:g} (step {best['step']}) by "
-                         f"{cell.train.select_best}")
+            log(
+                cell_id,
+                f"selected the weights of epoch {best['epoch']:g} (step {best['step']}) by {cell.train.select_best}",
+            )
     eval_pairs = encoder.train(eval_examples)  # (source, summary) ids of the scored examples that fit
     test_loss = teacher_forced_loss(model, eval_pairs, tokenizer.pad_token_id, causal, device, autocast)
 
     with timer.phase("generate"):
         log(cell_id, f"generating {len(eval_features.ids)} summaries")
         gen = predict(eval_features)
-    adapter_bytes = save_adapter(model, out, cell.model, cell.method.type, cell.train.keep_full_weights) \
-        if method.trains else None
+    adapter_bytes = (
+        save_adapter(model, out, cell.model, cell.method.type, cell.train.keep_full_weights) if method.trains else None
+    )
     stats_src = train_features or eval_pairs
-    stats = eda(stats_src.source_lens, stats_src.summary_lens, stats_src.kept, stats_src.dropped, cell.model.hub_id,
-                encoder.budget, split="train" if train_features else cell.eval.split)
+    stats = eda(
+        stats_src.source_lens,
+        stats_src.summary_lens,
+        stats_src.kept,
+        stats_src.dropped,
+        cell.model.hub_id,
+        encoder.budget,
+        split="train" if train_features else cell.eval.split,
+    )
     data = _data_record(cell, eval_split, train_split, train_features.ids if train_features else None, validation)
-    return Predicted(eval_examples, gen.predictions, gen.new_tokens, gen.seconds, eval_features.truncated, stats,
-                     data, device=device.type, precision=precision, fused=fused, compiled=runtime.compile,
-                     cache=cache, budget=budget, report=report,
-                     train_kept=train_features.kept if train_features else 0,
-                     train_dropped=train_features.dropped if train_features else 0,
-                     train_truncated=train_features.truncated if train_features else 0, test_loss=test_loss,
-                     trainable=trainable if method.trains else 0, total=total, adapter_bytes=adapter_bytes)
+    return Predicted(
+        eval_examples,
+        gen.predictions,
+        gen.new_tokens,
+        gen.seconds,
+        eval_features.truncated,
+        stats,
+        data,
+        device=device.type,
+        precision=precision,
+        fused=fused,
+        compiled=runtime.compile,
+        cache=cache,
+        budget=budget,
+        report=report,
+        train_kept=train_features.kept if train_features else 0,
+        train_dropped=train_features.dropped if train_features else 0,
+        train_truncated=train_features.truncated if train_features else 0,
+        test_loss=test_loss,
+        trainable=trainable if method.trains else 0,
+        total=total,
+        adapter_bytes=adapter_bytes,
+    )
 
 
 def method_params(method: Any, cell: Cell) -> Any:
@@ -431,9 +588,17 @@ def provenance() -> dict[str, Any]:
     sha = os.environ.get("PEFTSUM_GIT_SHA")
     if sha is None:
         try:
-            sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                 cwd=Path(__file__).parent).stdout.strip() or None
+            sha = (
+                subprocess.run(
+                    ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+                ).stdout.strip()
+                or None
+            )
         except (OSError, subprocess.SubprocessError):
             sha = None
-    return {"packages": packages, "git_sha": sha, "image": os.environ.get("PEFTSUM_IMAGE"),
-            "hostname": socket.gethostname()}
+    return {
+        "packages": packages,
+        "git_sha": sha,
+        "image": os.environ.get("PEFTSUM_IMAGE"),
+        "hostname": socket.gethostname(),
+    }

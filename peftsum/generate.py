@@ -53,13 +53,21 @@ def bytes_per_token(config: Any, element_bytes: int = 2) -> int:
     layers, hidden = int(text.num_hidden_layers), int(text.hidden_size)
     heads, head_dim = getattr(text, "num_heads", None), getattr(text, "d_kv", None)  # T5: attention width != d_model
     kv_width = heads * head_dim if isinstance(heads, int) and isinstance(head_dim, int) else hidden
-    mlp = next((v for v in (getattr(text, k, None) for k in ("d_ff", "n_inner", "intermediate_size"))
-                if isinstance(v, int)), 4 * hidden)
+    mlp = next(
+        (v for v in (getattr(text, k, None) for k in ("d_ff", "n_inner", "intermediate_size")) if isinstance(v, int)),
+        4 * hidden,
+    )
     return (2 * layers * kv_width + mlp) * element_bytes
 
 
-def generation_budget(train_batch_tokens: int | None, model: Any = None, device: torch.device | None = None, *,
-                      num_beams: int = 1, free_bytes: int | None = None) -> int:
+def generation_budget(
+    train_batch_tokens: int | None,
+    model: Any = None,
+    device: torch.device | None = None,
+    *,
+    num_beams: int = 1,
+    free_bytes: int | None = None,
+) -> int:
     """Padded tokens (prompt + new, per beam) per generation batch.
 
     Twice the training budget (no activations are kept for a backward pass). On CUDA: as many as ``MEMORY_SHARE``
@@ -79,28 +87,61 @@ def generation_budget(train_batch_tokens: int | None, model: Any = None, device:
 
 
 @torch.inference_mode()
-def generate(model: Any, tokenizer: Any, prompts: list[list[int]], *, causal: bool, max_new_tokens: int,
-             num_beams: int, device: torch.device, autocast_dtype: torch.dtype | None, budget_tokens: int,
-             batch_size: int | None = None, cache: str = "dynamic") -> GenerateReport:
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[list[int]],
+    *,
+    causal: bool,
+    max_new_tokens: int,
+    num_beams: int,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+    budget_tokens: int,
+    batch_size: int | None = None,
+    cache: str = "dynamic",
+    min_new_tokens: int = 0,
+) -> GenerateReport:
+    """Greedy or beam decoding of ``prompts`` in token-budget batches. ``min_new_tokens`` suppresses EOS until that
+    many tokens (the bench sets it to ``max_new_tokens``: fixed work per row, whatever the model would say)."""
     model.eval()
     preds: list[str] = [""] * len(prompts)
     counts = [0] * len(prompts)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    extra = {"cache_implementation": "static"} if cache == "static" else {}
+    extra: dict[str, Any] = {"cache_implementation": "static"} if cache == "static" else {}
+    if min_new_tokens:
+        extra["min_new_tokens"] = min_new_tokens
     multiple = STATIC_WIDTH_MULTIPLE if cache == "static" else 1
     t0 = time.perf_counter()
     # The training batcher, with every row's decoder length = max_new_tokens: sorted by length, within the budget.
-    plan = plan_batches([len(p) for p in prompts], [max_new_tokens] * len(prompts), batch_size, budget_tokens,
-                        group_by_length=True, seed=0, epoch=0, max_padding=None)  # big batches beat tight ones
+    plan = plan_batches(
+        [len(p) for p in prompts],
+        [max_new_tokens] * len(prompts),
+        batch_size,
+        budget_tokens,
+        group_by_length=True,
+        seed=0,
+        epoch=0,
+        max_padding=None,
+    )  # big batches beat tight ones
     padded = decoded = 0
     for indices in plan.batches:
-        batch = {k: v.to(device) for k, v in collate(indices, prompts, [], pad, causal, pad_left=causal,
-                                                     pad_multiple=multiple).items()}
+        batch = {
+            k: v.to(device)
+            for k, v in collate(indices, prompts, [], pad, causal, pad_left=causal, pad_multiple=multiple).items()
+        }
         padded += batch["input_ids"].numel()
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            out = model.generate(**batch, max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False,
-                                 eos_token_id=eos, pad_token_id=pad, **extra)
-        new = out[:, batch["input_ids"].shape[1]:] if causal else out[:, 1:]  # drop prompt / decoder start
+            out = model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                num_beams=num_beams,
+                do_sample=False,
+                eos_token_id=eos,
+                pad_token_id=pad,
+                **extra,
+            )
+        new = out[:, batch["input_ids"].shape[1] :] if causal else out[:, 1:]  # drop prompt / decoder start
         decoded += new.numel()
         for row, i in zip(new.tolist(), indices):
             if eos in row:
@@ -108,5 +149,6 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[int]], *, causal: bo
             row = [t for t in row if t != pad]
             counts[i] = len(row)
             preds[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
-    return GenerateReport(preds, counts, time.perf_counter() - t0, len(plan.batches), padded,
-                          sum(len(p) for p in prompts), decoded)
+    return GenerateReport(
+        preds, counts, time.perf_counter() - t0, len(plan.batches), padded, sum(len(p) for p in prompts), decoded
+    )

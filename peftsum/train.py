@@ -69,7 +69,7 @@ class TrainPlan:
         """The micro-batches of optimizer step ``step`` (epochs may differ in batch count)."""
         for epoch in range(len(self.epochs)):
             if step < self.steps_in(epoch):
-                return self.epochs[epoch].batches[step * self.accum:(step + 1) * self.accum]
+                return self.epochs[epoch].batches[step * self.accum : (step + 1) * self.accum]
             step -= self.steps_in(epoch)
         raise IndexError("step beyond the planned epochs")
 
@@ -80,8 +80,19 @@ def make_plan(features: TrainFeatures, settings: TrainSettings, seed: int, seq2s
     in_lens = [len(x) for x in features.input_ids]
     out_lens = [len(y) for y in features.labels] if seq2seq else [0] * len(in_lens)
     n_epochs = math.ceil(settings.epochs)
-    epochs = [plan_batches(in_lens, out_lens, settings.batch_size, settings.batch_tokens, settings.group_by_length,
-                           seed, e, settings.max_padding) for e in range(n_epochs)]
+    epochs = [
+        plan_batches(
+            in_lens,
+            out_lens,
+            settings.batch_size,
+            settings.batch_tokens,
+            settings.group_by_length,
+            seed,
+            e,
+            settings.max_padding,
+        )
+        for e in range(n_epochs)
+    ]
     plan = TrainPlan(epochs, settings.grad_accum, 0)
     whole, frac = divmod(settings.epochs, 1)
     total = sum(plan.steps_in(e) for e in range(int(whole)))
@@ -179,11 +190,23 @@ def _lr_lambda(settings: TrainSettings, total: int) -> Callable[[int], float]:
     return factor
 
 
-def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainSettings, *, pad_id: int,
-          causal: bool, device: torch.device, autocast_dtype: torch.dtype | None, fused: bool,
-          checkpointer: Checkpointer | None, on_step: Callable[[Any, int], None] | None = None,
-          progress: Callable[[TrainReport, int], None] | None = None, compile_model: bool = False,
-          validate: Callable[[Any], dict[str, float | None]] | None = None) -> TrainReport:
+def train(
+    model: Any,
+    features: TrainFeatures,
+    plan: TrainPlan,
+    settings: TrainSettings,
+    *,
+    pad_id: int,
+    causal: bool,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+    fused: bool,
+    checkpointer: Checkpointer | None,
+    on_step: Callable[[Any, int], None] | None = None,
+    progress: Callable[[TrainReport, int], None] | None = None,
+    compile_model: bool = False,
+    validate: Callable[[Any], dict[str, float | None]] | None = None,
+) -> TrainReport:
     """Train ``model`` in place for ``plan.total_steps`` optimizer steps, resuming from the latest checkpoint.
 
     ``progress(report, total_steps)`` is called after every optimizer step (``report.steps`` is the step count).
@@ -195,9 +218,11 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     decay = [p for n, p in params.items() if p.ndim >= 2]
     no_decay = [p for n, p in params.items() if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=settings.learning_rate, fused=fused or None)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=settings.learning_rate,
+        fused=fused or None,
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings, plan.total_steps))
     if settings.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -227,16 +252,26 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
             best_weights = weights
 
     def save_checkpoint() -> None:
-        training = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "rng_cpu": torch.get_rng_state()}
+        training = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+        }
         if torch.cuda.is_available():
             training["rng_cuda"] = torch.cuda.get_rng_state()
-        state = {"step": step, "loss_history": report.loss_history, "tokens": report.tokens,
-                 "padded_tokens": report.padded_tokens, "seconds": report.seconds, "history": report.history,
-                 "best": report.best}
+        state = {
+            "step": step,
+            "loss_history": report.loss_history,
+            "tokens": report.tokens,
+            "padded_tokens": report.padded_tokens,
+            "seconds": report.seconds,
+            "history": report.history,
+            "best": report.best,
+        }
         best_is_current = report.best is not None and report.history[report.best]["step"] == step
-        report.checkpoint_bytes = checkpointer.save(step, params, training, state,
-                                                    best=None if best_is_current else best_weights)
+        report.checkpoint_bytes = checkpointer.save(
+            step, params, training, state, best=None if best_is_current else best_weights
+        )
 
     eval_at = set(plan.eval_steps(settings.eval_every)) if validate is not None else set()
 
@@ -256,7 +291,8 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
                 cpu_batch = collate(indices, features.input_ids, features.labels, pad_id, causal)
                 # Counted on the host copy: no device sync per micro-batch (one .item() per step, below).
                 report.tokens += int(cpu_batch["attention_mask"].sum()) + (
-                    0 if causal else int((cpu_batch["labels"] != -100).sum()))
+                    0 if causal else int((cpu_batch["labels"] != -100).sum())
+                )
                 report.padded_tokens += cpu_batch["input_ids"].numel() + (0 if causal else cpu_batch["labels"].numel())
                 batch = {k: v.to(device, non_blocking=True) for k, v in cpu_batch.items()}
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
@@ -280,8 +316,12 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
             if evaluated:
                 since = report.history[-1]["step"] if report.history else 0
                 losses = report.loss_history[since:step]
-                row = {"epoch": plan.epoch_at(step), "step": step,
-                       "train_loss": sum(losses) / len(losses), **validate(model)}
+                row = {
+                    "epoch": plan.epoch_at(step),
+                    "step": step,
+                    "train_loss": sum(losses) / len(losses),
+                    **validate(model),
+                }
                 model.train()
                 best_row = report.history[report.best] if report.best is not None else None
                 if settings.select_best != "off" and is_better(settings.select_best, row, best_row):
@@ -289,9 +329,14 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
                     best_weights = {n: p.detach().to("cpu", copy=True) for n, p in params.items()}
                 report.history.append(row)
             if checkpointer is not None and step < plan.total_steps:
-                due = evaluated or (settings.checkpoint_every_steps and step % settings.checkpoint_every_steps == 0) \
-                    or (settings.checkpoint_every_seconds
-                        and time.monotonic() - last_ckpt >= settings.checkpoint_every_seconds)
+                due = (
+                    evaluated
+                    or (settings.checkpoint_every_steps and step % settings.checkpoint_every_steps == 0)
+                    or (
+                        settings.checkpoint_every_seconds
+                        and time.monotonic() - last_ckpt >= settings.checkpoint_every_seconds
+                    )
+                )
                 if due or stop["sigterm"]:
                     save_checkpoint()
                     last_ckpt = time.monotonic()
@@ -309,8 +354,15 @@ def train(model: Any, features: TrainFeatures, plan: TrainPlan, settings: TrainS
     return report
 
 
-def teacher_forced_loss(model: Any, features: TrainFeatures | None, pad_id: int, causal: bool, device: torch.device,
-                        autocast_dtype: torch.dtype | None, batch: int = 32) -> float | None:
+def teacher_forced_loss(
+    model: Any,
+    features: TrainFeatures | None,
+    pad_id: int,
+    causal: bool,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+    batch: int = 32,
+) -> float | None:
     """Token-weighted mean loss of ``model`` on ``features`` (validation, or the scored test examples); None if
     there are none. Leaves the model in eval mode."""
     if features is None or not features.input_ids:

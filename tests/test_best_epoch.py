@@ -27,14 +27,15 @@ name: best
 axes: {{model: [tiny-gpt2], method: [full], dataset: [synthetic-dialogsum]}}
 defaults:
   train: {{epochs: {epochs}, learning_rate: 3.0e-3, lr_scheduler: constant, warmup_ratio: 0, batch_tokens: 512,
-          eval_every: {every}, select_best: {select}, checkpoint_every_seconds: null}}
+          eval_every: {every}, select_best: {select}, select_best_limit: 8, checkpoint_every_seconds: null}}
   eval: {{limit: 12, max_new_tokens: 16}}
   data: {{train_limit: 16, validation_limit: 24}}
 """
 
 
-def _run(root: Path, epochs: float, every: str, select: str, kill_after_epoch: int | None = None
-         ) -> tuple[dict, list[dict]]:
+def _run(
+    root: Path, epochs: float, every: str, select: str, kill_after_epoch: int | None = None
+) -> tuple[dict, list[dict]]:
     """Run the grid's one cell in its own process (killed once after that epoch's checkpoint, then rerun);
     returns (result.json, predictions)."""
     cell = parse_grid(GRID.format(epochs=epochs, every=every, select=select)).cells[0]
@@ -55,8 +56,12 @@ def _run(root: Path, epochs: float, every: str, select: str, kill_after_epoch: i
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
     manifest = layout.done_manifest(store, "best", cell.cell_id)
     result = json.loads(store.read_bytes(layout.result_key("best", cell.cell_id, manifest)))
-    preds = [json.loads(line) for line in
-             store.read_bytes(layout.result_key("best", cell.cell_id, manifest, "predictions.jsonl")).splitlines()]
+    preds = [
+        json.loads(line)
+        for line in store.read_bytes(
+            layout.result_key("best", cell.cell_id, manifest, "predictions.jsonl")
+        ).splitlines()
+    ]
     return result, preds
 
 
@@ -102,3 +107,14 @@ def test_sigkill_between_epochs_resumes_to_the_same_choice(selected, tmp_path: P
     assert resumed["train"]["best_epoch"] == result["train"]["best_epoch"]
     assert resumed["train"]["history"] == result["train"]["history"]
     assert [p["prediction"] for p in resumed_preds] == [p["prediction"] for p in preds]
+
+
+def test_select_best_by_rougeL_keeps_the_highest_validation_rougeL(tmp_path: Path) -> None:
+    result, _ = _run(tmp_path, 4, "epoch", "rougeL")
+    history = result["train"]["history"]
+    scores = [row["val_rougeL"] for row in history]
+    assert len(scores) == 4 and all(0.0 <= s <= 1.0 for s in scores)
+    assert len(set(scores)) > 1, f"ROUGE-L did not move, nothing was selected: {scores}"
+    # the first epoch of the highest score (a later tie is not better)
+    assert result["train"]["best_epoch"] == history[scores.index(max(scores))]["epoch"]
+    assert all(row["val_loss"] is not None for row in history)  # the loss is still recorded beside it

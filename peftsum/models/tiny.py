@@ -1,26 +1,45 @@
-"""``tiny-gpt2`` and ``tiny-t5``: small random-init models of the real architectures, built locally.
+"""``tiny-gpt2`` and ``tiny-t5``: small *pretrained* models of the real architectures, shipped with peftsum.
 
-Why: nothing can be downloaded here, yet the quickstart and tests must run the real code path. The tokenizer is a
-byte-level BPE trained on the synthetic corpus (so names and places are single tokens), the weights are a seeded
-random init, and both are saved with ``save_pretrained`` into the cache, from where peftsum loads them exactly as
-it loads a hub model.
+Why: nothing can be downloaded here, yet the quickstart and tests must run the real code path, and the methods must
+have something to adapt (an adapter on a random-init base learns next to nothing). Each model is a byte-level BPE
+tokenizer trained on the synthetic corpus (names and places are single tokens) and a small GPT-2 or T5 pretrained
+by ``peftsum.models.pretrain`` (causal LM / span corruption on an unpaired corpus). The build is deterministic (one
+thread, fixed seeds, deterministic kernels); its files are committed under ``peftsum/models/weights/<name>/`` and
+checked against ``DIGESTS`` before use. Rebuild with ``bash scripts/build-tiny-models.sh`` (about 7 minutes each).
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
+import hashlib
 import os
 import shutil
+import sys
 import tempfile
+import time
 from pathlib import Path
 
-from peftsum.spec.catalog import TINY_VERSION as VERSION  # the cache path and the cell ids include it
-from peftsum.store.fetch import cache_root
+from peftsum.models.pretrain import SENTINELS, Recipe
+from peftsum.spec.catalog import TINY_VERSION as VERSION  # the cell ids include it
 
 VOCAB_SIZE = 2048
-SPECIALS = ["<pad>", "</s>", "<unk>"]  # ids 0, 1, 2
+SPECIALS = ["<pad>", "</s>", "<unk>", *SENTINELS]  # ids 0, 1, 2, then the span-corruption sentinels
+WEIGHTS = Path(__file__).parent / "weights"
+RECIPES = {
+    "tiny-gpt2": Recipe("causal", epochs=4, learning_rate=3e-3),
+    # Span corruption alone leaves T5's decoder a poor writer: full fine-tuning then reached ROUGE-L 0.15 on the
+    # quickstart against 0.30 with half the documents as prefix LM (docs/models.md).
+    "tiny-t5": Recipe("span_corruption", epochs=8, learning_rate=5e-3, documents=3000, prefix_lm=0.5),
+}
+# sha256 over the shipped files (names and bytes, sorted by name): what `build` gives on any machine.
+DIGESTS = {
+    "tiny-gpt2": "e7c7da19632fba40aac91f3ae8bfa132d66ea7870800a193058ecbc7328d024f",
+    "tiny-t5": "64f1cc373cf8e88a62c917229122331b88dde3332aeac0ed9bb812f8179059f7",
+}
 
 
-def _corpus() -> list[str]:
+def _tokenizer_corpus() -> list[str]:
     from peftsum.data.prompts import TEMPLATES
     from peftsum.data.synthetic import generate
 
@@ -39,51 +58,142 @@ def _build_tokenizer(out: Path) -> None:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIALS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_corpus(), trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                                   model_max_length=512)
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=SPECIALS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(_tokenizer_corpus(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        additional_special_tokens=SENTINELS,
+        model_max_length=512,
+    )
     fast.save_pretrained(out)
 
 
-def _build_model(name: str, out: Path) -> None:
+def _init_model(name: str):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(0)
     if name == "tiny-gpt2":
-        config = GPT2Config(vocab_size=VOCAB_SIZE, n_positions=512, n_embd=128, n_layer=2, n_head=4,
-                            bos_token_id=1, eos_token_id=1, pad_token_id=0)
-        model = GPT2LMHeadModel(config)
-    else:
-        config = T5Config(vocab_size=VOCAB_SIZE, d_model=128, d_ff=256, d_kv=32, num_heads=4, num_layers=2,
-                          num_decoder_layers=2, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
-                          feed_forward_proj="relu", tie_word_embeddings=True)
-        model = T5ForConditionalGeneration(config)
+        return GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=VOCAB_SIZE,
+                n_positions=512,
+                n_embd=128,
+                n_layer=2,
+                n_head=4,
+                bos_token_id=1,
+                eos_token_id=1,
+                pad_token_id=0,
+            )
+        )
+    return T5ForConditionalGeneration(
+        T5Config(
+            vocab_size=VOCAB_SIZE,
+            d_model=128,
+            d_ff=256,
+            d_kv=32,
+            num_heads=4,
+            num_layers=2,
+            num_decoder_layers=2,
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+            feed_forward_proj="relu",
+            tie_word_embeddings=True,
+        )
+    )
+
+
+def digest(folder: Path) -> str:
+    """sha256 over the files of a saved model (names and bytes, sorted by name)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def build(name: str, out: Path, log=print) -> str:
+    """Build tiny model ``name`` from nothing into ``out`` (tokenizer, init, pretraining); returns its digest.
+
+    Deterministic: one CPU thread, deterministic kernels, fixed seeds — the same digest on every build.
+    """
+    import torch
+    from transformers import AutoTokenizer
+
+    from peftsum.models.pretrain import pretrain
+
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    out.mkdir(parents=True, exist_ok=True)
+    _build_tokenizer(out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    model = _init_model(name)
+    t0 = time.monotonic()
+    losses = pretrain(
+        model,
+        tokenizer,
+        RECIPES[name],
+        progress=lambda step, total, loss: log(
+            f"{name}: step {step}/{total} loss {loss:.3f} ({time.monotonic() - t0:.0f} s)"
+        ),
+    )
+    log(f"{name}: pretrained in {len(losses)} steps, loss {losses[0]:.2f} -> {losses[-1]:.2f}")
     model.save_pretrained(out)
+    return digest(out)
 
 
+@functools.cache
 def ensure_tiny(name: str) -> Path:
-    """Path of the saved tiny model ``name`` (``tiny-gpt2`` or ``tiny-gpt2@v1``), building it on first use (safe
-    under concurrent builders). A version other than this code's recipe is refused: it cannot be rebuilt."""
+    """Folder of the shipped tiny model ``name`` (``tiny-gpt2`` or ``tiny-gpt2@v2``), after checking its digest.
+
+    A version other than this peftsum's is refused: its weights are not shipped here.
+    """
     name, _, version = name.partition("@")
     if version and version != VERSION:
-        raise ValueError(f"the cell asks for builtin:{name}@{version}, but this peftsum builds {name}@{VERSION}; "
-                         f"re-expand the grid with this version (new cell ids) or use the peftsum that made it")
-    final = cache_root() / "models" / f"{name}-{VERSION}"
-    if (final / "config.json").exists():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}-"))
+        raise ValueError(
+            f"the cell asks for builtin:{name}@{version}, but this peftsum ships {name}@{VERSION}; "
+            f"re-expand the grid with this version (new cell ids) or use the peftsum that made it"
+        )
+    if name not in RECIPES:
+        raise ValueError(f"no built-in model {name!r}; built-in: {', '.join(RECIPES)}")
+    folder = WEIGHTS / name
+    found = digest(folder) if folder.is_dir() else "missing"
+    if found != DIGESTS[name]:
+        raise RuntimeError(
+            f"{folder}: the shipped {name} files do not match their committed digest "
+            f"(found {found}, expected {DIGESTS[name]}); restore them from git or rebuild with "
+            f"bash scripts/build-tiny-models.sh"
+        )
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m peftsum.models.tiny",
+        description="Build a tiny model from nothing and print its digest (compare with DIGESTS).",
+    )
+    parser.add_argument("--model", choices=sorted(RECIPES), required=True)
+    parser.add_argument("--out", type=Path, required=True, help="folder to write (replaced)")
+    args = parser.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{args.model}-", dir=args.out.parent if args.out.parent.exists() else None))
     try:
-        _build_tokenizer(tmp)
-        _build_model(name, tmp)
-        try:
-            os.rename(tmp, final)  # atomic; another process may have won the race, which is fine
-        except OSError:
-            if not (final / "config.json").exists():
-                raise
+        found = build(args.model, tmp, log=lambda line: print(line, file=sys.stderr, flush=True))
+        shutil.rmtree(args.out, ignore_errors=True)
+        shutil.move(str(tmp), args.out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    print(f"{args.model} {found}")
+    return 0 if found == DIGESTS[args.model] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -16,7 +16,7 @@ ARCH_FAMILY = {"gpt2": "causal", "t5": "seq2seq", "bart": "seq2seq", "causal": "
 
 # The recipe of the built-in tiny models (peftsum.models.tiny). It is part of their hub id, hence of every cell id:
 # a new recipe gives new cells instead of silently reusing results of the old weights. Bump it with the recipe.
-TINY_VERSION = "v1"
+TINY_VERSION = "v2"
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ MODELS: dict[str, ModelInfo] = {
     "flan-t5-large": ModelInfo("google/flan-t5-large", "t5", 512),
     "bart-base": ModelInfo("facebook/bart-base", "bart", 1024),
     "bart-large": ModelInfo("facebook/bart-large", "bart", 1024),
-    # Built on first use from a small config and a tokenizer trained on the synthetic corpus (peftsum.models.tiny),
-    # saved to the cache and then loaded through the same from_pretrained path as the hub models.
+    # Pretrained on a synthetic corpus and shipped with peftsum (peftsum.models.tiny), loaded through the same
+    # from_pretrained path as the hub models.
     "tiny-gpt2": ModelInfo(f"builtin:tiny-gpt2@{TINY_VERSION}", "gpt2", 512),
     "tiny-t5": ModelInfo(f"builtin:tiny-t5@{TINY_VERSION}", "t5", 512),
 }
@@ -67,18 +67,21 @@ class DatasetInfo:
 DATASETS: dict[str, DatasetInfo] = {
     # DialogSum's test set gives three human summaries per dialogue, as three rows with the same dialogue (the full
     # set: 1,500 test rows = 500 dialogues x 3): scored grouped, as the literature reports it.
-    "dialogsum": DatasetInfo("hub", "knkarthick/dialogsum", "dialogue", "dialogue", "summary", id_column="id",
-                             references="grouped"),
+    "dialogsum": DatasetInfo(
+        "hub", "knkarthick/dialogsum", "dialogue", "dialogue", "summary", id_column="id", references="grouped"
+    ),
     # The copy the study names (about 2,000 / 500 / 500 rows; its 499 test rows are 167 dialogues x 3, ids
     # test_0_1 ... test_0_3), assumed to have the full set's columns (id, dialogue, summary).
-    "dialogsum-test": DatasetInfo("hub", "neil-code/dialogsum-test", "dialogue", "dialogue", "summary",
-                                  id_column="id", references="grouped"),
+    "dialogsum-test": DatasetInfo(
+        "hub", "neil-code/dialogsum-test", "dialogue", "dialogue", "summary", id_column="id", references="grouped"
+    ),
     # Samsung/samsum is a loading script, which datasets >= 4 refuses to run; this is a plain-file copy with the
     # same columns. Override hub id / revision in the grid's ``datasets:`` section to pin another copy.
     "samsum": DatasetInfo("hub", "knkarthick/samsum", "dialogue", "dialogue", "summary", id_column="id"),
     # Version 3.0.0 (non-anonymised, the one every recent paper uses; the study does not name its version).
-    "cnn_dailymail": DatasetInfo("hub", "abisee/cnn_dailymail", "news", "article", "highlights", config="3.0.0",
-                                 id_column="id"),
+    "cnn_dailymail": DatasetInfo(
+        "hub", "abisee/cnn_dailymail", "news", "article", "highlights", config="3.0.0", id_column="id"
+    ),
     "synthetic-dialogsum": DatasetInfo("synthetic", "dialogsum", "dialogue", "dialogue", "summary", id_column="id"),
     "synthetic-news": DatasetInfo("synthetic", "news", "news", "article", "highlights", id_column="id"),
 }

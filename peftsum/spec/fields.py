@@ -50,8 +50,19 @@ def setting(
             the check would return.
         type_doc: how the reference docs describe a ``check``-ed value's type.
     """
-    meta = dict(doc=doc, kind=kind, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, choices=choices,
-                nullable=nullable, auto=auto, check=check, type_doc=type_doc)
+    meta = dict(
+        doc=doc,
+        kind=kind,
+        lo=lo,
+        hi=hi,
+        lo_open=lo_open,
+        hi_open=hi_open,
+        choices=choices,
+        nullable=nullable,
+        auto=auto,
+        check=check,
+        type_doc=type_doc,
+    )
     if isinstance(default, list):
         default = tuple(default)
     return dataclasses.field(default=default, metadata=meta)

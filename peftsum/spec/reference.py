@@ -64,8 +64,10 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
 
 def settings_table(cls: type, prefix: str = "") -> list[str]:
     """Key / type and range / default / meaning of one settings dataclass."""
-    rows = [(f"`{prefix}{key}`", kind, f"`{_default_text(default)}`", _cell(doc))
-            for key, kind, default, doc in reference_rows(cls)]
+    rows = [
+        (f"`{prefix}{key}`", kind, f"`{_default_text(default)}`", _cell(doc))
+        for key, kind, default, doc in reference_rows(cls)
+    ]
     return _table(("key", "type and range", "default", "meaning"), rows)
 
 
@@ -78,14 +80,26 @@ def _preset_rows(preset: str) -> list[tuple[str, str]]:
 
 
 def _methods() -> list[str]:
-    lines = ["## Methods", "",
-             "Each method is a registered name (`peftsum/methods/<name>.py`). Use it directly in `axes.method`, or "
-             "declare variants under `methods:` with `type: <name>` plus the parameters below; a variant may also "
-             "carry `train` / `eval` / `data` overrides.", ""]
-    lines += _table(("method", "trains", "parameters", "what it is"),
-                    ((f"`{name}`", "yes" if METHODS.get(name).trains else "no (baseline)",
-                      ", ".join(f"`{f.name}`" for f in dataclasses.fields(METHODS.get(name).params)) or "–",
-                      _cell(METHODS.get(name).doc)) for name in METHODS.names()))
+    lines = [
+        "## Methods",
+        "",
+        "Each method is a registered name (`peftsum/methods/<name>.py`). Use it directly in `axes.method`, or "
+        "declare variants under `methods:` with `type: <name>` plus the parameters below; a variant may also "
+        "carry `train` / `eval` / `data` overrides.",
+        "",
+    ]
+    lines += _table(
+        ("method", "trains", "parameters", "what it is"),
+        (
+            (
+                f"`{name}`",
+                "yes" if METHODS.get(name).trains else "no (baseline)",
+                ", ".join(f"`{f.name}`" for f in dataclasses.fields(METHODS.get(name).params)) or "–",
+                _cell(METHODS.get(name).doc),
+            )
+            for name in METHODS.names()
+        ),
+    )
     lines.append("")
     for name in METHODS.names():
         method = METHODS.get(name)
@@ -93,18 +107,24 @@ def _methods() -> list[str]:
         if dataclasses.fields(method.params):
             lines += settings_table(method.params, prefix="")
         else:
-            lines.append("No parameters: a `methods:` variant of this type takes only `type` and the "
-                         "`train` / `eval` / `data` overrides.")
+            lines.append(
+                "No parameters: a `methods:` variant of this type takes only `type` and the "
+                "`train` / `eval` / `data` overrides."
+            )
         lines.append("")
     return lines
 
 
 def _compat() -> list[str]:
     archs = list(ARCH_FAMILY)
-    lines = ["## Compatibility", "",
-             "Model architecture × method pairs that `launcher validate` refuses (exit code 2), with the reason. "
-             "`causal` and `seq2seq` are the architectures of models declared under `models:` with only a `family`. "
-             "`launcher validate --compat` prints the same list.", ""]
+    lines = [
+        "## Compatibility",
+        "",
+        "Model architecture × method pairs that `launcher validate` refuses (exit code 2), with the reason. "
+        "`causal` and `seq2seq` are the architectures of models declared under `models:` with only a `family`. "
+        "`launcher validate --compat` prints the same list.",
+        "",
+    ]
     header = ("method", *(f"{a} ({ARCH_FAMILY[a]})" if a != ARCH_FAMILY[a] else a for a in archs))
     rows = []
     for name in METHODS.names():
@@ -112,8 +132,11 @@ def _compat() -> list[str]:
         rows.append((f"`{name}`", *("✗" if a in refused else "✓" for a in archs)))
     lines += _table(header, rows)
     lines.append("")
-    reasons = [(f"`{name}`", f"`{arch}`", _cell(reason)) for name in METHODS.names()
-               for arch, reason in sorted(METHODS.get(name).incompatible.items())]
+    reasons = [
+        (f"`{name}`", f"`{arch}`", _cell(reason))
+        for name in METHODS.names()
+        for arch, reason in sorted(METHODS.get(name).incompatible.items())
+    ]
     if reasons:
         lines += _table(("method", "architecture", "reason"), reasons)
         lines.append("")
@@ -121,37 +144,76 @@ def _compat() -> list[str]:
 
 
 def _models() -> list[str]:
-    lines = ["## Model catalog", "",
-             "Names usable in `axes.model` without a `models:` entry. `context` is the source window in tokens "
-             "(`n_positions` for causal models, the encoder input length for seq2seq). `builtin:` models are built "
-             "locally on first use (random init, tokenizer trained on the synthetic corpus) into the cache "
-             "(`$PEFTSUM_CACHE`, default `~/.cache/peftsum`). `revision` null = the hub's default branch.", ""]
-    lines += _table(("name", "hub id", "arch", "family", "context", "revision"),
-                    ((f"`{name}`", f"`{m.hub_id}`", m.arch, m.family, str(m.context), yaml_scalar(m.revision))
-                     for name, m in MODELS.items()))
+    lines = [
+        "## Model catalog",
+        "",
+        "Names usable in `axes.model` without a `models:` entry. `context` is the source window in tokens "
+        "(`n_positions` for causal models, the encoder input length for seq2seq). `builtin:` models are small "
+        "models pretrained on a synthetic corpus and shipped with peftsum, their files checked against committed "
+        "digests at load ([models.md](models.md)). `revision` null = the hub's default branch.",
+        "",
+    ]
+    lines += _table(
+        ("name", "hub id", "arch", "family", "context", "revision"),
+        (
+            (f"`{name}`", f"`{m.hub_id}`", m.arch, m.family, str(m.context), yaml_scalar(m.revision))
+            for name, m in MODELS.items()
+        ),
+    )
     lines.append("")
     return lines
 
 
 def _datasets() -> list[str]:
-    lines = ["## Dataset catalog", "",
-             "Names usable in `axes.dataset` without a `datasets:` entry. `kind` picks the prompt wording; "
-             "`id column` null = examples are numbered `<split>-<row>`. `revision` null = the default branch. "
-             "`references`: what `eval.references: auto` becomes for the dataset.", ""]
-    lines += _table(("name", "source", "id", "config", "revision", "kind", "source column", "summary column",
-                     "id column", "references"),
-                    ((f"`{name}`", d.source, f"`{d.id}`", yaml_scalar(d.config), yaml_scalar(d.revision), d.kind,
-                      f"`{d.source_column}`", f"`{d.summary_column}`", yaml_scalar(d.id_column), d.references)
-                     for name, d in DATASETS.items()))
+    lines = [
+        "## Dataset catalog",
+        "",
+        "Names usable in `axes.dataset` without a `datasets:` entry. `kind` picks the prompt wording; "
+        "`id column` null = examples are numbered `<split>-<row>`. `revision` null = the default branch. "
+        "`references`: what `eval.references: auto` becomes for the dataset.",
+        "",
+    ]
+    lines += _table(
+        (
+            "name",
+            "source",
+            "id",
+            "config",
+            "revision",
+            "kind",
+            "source column",
+            "summary column",
+            "id column",
+            "references",
+        ),
+        (
+            (
+                f"`{name}`",
+                d.source,
+                f"`{d.id}`",
+                yaml_scalar(d.config),
+                yaml_scalar(d.revision),
+                d.kind,
+                f"`{d.source_column}`",
+                f"`{d.summary_column}`",
+                yaml_scalar(d.id_column),
+                d.references,
+            )
+            for name, d in DATASETS.items()
+        ),
+    )
     lines.append("")
     return lines
 
 
 def _presets() -> list[str]:
-    lines = ["## Presets", "",
-             "`defaults.preset` picks the lowest settings layer (preset < defaults < datasets.<d> < models.<m> < "
-             "methods.<variant> < include entry). A `{causal: …, seq2seq: …}` value is chosen by the model's family.",
-             ""]
+    lines = [
+        "## Presets",
+        "",
+        "`defaults.preset` picks the lowest settings layer (preset < defaults < datasets.<d> < models.<m> < "
+        "methods.<variant> < include entry). A `{causal: …, seq2seq: …}` value is chosen by the model's family.",
+        "",
+    ]
     for name in PRESETS:
         rows = _preset_rows(name)
         lines += [f"### `{name}`", ""]
@@ -165,20 +227,37 @@ def _presets() -> list[str]:
 
 def render() -> str:
     """The whole reference as Markdown."""
-    lines = ["# grid.yaml reference", "",
-             "<!-- Generated by `python -m peftsum.spec.reference > docs/grid-reference.md`; do not edit by hand. -->",
-             "", "Every table below is generated from the code that validates the grid, so it lists exactly what "
-             "`launcher validate` accepts. The guide to the file as a whole is [grid.md](grid.md).", "",
-             "Ranges: `[a, b]` includes both ends, `(a, b)` excludes them. Numbers in YAML: write `5.0e-5`, not "
-             "`5e-5` (PyYAML reads the latter as a string).", ""]
+    lines = [
+        "# grid.yaml reference",
+        "",
+        "<!-- Generated by `python -m peftsum.spec.reference > docs/grid-reference.md`; do not edit by hand. -->",
+        "",
+        "Every table below is generated from the code that validates the grid, so it lists exactly what "
+        "`launcher validate` accepts. The guide to the file as a whole is [grid.md](grid.md).",
+        "",
+        "Ranges: `[a, b]` includes both ends, `(a, b)` excludes them. Numbers in YAML: write `5.0e-5`, not "
+        "`5e-5` (PyYAML reads the latter as a string).",
+        "",
+    ]
     for section, cls in SECTIONS.items():
-        lines += [f"## `{section}` settings", "", _cell((cls.__doc__ or "").strip()), "",
-                  f"Set under `defaults.{section}`, `datasets.<dataset>.{section}`, `models.<model>.{section}`, "
-                  f"`methods.<variant>.{section}` or an `include` entry's `{section}`.", ""]
+        lines += [
+            f"## `{section}` settings",
+            "",
+            _cell((cls.__doc__ or "").strip()),
+            "",
+            f"Set under `defaults.{section}`, `datasets.<dataset>.{section}`, `models.<model>.{section}`, "
+            f"`methods.<variant>.{section}` or an `include` entry's `{section}`.",
+            "",
+        ]
         lines += settings_table(cls)
         lines.append("")
-    lines += ["## `cluster` settings", "", _cell((ClusterSettings.__doc__ or "").strip()),
-              "How each key shapes the Job, and what the failure states mean: [operations.md](operations.md).", ""]
+    lines += [
+        "## `cluster` settings",
+        "",
+        _cell((ClusterSettings.__doc__ or "").strip()),
+        "How each key shapes the Job, and what the failure states mean: [operations.md](operations.md).",
+        "",
+    ]
     lines += settings_table(ClusterSettings)
     lines += ["", "### `cluster.pod` settings", "", _cell((PodSettings.__doc__ or "").strip()), ""]
     lines += settings_table(PodSettings, "pod.")

@@ -15,10 +15,12 @@ def test_eda_whitespace_and_model_tokenizer(tmp_path: Path, capsys) -> None:
     assert stats["source"]["p50"] <= stats["source"]["p95"] <= stats["source"]["max"]
     assert sum(stats["merged"]["histogram"]["counts"]) == 300
     assert (tmp_path / "w" / "lengths.png").read_bytes()[:4] == b"\x89PNG"
-    assert main(["eda", "synthetic-dialogsum", "--model", "tiny-gpt2", "--limit", "300",
-                 "--out", str(tmp_path / "m")]) == 0
+    assert (
+        main(["eda", "synthetic-dialogsum", "--model", "tiny-gpt2", "--limit", "300", "--out", str(tmp_path / "m")])
+        == 0
+    )
     tok = json.loads((tmp_path / "m" / "eda.json").read_text())
-    assert tok["tokenizer"] == "builtin:tiny-gpt2@v1" and tok["source_token_budget"] < 512
+    assert tok["tokenizer"] == "builtin:tiny-gpt2@v2" and tok["source_token_budget"] < 512
     assert tok["kept"] + tok["dropped"] == 300
     assert "dropped by the context filter" in capsys.readouterr().out
 

@@ -27,8 +27,12 @@ def _write(folder: Path, split: str, rows: list[dict]) -> None:
 
 
 def _run(grid_file: Path, store: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "launcher.cli", "run", str(grid_file), "--store", str(store)],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "launcher.cli", "run", str(grid_file), "--store", str(store)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
 
 
@@ -37,15 +41,20 @@ def _attempt(store: Path, grid: str, cell_id: str) -> tuple[dict, list[dict]]:
     manifest = layout.done_manifest(s, grid, cell_id)
     assert manifest is not None
     result = json.loads(s.read_bytes(layout.result_key(grid, cell_id, manifest)))
-    preds = [json.loads(x) for x in s.read_bytes(layout.result_key(grid, cell_id, manifest, "predictions.jsonl"))
-             .splitlines()]
+    preds = [
+        json.loads(x)
+        for x in s.read_bytes(layout.result_key(grid, cell_id, manifest, "predictions.jsonl")).splitlines()
+    ]
     return result, preds
 
 
 def test_shared_length_filter_gives_every_model_the_same_example_ids(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    planted = {"id": PLANTED, "dialogue": " ".join(["#Person1#: I talked for a very long time."] * 60),
-               "summary": "#Person1# talks."}
+    planted = {
+        "id": PLANTED,
+        "dialogue": " ".join(["#Person1#: I talked for a very long time."] * 60),
+        "summary": "#Person1# talks.",
+    }
     _write(data, "train", [planted, *generate("dialogsum", "train", 40)])
     _write(data, "test", [*generate("dialogsum", "test", 10), planted])
     grid_file = tmp_path / "grid.yaml"
@@ -69,12 +78,17 @@ defaults:
 
     from peftsum.models.load import resolve_path
 
-    tok = AutoTokenizer.from_pretrained(resolve_path("builtin:tiny-gpt2@v1"))  # the reference tokenizer, directly
+    tok = AutoTokenizer.from_pretrained(resolve_path("builtin:tiny-gpt2@v2"))  # the reference tokenizer, directly
 
     def kept(split: str) -> list[str]:
         rows = [json.loads(x) for x in (data / f"{split}.jsonl").read_text().splitlines()]
-        return [r["id"] for r in rows if len(tok(r["dialogue"], add_special_tokens=False)["input_ids"])
-                + len(tok(r["summary"], add_special_tokens=False)["input_ids"]) <= LIMIT]
+        return [
+            r["id"]
+            for r in rows
+            if len(tok(r["dialogue"], add_special_tokens=False)["input_ids"])
+            + len(tok(r["summary"], add_special_tokens=False)["input_ids"])
+            <= LIMIT
+        ]
 
     train_ids, test_ids = kept("train"), kept("test")
     assert PLANTED not in train_ids and PLANTED not in test_ids and len(train_ids) > 20
@@ -137,19 +151,28 @@ def test_validating_on_a_dataset_without_validation_split_fails_at_once_with_exi
     data = tmp_path / "data"
     _write(data, "train", generate("dialogsum", "train", 8))
     _write(data, "test", generate("dialogsum", "test", 4))
-    cell = load_grid(_grid_file(tmp_path, f"""
+    cell = load_grid(
+        _grid_file(
+            tmp_path,
+            f"""
 name: noval
 datasets:
   two: {{source: local, id: "{data}", kind: dialogue, source_column: dialogue, summary_column: summary}}
 axes: {{model: [tiny-gpt2], method: [full], dataset: [two]}}
 defaults:
   train: {{eval_every: epoch, select_best: eval_loss}}
-""")).cells[0]
+""",
+        )
+    ).cells[0]
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(cell.to_dict()))
     store = tmp_path / "store"
-    out = subprocess.run([sys.executable, "-m", "peftsum.cli", "cell", "--store", str(store), "--grid", "noval",
-                          "--spec", str(spec)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "peftsum.cli", "cell", "--store", str(store), "--grid", "noval", "--spec", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2, out.stderr[-2000:]
     status = layout.read_status(open_store(str(store)), "noval", cell.cell_id)
     assert status["state"] == "failed" and "train.eval_every" in status["reason"]

@@ -21,9 +21,19 @@ from peftsum.spec.settings import TrainSettings
 from peftsum.train import make_plan, train
 
 MODEL_NAMES = ("tiny-gpt2", "tiny-t5")
-PARAMS = {"lora": {"r": 4}, "dora": {"r": 4}, "adalora": {"init_r": 4, "target_r": 2}, "loha": {"r": 4},
-          "lokr": {"r": 4}, "vera": {"r": 8}, "prefix": {"num_virtual_tokens": 6}, "prompt": {"num_virtual_tokens": 6},
-          "ptuning": {"num_virtual_tokens": 6, "encoder_hidden_size": 16}}
+PARAMS = {
+    "lora": {"r": 4},
+    "dora": {"r": 4},
+    "adalora": {"init_r": 4, "target_r": 2},
+    "loha": {"r": 4},
+    "lokr": {"r": 4},
+    "vera": {"r": 8},
+    "prefix": {"num_virtual_tokens": 6},
+    "prompt": {"num_virtual_tokens": 6},
+    "ptuning": {"num_virtual_tokens": 6, "encoder_hidden_size": 16},
+}
+# Virtual tokens move the pretrained tiny-t5 slowly: 12 steps do not lower its loss, 40 do.
+STEPS = {("tiny-t5", "prompt"): 40, ("tiny-t5", "ptuning"): 40}
 LR = {"prefix": 3e-2, "prompt": 3e-2, "ptuning": 1e-2, "vera": 3e-2, "ia3": 1e-1, "bitfit": 1e-2}
 # Model-free methods (lead) have nothing to train: tests/methods/test_lead.py covers them.
 PAIRS = [(m, name) for m in MODEL_NAMES for name in METHODS.names() if METHODS.get(name).needs_model]
@@ -36,9 +46,14 @@ def _linear_dims(module: torch.nn.Module) -> tuple[int, int]:
 
 
 def _targets(base: torch.nn.Module, suffixes: tuple[str, ...]) -> list[tuple[str, int, int]]:
-    return [(n, *_linear_dims(m)) for n, m in base.named_modules()
-            if hasattr(m, "weight") and m.weight is not None and m.weight.ndim == 2
-            and any(n == s or n.endswith("." + s) for s in suffixes)]
+    return [
+        (n, *_linear_dims(m))
+        for n, m in base.named_modules()
+        if hasattr(m, "weight")
+        and m.weight is not None
+        and m.weight.ndim == 2
+        and any(n == s or n.endswith("." + s) for s in suffixes)
+    ]
 
 
 def expected_trainable(method: str, base: torch.nn.Module, arch: str, p: dict) -> int | None:
@@ -56,8 +71,12 @@ def expected_trainable(method: str, base: torch.nn.Module, arch: str, p: dict) -
     if method in ("lora", "dora", "loha", "adalora"):
         r = p.get("r", p.get("init_r"))
         mods = _targets(base, attn)
-        per = {"lora": lambda i, o: r * (i + o), "dora": lambda i, o: r * (i + o) + o,
-               "loha": lambda i, o: 2 * r * (i + o), "adalora": lambda i, o: r * (i + o) + r}[method]
+        per = {
+            "lora": lambda i, o: r * (i + o),
+            "dora": lambda i, o: r * (i + o) + o,
+            "loha": lambda i, o: 2 * r * (i + o),
+            "adalora": lambda i, o: r * (i + o) + r,
+        }[method]
         return sum(per(i, o) for _, i, o in mods)
     if method == "vera":
         return sum(o + p["r"] for _, i, o in _targets(base, attn))
@@ -90,8 +109,9 @@ def test_method_trains(model_name: str, method_name: str, examples: list[Example
     info = MODELS[model_name]
     if info.arch in method.incompatible:
         pytest.skip(f"refused at validate time: {method.incompatible[info.arch]}")
-    grid = parse_grid(f"name: t\naxes: {{model: [{model_name}], method: [{method_name}], "
-                      f"dataset: [synthetic-dialogsum]}}\n")
+    grid = parse_grid(
+        f"name: t\naxes: {{model: [{model_name}], method: [{method_name}], dataset: [synthetic-dialogsum]}}\n"
+    )
     cell = grid.cells[0]
     torch.manual_seed(0)
     model, tok = load_model(cell.model)
@@ -100,14 +120,25 @@ def test_method_trains(model_name: str, method_name: str, examples: list[Example
             module.p = 0.0
     params = build(method.params, PARAMS.get(method_name, {}), "params")
     expected = expected_trainable(method_name, model, info.arch, dataclasses.asdict(params))
-    # One batch holding every example, 12 epochs: 12 optimizer steps on the same data must lower the loss.
-    settings = build(TrainSettings, {"epochs": 12, "learning_rate": LR.get(method_name, 5e-3), "batch_tokens": 10**6,
-                                     "lr_scheduler": "constant", "checkpoint_every_seconds": None}, "train")
+    # One batch holding every example, one step per epoch: 12 optimizer steps on the same data must lower the loss.
+    steps = STEPS.get((model_name, method_name), 12)
+    settings = build(
+        TrainSettings,
+        {
+            "epochs": steps,
+            "learning_rate": LR.get(method_name, 5e-3),
+            "batch_tokens": 10**6,
+            "lr_scheduler": "constant",
+            "checkpoint_every_seconds": None,
+        },
+        "train",
+    )
     enc = Encoder(tok, info.family, "dialogue", info.context, "auto", 64)
     feats = enc.train(examples)
     plan = make_plan(feats, settings, seed=0, seq2seq=info.family == "seq2seq")
-    model = method.apply(model, params, MethodContext(info.arch, info.family, plan.total_steps)) \
-        if method.apply else model
+    model = (
+        method.apply(model, params, MethodContext(info.arch, info.family, plan.total_steps)) if method.apply else model
+    )
     trainable = sum(x.numel() for x in model.parameters() if x.requires_grad)
     if not method.trains:  # the baseline: scored as loaded, nothing trains (peftsum.cell freezes it)
         assert expected == 0 and method.apply is None
@@ -120,22 +151,34 @@ def test_method_trains(model_name: str, method_name: str, examples: list[Example
     total = sum(x.numel() for x in model.parameters())
     if method_name != "full":
         assert 0 < trainable < 0.2 * total
-    report = train(model, feats, plan, settings, pad_id=tok.pad_token_id, causal=info.family == "causal",
-                   device=torch.device("cpu"), autocast_dtype=None, fused=False, checkpointer=None,
-                   on_step=method.on_step)
+    report = train(
+        model,
+        feats,
+        plan,
+        settings,
+        pad_id=tok.pad_token_id,
+        causal=info.family == "causal",
+        device=torch.device("cpu"),
+        autocast_dtype=None,
+        fused=False,
+        checkpointer=None,
+        on_step=method.on_step,
+    )
     losses = report.loss_history
-    assert len(losses) == 12
+    assert len(losses) == steps
     # Virtual-token methods move a random-init model slowly; every method must still lower the loss.
     factor = 0.999 if method_name in ("prefix", "prompt", "ptuning", "ia3", "vera") else 0.99
     assert sum(losses[-3:]) / 3 < factor * sum(losses[:3]) / 3, losses
 
 
-INCOMPATIBLE = [(arch, name, reason) for name in METHODS.names() for arch, reason in
-                METHODS.get(name).incompatible.items()]
+INCOMPATIBLE = [
+    (arch, name, reason) for name in METHODS.names() for arch, reason in METHODS.get(name).incompatible.items()
+]
 
 
-@pytest.mark.parametrize(("model_name", "method_name"), [("tiny-t5", "bitfit"), ("tiny-gpt2", "loha"),
-                                                         ("tiny-gpt2", "lokr")])
+@pytest.mark.parametrize(
+    ("model_name", "method_name"), [("tiny-t5", "bitfit"), ("tiny-gpt2", "loha"), ("tiny-gpt2", "lokr")]
+)
 def test_incompatible_pair_fails_without_the_table(model_name: str, method_name: str) -> None:
     """What the compatibility table prevents: applying the method anyway fails (or trains nothing)."""
     info = MODELS[model_name]

@@ -43,10 +43,40 @@ from peftsum.store import Store, open_store
 from peftsum.store import cells as layout
 
 # Axis values, in the order the first cells of a small grid should cover them (see _ranked).
-MODEL_ORDER = ("tiny-gpt2", "tiny-t5", "gpt2", "t5-small", "gpt2-medium", "t5-base", "flan-t5-small", "bart-base",
-               "flan-t5-base", "gpt2-large", "t5-large", "bart-large", "flan-t5-large", "gpt2-xl")
-METHOD_ORDER = ("full", "lora", "none", "ia3", "prefix", "dora", "prompt", "ptuning", "adalora", "bitfit", "loha",
-                "lokr", "vera", "lora-r64", "lora-r4", "prefix-50")
+MODEL_ORDER = (
+    "tiny-gpt2",
+    "tiny-t5",
+    "gpt2",
+    "t5-small",
+    "gpt2-medium",
+    "t5-base",
+    "flan-t5-small",
+    "bart-base",
+    "flan-t5-base",
+    "gpt2-large",
+    "t5-large",
+    "bart-large",
+    "flan-t5-large",
+    "gpt2-xl",
+)
+METHOD_ORDER = (
+    "full",
+    "lora",
+    "none",
+    "ia3",
+    "prefix",
+    "dora",
+    "prompt",
+    "ptuning",
+    "adalora",
+    "bitfit",
+    "loha",
+    "lokr",
+    "vera",
+    "lora-r64",
+    "lora-r4",
+    "prefix-50",
+)
 DATASET_ORDER = ("synthetic-dialogsum", "synthetic-news", "dialogsum", "samsum", "cnn_dailymail")
 SEEDS = (42, 43, 44, 45, 46)
 VARIANTS = {  # the grid's methods: section
@@ -58,36 +88,89 @@ VARIANTS = {  # the grid's methods: section
 
 # Parameter counts of the registry's models (tiny ones as built by peftsum.models.tiny, roughly).
 TOTAL_PARAMS = {
-    "tiny-gpt2": 724_480, "tiny-t5": 1_050_112, "gpt2": 124_439_808, "gpt2-medium": 354_823_168,
-    "gpt2-large": 774_030_080, "gpt2-xl": 1_557_611_200, "t5-small": 60_506_624, "t5-base": 222_903_552,
-    "t5-large": 737_668_096, "flan-t5-small": 76_961_152, "flan-t5-base": 247_577_856,
-    "flan-t5-large": 783_150_080, "bart-base": 139_420_416, "bart-large": 406_291_456,
+    "tiny-gpt2": 724_480,
+    "tiny-t5": 1_050_112,
+    "gpt2": 124_439_808,
+    "gpt2-medium": 354_823_168,
+    "gpt2-large": 774_030_080,
+    "gpt2-xl": 1_557_611_200,
+    "t5-small": 60_506_624,
+    "t5-base": 222_903_552,
+    "t5-large": 737_668_096,
+    "flan-t5-small": 76_961_152,
+    "flan-t5-base": 247_577_856,
+    "flan-t5-large": 783_150_080,
+    "bart-base": 139_420_416,
+    "bart-large": 406_291_456,
 }
 # Training throughput of full fine-tuning (tokens/s): CPU for the tiny models, an H100 for the others.
 TOKENS_PER_S = {
-    "tiny-gpt2": 3100.0, "tiny-t5": 2400.0, "gpt2": 42000.0, "gpt2-medium": 16000.0, "gpt2-large": 7200.0,
-    "gpt2-xl": 3600.0, "t5-small": 52000.0, "t5-base": 21000.0, "t5-large": 6400.0, "flan-t5-small": 50000.0,
-    "flan-t5-base": 20500.0, "flan-t5-large": 6200.0, "bart-base": 30000.0, "bart-large": 10500.0,
+    "tiny-gpt2": 3100.0,
+    "tiny-t5": 2400.0,
+    "gpt2": 42000.0,
+    "gpt2-medium": 16000.0,
+    "gpt2-large": 7200.0,
+    "gpt2-xl": 3600.0,
+    "t5-small": 52000.0,
+    "t5-base": 21000.0,
+    "t5-large": 6400.0,
+    "flan-t5-small": 50000.0,
+    "flan-t5-base": 20500.0,
+    "flan-t5-large": 6200.0,
+    "bart-base": 30000.0,
+    "bart-large": 10500.0,
 }
 # Quality (roughly the ROUGE-1 a fully fine-tuned model reaches on DialogSum-like data).
 MODEL_QUALITY = {
-    "tiny-gpt2": 0.30, "tiny-t5": 0.27, "gpt2": 0.38, "gpt2-medium": 0.41, "gpt2-large": 0.43, "gpt2-xl": 0.45,
-    "t5-small": 0.40, "t5-base": 0.44, "t5-large": 0.47, "flan-t5-small": 0.42, "flan-t5-base": 0.46,
-    "flan-t5-large": 0.49, "bart-base": 0.45, "bart-large": 0.49,
+    "tiny-gpt2": 0.30,
+    "tiny-t5": 0.27,
+    "gpt2": 0.38,
+    "gpt2-medium": 0.41,
+    "gpt2-large": 0.43,
+    "gpt2-xl": 0.45,
+    "t5-small": 0.40,
+    "t5-base": 0.44,
+    "t5-large": 0.47,
+    "flan-t5-small": 0.42,
+    "flan-t5-base": 0.46,
+    "flan-t5-large": 0.49,
+    "bart-base": 0.45,
+    "bart-large": 0.49,
 }
-DATASET_QUALITY = {"synthetic-dialogsum": 0.14, "synthetic-news": 0.10, "dialogsum": 0.0, "samsum": 0.02,
-                   "cnn_dailymail": -0.05}
+DATASET_QUALITY = {
+    "synthetic-dialogsum": 0.14,
+    "synthetic-news": 0.10,
+    "dialogsum": 0.0,
+    "samsum": 0.02,
+    "cnn_dailymail": -0.05,
+}
 # method type → (quality factor, trainable fraction of the base, training speed-up over full FT)
 METHOD_TRAITS = {
-    "full": (1.00, 1.0, 1.00), "lora": (0.97, 0.0047, 1.30), "dora": (0.975, 0.0049, 0.90),
-    "adalora": (0.95, 0.0045, 1.10), "ia3": (0.86, 0.00019, 1.35), "prefix": (0.82, 0.0030, 1.40),
-    "prompt": (0.74, 0.00012, 1.45), "ptuning": (0.78, 0.0021, 1.35), "bitfit": (0.85, 0.0008, 1.30),
-    "loha": (0.93, 0.0094, 1.00), "lokr": (0.90, 0.0006, 1.10), "vera": (0.88, 0.00005, 1.20),
-    "none": (0.35, 0.0, 0.0), "lead": (0.55, 0.0, 0.0),
+    "full": (1.00, 1.0, 1.00),
+    "lora": (0.97, 0.0047, 1.30),
+    "dora": (0.975, 0.0049, 0.90),
+    "adalora": (0.95, 0.0045, 1.10),
+    "ia3": (0.86, 0.00019, 1.35),
+    "prefix": (0.82, 0.0030, 1.40),
+    "prompt": (0.74, 0.00012, 1.45),
+    "ptuning": (0.78, 0.0021, 1.35),
+    "bitfit": (0.85, 0.0008, 1.30),
+    "loha": (0.93, 0.0094, 1.00),
+    "lokr": (0.90, 0.0006, 1.10),
+    "vera": (0.88, 0.00005, 1.20),
+    "none": (0.35, 0.0, 0.0),
+    "lead": (0.55, 0.0, 0.0),
 }
 TOKENS_PER_WORD = {"gpt2": 1.32, "t5": 1.41, "bart": 1.30}
-PACKAGES = {"peftsum": "0.1.0", "torch": "2.13.0", "transformers": "5.24.0", "peft": "0.21.2", "datasets": "5.2.0",
-            "rouge-score": "0.1.2", "sacrebleu": "2.6.0"}
+PACKAGES = {
+    "peftsum": "0.1.0",
+    "torch": "2.13.0",
+    "transformers": "5.24.0",
+    "peft": "0.21.2",
+    "datasets": "5.2.0",
+    "rouge-score": "0.1.2",
+    "sacrebleu": "2.6.0",
+}
 GPU_NAME = "NVIDIA H100 80GB HBM3"
 START = datetime(2026, 11, 26, 9, 0, 0, tzinfo=timezone.utc)
 FAIL_REASONS = (
@@ -102,8 +185,17 @@ _BLEU_TOKEN = re.compile(r"\w+|[^\w\s]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def write_fake_grid(store_root: Path, grid: str, n_cells: int, seeds: int = 1, seed: int = 0, *,
-                    with_failures: bool = False, n_examples: int = 30, n_datasets: int | None = None) -> list[str]:
+def write_fake_grid(
+    store_root: Path,
+    grid: str,
+    n_cells: int,
+    seeds: int = 1,
+    seed: int = 0,
+    *,
+    with_failures: bool = False,
+    n_examples: int = 30,
+    n_datasets: int | None = None,
+) -> list[str]:
     """Write a finished grid of ``n_cells`` cells into the store at ``store_root``; returns every cell id of the
     grid in grid.json order.
 
@@ -133,9 +225,16 @@ def write_fake_grid(store_root: Path, grid: str, n_cells: int, seeds: int = 1, s
     ids = [c.cell_id for c in cells]  # each cell_id / to_dict() call re-serialises the cell: compute them once
     specs = [c.to_dict() for c in cells]
     store = open_store(str(store_root))
-    layout.write_json(store, layout.grid_key(grid, "grid.json"),
-                      {"name": grid, "store": str(store_root), "cluster": dataclasses.asdict(parsed.cluster),
-                       "cells": dict(zip(ids, specs))})
+    layout.write_json(
+        store,
+        layout.grid_key(grid, "grid.json"),
+        {
+            "name": grid,
+            "store": str(store_root),
+            "cluster": dataclasses.asdict(parsed.cluster),
+            "cells": dict(zip(ids, specs)),
+        },
+    )
     plan = _failure_plan(cells, ids, seed) if with_failures else {}
     examples: dict[str, list[dict[str, Any]]] = {}
     for index, (cell, cid, spec) in enumerate(zip(cells, ids, specs)):
@@ -164,25 +263,38 @@ def _grid_text(grid: str, store: str, seeds: int, n_examples: int, with_lead: bo
             if METHODS.get(mtype).incompatible.get(arch):
                 excludes.append({"model": model, "method": m})
     doc: dict[str, Any] = {
-        "name": grid, "store": store,
-        "defaults": {"preset": "fast", "seed": SEEDS[0],
-                     "train": {"epochs": 3.0, "learning_rate": 2.0e-4, "batch_tokens": 16384},
-                     "eval": {"limit": n_examples, "max_new_tokens": 64},
-                     "data": {"train_limit": 2000}},
-        "models": {"tiny-gpt2": {"train": {"epochs": 1.5, "learning_rate": 4.0e-3, "batch_tokens": 768}},
-                   "tiny-t5": {"train": {"epochs": 1.0, "learning_rate": 2.0e-3, "batch_tokens": 768}}},
-        "axes": {"model": list(MODEL_ORDER), "method": methods, "dataset": list(DATASET_ORDER),
-                 "seed": list(SEEDS[:seeds])},
-        "methods": VARIANTS, "exclude": excludes,
+        "name": grid,
+        "store": store,
+        "defaults": {
+            "preset": "fast",
+            "seed": SEEDS[0],
+            "train": {"epochs": 3.0, "learning_rate": 2.0e-4, "batch_tokens": 16384},
+            "eval": {"limit": n_examples, "max_new_tokens": 64},
+            "data": {"train_limit": 2000},
+        },
+        "models": {
+            "tiny-gpt2": {"train": {"epochs": 1.5, "learning_rate": 4.0e-3, "batch_tokens": 768}},
+            "tiny-t5": {"train": {"epochs": 1.0, "learning_rate": 2.0e-3, "batch_tokens": 768}},
+        },
+        "axes": {
+            "model": list(MODEL_ORDER),
+            "method": methods,
+            "dataset": list(DATASET_ORDER),
+            "seed": list(SEEDS[:seeds]),
+        },
+        "methods": VARIANTS,
+        "exclude": excludes,
     }
     if with_lead:
-        doc["include"] = [{"model": None, "method": "lead", "dataset": d, "seed": s}
-                          for d in DATASET_ORDER for s in SEEDS[:seeds]]
+        doc["include"] = [
+            {"model": None, "method": "lead", "dataset": d, "seed": s} for d in DATASET_ORDER for s in SEEDS[:seeds]
+        ]
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def _select_cells(grid: str, store: str, n_cells: int, seeds: int, n_examples: int,
-                  n_datasets: int | None = None) -> tuple[list[Cell], Any]:
+def _select_cells(
+    grid: str, store: str, n_cells: int, seeds: int, n_examples: int, n_datasets: int | None = None
+) -> tuple[list[Cell], Any]:
     parsed = None
     if "lead" in METHODS:  # model-free baseline, in peftsum since the lead method landed
         try:
@@ -203,8 +315,10 @@ def _select_cells(grid: str, store: str, n_cells: int, seeds: int, n_examples: i
     datasets = DATASET_ORDER[:n_datasets]
     pool = [c for c in parsed.cells if c.dataset.name in datasets]
     if len(pool) < n_cells:
-        raise ValueError(f"a fake grid holds at most {len(pool)} cells over {n_datasets} datasets with "
-                         f"seeds={seeds}; asked for {n_cells}")
+        raise ValueError(
+            f"a fake grid holds at most {len(pool)} cells over {n_datasets} datasets with "
+            f"seeds={seeds}; asked for {n_cells}"
+        )
     pool.sort(key=lambda c: (rank[_pair(c)], DATASET_ORDER.index(c.dataset.name), c.seed))
     chosen = pool[:n_cells]
     if len({c.dataset.name for c in chosen}) < n_datasets:
@@ -236,7 +350,7 @@ def _failure_plan(cells: list[Cell], ids: list[str], seed: int) -> dict[str, str
         states.append("torn")
     if len(cells) >= 20:
         states += ["pending", "missing"]
-    states = states[:max(0, len(candidates) - 1)]  # keep at least one non-full cell done
+    states = states[: max(0, len(candidates) - 1)]  # keep at least one non-full cell done
     chosen = rng.sample(candidates, len(states))
     plan = dict(zip(chosen, states))
     done = [cid for cid in ids if cid not in plan]
@@ -295,12 +409,15 @@ def _predict(cell: Cell, ex: dict[str, Any], keep: float, rng: random.Random) ->
     src_words = ex["source"].split()
     if cell.method.type == "lead":
         k = int(cell.method.params.get("k", 3))
-        units = ([ln.strip() for ln in ex["source"].splitlines() if ln.strip()] if cell.dataset.kind == "dialogue"
-                 else [s for s in _SENTENCE_END.split(ex["source"].strip()) if s])
+        units = (
+            [ln.strip() for ln in ex["source"].splitlines() if ln.strip()]
+            if cell.dataset.kind == "dialogue"
+            else [s for s in _SENTENCE_END.split(ex["source"].strip()) if s]
+        )
         return "\n".join(units[:k])
     if cell.method.type == "none" and rng.random() > keep:
         start = rng.randrange(max(1, len(src_words) - 12))
-        return " ".join(src_words[start:start + rng.randint(6, 16)])
+        return " ".join(src_words[start : start + rng.randint(6, 16)])
     out = []
     for word in ex["summary"].split():
         u = rng.random()
@@ -309,7 +426,7 @@ def _predict(cell: Cell, ex: dict[str, Any], keep: float, rng: random.Random) ->
         elif u < keep + (1 - keep) * 0.55:
             out.append(rng.choice(src_words))
     if rng.random() < 0.25:
-        out += src_words[:rng.randint(1, 5)]
+        out += src_words[: rng.randint(1, 5)]
     return " ".join(out) or rng.choice(src_words)
 
 
@@ -343,9 +460,13 @@ def _tokenised(text: str) -> dict[str, Any]:
     """What scoring needs of a text: ROUGE tokens and n-grams, Lsum sentences, BLEU tokens and n-grams."""
     rt = _ROUGE_TOKEN.findall(text.lower())
     bt = _BLEU_TOKEN.findall(text)
-    return {"rouge": rt, "rouge_ngrams": (_ngrams(rt, 1), _ngrams(rt, 2)),
-            "sentences": [_ROUGE_TOKEN.findall(s.lower()) for s in scoring.lsum_lines(text).splitlines()],
-            "bleu": bt, "bleu_ngrams": [_ngrams(bt, n) for n in range(1, 5)]}
+    return {
+        "rouge": rt,
+        "rouge_ngrams": (_ngrams(rt, 1), _ngrams(rt, 2)),
+        "sentences": [_ROUGE_TOKEN.findall(s.lower()) for s in scoring.lsum_lines(text).splitlines()],
+        "bleu": bt,
+        "bleu_ngrams": [_ngrams(bt, n) for n in range(1, 5)],
+    }
 
 
 def _scores(prediction: str, ref: dict[str, Any]) -> dict[str, Any]:
@@ -354,16 +475,20 @@ def _scores(prediction: str, ref: dict[str, Any]) -> dict[str, Any]:
     pred = _tokenised(prediction)
     pt, rt = pred["rouge"], ref["rouge"]
     r1 = _f1(sum((pred["rouge_ngrams"][0] & ref["rouge_ngrams"][0]).values()), len(pt), len(rt))
-    r2 = _f1(sum((pred["rouge_ngrams"][1] & ref["rouge_ngrams"][1]).values()), max(0, len(pt) - 1),
-             max(0, len(rt) - 1))
+    r2 = _f1(sum((pred["rouge_ngrams"][1] & ref["rouge_ngrams"][1]).values()), max(0, len(pt) - 1), max(0, len(rt) - 1))
     rl = _f1(_lcs(rt, pt), len(pt), len(rt))
     union = sum(_lcs(r, pt) for r in ref["sentences"])  # ~ the union LCS of rouge-score's Lsum
     rlsum = _f1(min(union, len(pt), len(rt)), len(pt), len(rt))
     bp = pred["bleu"]
     correct = [sum((p & r).values()) for p, r in zip(pred["bleu_ngrams"], ref["bleu_ngrams"])]
     total = [max(0, len(bp) - n + 1) for n in range(1, 5)]
-    return {"rouge1": r1, "rouge2": r2, "rougeL": rl, "rougeLsum": rlsum,
-            "bleu_stats": {"sys_len": len(bp), "ref_len": len(ref["bleu"]), "correct": correct, "total": total}}
+    return {
+        "rouge1": r1,
+        "rouge2": r2,
+        "rougeL": rl,
+        "rougeLsum": rlsum,
+        "bleu_stats": {"sys_len": len(bp), "ref_len": len(ref["bleu"]), "correct": correct, "total": total},
+    }
 
 
 @functools.lru_cache(maxsize=1)
@@ -374,15 +499,26 @@ def _metric_profile() -> dict[str, Any]:
 def _metrics(rows: list[dict[str, Any]], samples: int, cell_seed: int) -> dict[str, Any]:
     """Corpus metrics with percentile-bootstrap ci95, computed as peftsum.scoring.score does."""
     n = len(rows)
-    stats = np.asarray([[r["bleu_stats"]["sys_len"], r["bleu_stats"]["ref_len"], *r["bleu_stats"]["correct"],
-                         *r["bleu_stats"]["total"]] for r in rows], dtype=np.float64)
+    stats = np.asarray(
+        [
+            [
+                r["bleu_stats"]["sys_len"],
+                r["bleu_stats"]["ref_len"],
+                *r["bleu_stats"]["correct"],
+                *r["bleu_stats"]["total"],
+            ]
+            for r in rows
+        ],
+        dtype=np.float64,
+    )
     idx = scoring.bootstrap_indices(n, samples, cell_seed)
     corpus = scoring.corpus_bleu_from_stats(stats.sum(axis=0))
     boot = scoring.corpus_bleu_from_stats(stats[idx].sum(axis=1))
     metrics: dict[str, Any] = {
         "bleu": {"value": float(corpus["bleu"]), "ci95": scoring.ci95(boot["bleu"])},
-        "bleu_precisions": [{"value": float(corpus["precisions"][k]), "ci95": scoring.ci95(boot["precisions"][:, k])}
-                            for k in range(4)],
+        "bleu_precisions": [
+            {"value": float(corpus["precisions"][k]), "ci95": scoring.ci95(boot["precisions"][:, k])} for k in range(4)
+        ],
         "brevity_penalty": {"value": float(corpus["brevity_penalty"]), "ci95": scoring.ci95(boot["brevity_penalty"])},
     }
     for key in scoring.ROUGE_KEYS:
@@ -399,10 +535,19 @@ def _length_stats(values: np.ndarray) -> dict[str, Any]:
         return {"n": 0}
     pct = np.percentile(values, [5, 25, 50, 75, 95, 99])
     hist, edges = np.histogram(values, bins=30)
-    return {"n": int(values.size), "mean": float(values.mean()), "min": int(values.min()), "max": int(values.max()),
-            "p5": float(pct[0]), "p25": float(pct[1]), "p50": float(pct[2]), "p75": float(pct[3]),
-            "p95": float(pct[4]), "p99": float(pct[5]),
-            "histogram": {"counts": hist.tolist(), "edges": edges.tolist()}}
+    return {
+        "n": int(values.size),
+        "mean": float(values.mean()),
+        "min": int(values.min()),
+        "max": int(values.max()),
+        "p5": float(pct[0]),
+        "p25": float(pct[1]),
+        "p50": float(pct[2]),
+        "p75": float(pct[3]),
+        "p95": float(pct[4]),
+        "p99": float(pct[5]),
+        "histogram": {"counts": hist.tolist(), "edges": edges.tolist()},
+    }
 
 
 _EDA_CACHE: dict[tuple, dict[str, Any]] = {}
@@ -412,16 +557,32 @@ def _eda(cell: Cell, trains: bool, seed: int, exs: list[dict[str, Any]]) -> dict
     """eda.json as peftsum/cell.py writes it: the training split for trained cells, the evaluation split for
     untrained ones, token lengths under the model's tokenizer (whitespace words for lead)."""
     split = "train" if trains else cell.eval.split
-    key = (cell.dataset.name, cell.model.name if cell.model else None, split, cell.data.train_limit,
-           cell.eval.max_new_tokens, cell.data.max_target_tokens, len(exs), seed)
+    key = (
+        cell.dataset.name,
+        cell.model.name if cell.model else None,
+        split,
+        cell.data.train_limit,
+        cell.eval.max_new_tokens,
+        cell.data.max_target_tokens,
+        len(exs),
+        seed,
+    )
     if key in _EDA_CACHE:
         return _EDA_CACHE[key]
     if cell.model is None:
         src = np.asarray([len(e["source"].split()) for e in exs])
         summ = np.asarray([len(e["summary"].split()) for e in exs])
-        out = {"split": split, "tokenizer": "whitespace", "source_token_budget": None,
-               "source": _length_stats(src), "summary": _length_stats(summ), "merged": _length_stats(src + summ),
-               "kept": len(exs), "dropped": 0, "dropped_share": 0.0}
+        out = {
+            "split": split,
+            "tokenizer": "whitespace",
+            "source_token_budget": None,
+            "source": _length_stats(src),
+            "summary": _length_stats(summ),
+            "merged": _length_stats(src + summ),
+            "kept": len(exs),
+            "dropped": 0,
+            "dropped_share": 0.0,
+        }
         _EDA_CACHE[key] = out
         return out
     factor = TOKENS_PER_WORD.get(cell.model.arch, 1.35)
@@ -430,7 +591,8 @@ def _eda(cell: Cell, trains: bool, seed: int, exs: list[dict[str, Any]]) -> dict
         n = cell.data.train_limit or 2000
         news = cell.dataset.kind == "news"
         src_mean = {"cnn_dailymail": 780.0, "synthetic-news": 120.0, "dialogsum": 190.0, "samsum": 120.0}.get(
-            cell.dataset.name, 400.0 if news else 150.0)
+            cell.dataset.name, 400.0 if news else 150.0
+        )
         sum_mean = 55.0 if news else 24.0
         src = np.maximum(8, rng.lognormal(math.log(src_mean * factor), 0.45, n)).astype(int)
         summ = np.maximum(3, rng.lognormal(math.log(sum_mean * factor), 0.35, n)).astype(int)
@@ -444,9 +606,17 @@ def _eda(cell: Cell, trains: bool, seed: int, exs: list[dict[str, Any]]) -> dict
         budget = cell.model.context - template
     kept_mask = (src <= budget) & (summ <= cell.data.max_target_tokens)
     kept, dropped = int(kept_mask.sum()), int((~kept_mask).sum())
-    out = {"split": split, "tokenizer": cell.model.hub_id, "source_token_budget": int(budget),
-           "source": _length_stats(src), "summary": _length_stats(summ), "merged": _length_stats(src + summ),
-           "kept": kept, "dropped": dropped, "dropped_share": dropped / max(1, kept + dropped)}
+    out = {
+        "split": split,
+        "tokenizer": cell.model.hub_id,
+        "source_token_budget": int(budget),
+        "source": _length_stats(src),
+        "summary": _length_stats(summ),
+        "merged": _length_stats(src + summ),
+        "kept": kept,
+        "dropped": dropped,
+        "dropped_share": dropped / max(1, kept + dropped),
+    }
     _EDA_CACHE[key] = out
     return out
 
@@ -472,13 +642,30 @@ def _history(epochs: float, steps: int, final_loss: float, rng: random.Random) -
     for k in range(1, n + 1):
         train = final_loss * (1 + 1.5 / k) * rng.uniform(0.98, 1.02)
         val = final_loss * (1.1 + 1.2 / min(k, turn) + 0.08 * max(0, k - turn)) * rng.uniform(0.99, 1.01)
-        rows.append({"epoch": float(min(k, epochs)), "step": round(steps * min(k, epochs) / epochs),
-                     "train_loss": train, "val_loss": val})
+        rows.append(
+            {
+                "epoch": float(min(k, epochs)),
+                "step": round(steps * min(k, epochs) / epochs),
+                "train_loss": train,
+                "val_loss": val,
+            }
+        )
     return rows
 
 
-def _write_done(store: Store, grid: str, cell: Cell, cid: str, spec: dict[str, Any], index: int, seed: int,
-                exs: list[dict[str, Any]], *, torn: bool = False, stray: bool = False) -> None:
+def _write_done(
+    store: Store,
+    grid: str,
+    cell: Cell,
+    cid: str,
+    spec: dict[str, Any],
+    index: int,
+    seed: int,
+    exs: list[dict[str, Any]],
+    *,
+    torn: bool = False,
+    stray: bool = False,
+) -> None:
     rng = random.Random(f"{seed}/{cid}")
     mtype = cell.method.type
     trains = mtype not in ("none", "lead")
@@ -491,8 +678,16 @@ def _write_done(store: Store, grid: str, cell: Cell, cid: str, spec: dict[str, A
         pred = _predict(cell, ex, keep, rng)
         words = len(pred.split())
         new_tokens = words if cell.model is None else min(cell.eval.max_new_tokens, max(1, round(words * tpw)))
-        rows.append({"id": ex["id"], "source": ex["source"], "reference": ex["summary"], "prediction": pred,
-                     "new_tokens": new_tokens, **_scores(pred, ex["tokens"])})
+        rows.append(
+            {
+                "id": ex["id"],
+                "source": ex["source"],
+                "reference": ex["summary"],
+                "prediction": pred,
+                "new_tokens": new_tokens,
+                **_scores(pred, ex["tokens"]),
+            }
+        )
     metrics = _metrics(rows, cell.eval.bootstrap_samples, cell.seed)
     eda = _eda(cell, trains, seed, exs)
 
@@ -503,8 +698,9 @@ def _write_done(store: Store, grid: str, cell: Cell, cid: str, spec: dict[str, A
         trainable = total_base
     elif trains:
         scale = cell.method.params.get("r", 16) / 16 if mtype in ("lora", "dora", "loha", "lokr") else 1.0
-        scale *= cell.method.params.get("num_virtual_tokens", 20) / 20 if mtype in ("prefix", "prompt", "ptuning") \
-            else 1.0
+        scale *= (
+            cell.method.params.get("num_virtual_tokens", 20) / 20 if mtype in ("prefix", "prompt", "ptuning") else 1.0
+        )
         trainable = max(1_024, int(total_base * frac * scale))
     else:
         trainable = 0
@@ -519,30 +715,58 @@ def _write_done(store: Store, grid: str, cell: Cell, cid: str, spec: dict[str, A
         final_loss = (3.2 - 2.6 * keep) * rng.uniform(0.95, 1.05)
         history = _history(cell.train.epochs, steps, final_loss, rng)
         best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
-        train = {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds,
-                 "padding_ratio": rng.uniform(0.002, 0.04) if cell.train.group_by_length else rng.uniform(0.2, 0.45),
-                 "epochs": cell.train.epochs, "steps": steps,
-                 "resumed_from_step": (steps // 2) if rng.random() < 0.08 else None,
-                 "examples": examples, "examples_dropped": eda["dropped"], "examples_truncated": 0,
-                 "final_train_loss": final_loss, "eval_loss": history[best]["val_loss"],
-                 "test_loss": final_loss * rng.uniform(0.95, 1.15), "history": history,
-                 "best_epoch": history[best]["epoch"]}
+        train = {
+            "seconds": seconds,
+            "tokens": tokens,
+            "tokens_per_s": tokens / seconds,
+            "padding_ratio": rng.uniform(0.002, 0.04) if cell.train.group_by_length else rng.uniform(0.2, 0.45),
+            "epochs": cell.train.epochs,
+            "steps": steps,
+            "resumed_from_step": (steps // 2) if rng.random() < 0.08 else None,
+            "examples": examples,
+            "examples_dropped": eda["dropped"],
+            "examples_truncated": 0,
+            "final_train_loss": final_loss,
+            "eval_loss": history[best]["val_loss"],
+            "test_loss": final_loss * rng.uniform(0.95, 1.15),
+            "history": history,
+            "best_epoch": history[best]["epoch"],
+        }
         phase["train"] = round(seconds + rng.uniform(0.1, 1.0), 3)
         adapter_bytes = trainable * 4 + (0 if mtype == "full" else rng.randint(800, 4000))
         checkpoint_bytes = trainable * 12 + rng.randint(10_000, 90_000)  # weights + AdamW moments + RNG/counters
     else:
-        train = {"seconds": None, "tokens": 0, "tokens_per_s": None, "padding_ratio": None, "epochs": 0.0, "steps": 0,
-                 "resumed_from_step": None, "examples": 0, "examples_dropped": 0, "examples_truncated": 0,
-                 "final_train_loss": None, "eval_loss": None, "history": [], "best_epoch": None,
-                 "test_loss": (3.6 - 2.0 * keep) * rng.uniform(0.95, 1.05) if cell.model else None}
+        train = {
+            "seconds": None,
+            "tokens": 0,
+            "tokens_per_s": None,
+            "padding_ratio": None,
+            "epochs": 0.0,
+            "steps": 0,
+            "resumed_from_step": None,
+            "examples": 0,
+            "examples_dropped": 0,
+            "examples_truncated": 0,
+            "final_train_loss": None,
+            "eval_loss": None,
+            "history": [],
+            "best_epoch": None,
+            "test_loss": (3.6 - 2.0 * keep) * rng.uniform(0.95, 1.05) if cell.model else None,
+        }
         adapter_bytes = checkpoint_bytes = None
     generated = sum(r["new_tokens"] for r in rows)
-    gen_seconds = generated / ((900.0 if on_gpu else 330.0) * rng.uniform(0.8, 1.2)) if cell.model else \
-        rng.uniform(0.001, 0.01)
+    gen_seconds = (
+        generated / ((900.0 if on_gpu else 330.0) * rng.uniform(0.8, 1.2)) if cell.model else rng.uniform(0.001, 0.01)
+    )
     phase["generate"] = round(gen_seconds, 4)
     phase["score"] = round(rng.uniform(0.5, 2.5), 3)
-    truncated = sum(1 for ex in exs if cell.model and eda["source_token_budget"] is not None
-                    and len(ex["source"].split()) * tpw > eda["source_token_budget"])
+    truncated = sum(
+        1
+        for ex in exs
+        if cell.model
+        and eda["source_token_budget"] is not None
+        and len(ex["source"].split()) * tpw > eda["source_token_budget"]
+    )
     started = START + timedelta(minutes=7 * index)
     elapsed = sum(phase.values()) + rng.uniform(1, 5)
     finished = started + timedelta(seconds=elapsed)
@@ -553,32 +777,59 @@ def _write_done(store: Store, grid: str, cell: Cell, cid: str, spec: dict[str, A
     else:
         gpu_peak, energy = None, None
     result = {
-        "schema_version": 2, "cell_id": cid, "grid": grid, "spec": spec, "status": "done",
-        "metrics": metrics, "metric_profile": _metric_profile(), "train": train,
-        "generate": {"seconds": gen_seconds, "new_tokens_per_s": generated / gen_seconds if gen_seconds else 0.0,
-                     "examples": len(rows), "truncated_sources": truncated},
-        "data": {"train_ids_sha256": hashlib.sha256(f"train/{cell.dataset.name}".encode()).hexdigest() if trains
-                 else None, "eval_ids_sha256": hashlib.sha256(f"eval/{cell.dataset.name}".encode()).hexdigest(),
-                 "eval_examples": len(rows), "eval_rows_grouped": 0, "references": "per_row",
-                 "validation_examples": 500 if trains else None, "length_filter": None},
-        "resources": {"gpu_peak_bytes": gpu_peak, "gpu_nvml_peak_bytes": int(gpu_peak * 1.08) if gpu_peak else None,
-                      "wall_seconds": elapsed,
-                      "disk_peak_bytes": (checkpoint_bytes or 0) * 2 + rng.randint(10**6, 10**7),
-                      "ram_peak_bytes": int(rng.uniform(6.5e8, 9e8) + total_base * (4 if on_gpu else 8)),
-                      "energy_joules": energy, "trainable_params": trainable, "total_params": total,
-                      "adapter_bytes": adapter_bytes, "checkpoint_bytes": checkpoint_bytes,
-                      "phase_seconds": phase},
-        "provenance": {"packages": dict(PACKAGES), "git_sha": hashlib.sha1(f"git/{seed}".encode()).hexdigest(),  # noqa: S324
-                       "image": "ghcr.io/peftsum/peftsum:0.1.0" if on_gpu else None,
-                       "gpu_name": GPU_NAME if on_gpu else None,
-                       "hostname": f"{grid}-{cid}-{attempt[-5:]}" if on_gpu else "vm",
-                       "device": "cuda" if on_gpu else "cpu", "precision": "bf16" if on_gpu else "fp32",
-                       "fused_optimizer": on_gpu, "seed": cell.seed,
-                       "started_at": _iso(started), "finished_at": _iso(finished), "attempt": attempt},
+        "schema_version": 2,
+        "cell_id": cid,
+        "grid": grid,
+        "spec": spec,
+        "status": "done",
+        "metrics": metrics,
+        "metric_profile": _metric_profile(),
+        "train": train,
+        "generate": {
+            "seconds": gen_seconds,
+            "new_tokens_per_s": generated / gen_seconds if gen_seconds else 0.0,
+            "examples": len(rows),
+            "truncated_sources": truncated,
+        },
+        "data": {
+            "train_ids_sha256": hashlib.sha256(f"train/{cell.dataset.name}".encode()).hexdigest() if trains else None,
+            "eval_ids_sha256": hashlib.sha256(f"eval/{cell.dataset.name}".encode()).hexdigest(),
+            "eval_examples": len(rows),
+            "eval_rows_grouped": 0,
+            "references": "per_row",
+            "validation_examples": 500 if trains else None,
+            "length_filter": None,
+        },
+        "resources": {
+            "gpu_peak_bytes": gpu_peak,
+            "gpu_nvml_peak_bytes": int(gpu_peak * 1.08) if gpu_peak else None,
+            "wall_seconds": elapsed,
+            "disk_peak_bytes": (checkpoint_bytes or 0) * 2 + rng.randint(10**6, 10**7),
+            "ram_peak_bytes": int(rng.uniform(6.5e8, 9e8) + total_base * (4 if on_gpu else 8)),
+            "energy_joules": energy,
+            "trainable_params": trainable,
+            "total_params": total,
+            "adapter_bytes": adapter_bytes,
+            "checkpoint_bytes": checkpoint_bytes,
+            "phase_seconds": phase,
+        },
+        "provenance": {
+            "packages": dict(PACKAGES),
+            "git_sha": hashlib.sha1(f"git/{seed}".encode()).hexdigest(),  # noqa: S324
+            "image": "ghcr.io/peftsum/peftsum:0.1.0" if on_gpu else None,
+            "gpu_name": GPU_NAME if on_gpu else None,
+            "hostname": f"{grid}-{cid}-{attempt[-5:]}" if on_gpu else "vm",
+            "device": "cuda" if on_gpu else "cpu",
+            "precision": "bf16" if on_gpu else "fp32",
+            "fused_optimizer": on_gpu,
+            "seed": cell.seed,
+            "started_at": _iso(started),
+            "finished_at": _iso(finished),
+            "attempt": attempt,
+        },
     }
     files = {
-        "predictions.jsonl": "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n"
-                                     for r in rows).encode(),
+        "predictions.jsonl": "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows).encode(),
         "eda.json": json.dumps(eda, indent=2).encode(),
         "result.json": json.dumps(result, indent=2, sort_keys=True).encode(),
     }
@@ -592,11 +843,22 @@ def _write_done(store: Store, grid: str, cell: Cell, cid: str, spec: dict[str, A
     if stray:  # a crashed second attempt's leftovers, not named by _SUCCESS: readers must ignore it
         other = _attempt_id(started + timedelta(minutes=3), seed, cid, "stray")
         bogus = {**result, "metrics": {**metrics, "rougeL": {"value": 0.999, "ci95": [0.998, 1.0]}}}
-        store.write_bytes(layout.cell_key(grid, cid, f"attempts/{other}/result.json"),
-                          json.dumps(bogus, indent=2, sort_keys=True).encode())
+        store.write_bytes(
+            layout.cell_key(grid, cid, f"attempts/{other}/result.json"),
+            json.dumps(bogus, indent=2, sort_keys=True).encode(),
+        )
     layout.commit_success(store, grid, cid, attempt, manifest)
-    layout.write_status(store, grid, cid, "done", exit_code=0, attempt=attempt, progress=1.0,
-                        metrics={k: metrics[k]["value"] for k in ("rougeL", "bleu")}, heartbeat_at=_iso(finished))
+    layout.write_status(
+        store,
+        grid,
+        cid,
+        "done",
+        exit_code=0,
+        attempt=attempt,
+        progress=1.0,
+        metrics={k: metrics[k]["value"] for k in ("rougeL", "bleu")},
+        heartbeat_at=_iso(finished),
+    )
 
 
 def _write_not_done(store: Store, grid: str, cid: str, index: int, seed: int, state: str) -> None:
@@ -609,15 +871,34 @@ def _write_not_done(store: Store, grid: str, cid: str, index: int, seed: int, st
     if state == "running":
         total_steps = rng.randint(200, 2000)
         step = int(total_steps * rng.uniform(0.2, 0.8))
-        layout.write_status(store, grid, cid, "running", attempt=attempt, started_at=_iso(started),
-                            progress=round(0.9 * step / total_steps, 4), step=step, total_steps=total_steps,
-                            loss=round(rng.uniform(0.8, 2.5), 4), heartbeat_at=beat)
+        layout.write_status(
+            store,
+            grid,
+            cid,
+            "running",
+            attempt=attempt,
+            started_at=_iso(started),
+            progress=round(0.9 * step / total_steps, 4),
+            step=step,
+            total_steps=total_steps,
+            loss=round(rng.uniform(0.8, 2.5), 4),
+            heartbeat_at=beat,
+        )
     elif state == "pending":
         step = rng.randint(50, 400)
-        layout.write_status(store, grid, cid, "pending", attempt=attempt, exit_code=3,
-                            reason=f"Preempted: SIGTERM at step {step}; checkpoint written", heartbeat_at=beat)
+        layout.write_status(
+            store,
+            grid,
+            cid,
+            "pending",
+            attempt=attempt,
+            exit_code=3,
+            reason=f"Preempted: SIGTERM at step {step}; checkpoint written",
+            heartbeat_at=beat,
+        )
     else:
         reason = FAIL_REASONS[_stable_int((seed, cid)) % len(FAIL_REASONS)]
         code = 2 if reason.startswith("bad spec") else (3 if reason.startswith("OSError") else 1)
-        layout.write_status(store, grid, cid, "failed", attempt=attempt, exit_code=code, reason=reason,
-                            heartbeat_at=beat)
+        layout.write_status(
+            store, grid, cid, "failed", attempt=attempt, exit_code=code, reason=reason, heartbeat_at=beat
+        )

@@ -46,46 +46,101 @@ MALFORMED = [
     ("empty-axis", grid(axes="  model: []\n  method: [lora]\n  dataset: [dialogsum]\n"), "axes.model", "[]"),
     ("missing-axes-model", grid(axes="  method: [lora]\n  dataset: [dialogsum]\n"), "axes.model", "None"),
     ("no-axes-at-all", "name: t\n", "axes", "None"),
-    ("unknown-axis", grid(axes="  model: [gpt2]\n  method: [lora]\n  dataset: [dialogsum]\n  optimiser: [adam]\n"),
-     "axes.optimiser", "adam"),
-    ("unknown-model", grid(axes="  model: [gpt3-turbo]\n  method: [lora]\n  dataset: [dialogsum]\n"),
-     "axes.model", "gpt3-turbo"),
-    ("unknown-method", grid(axes="  model: [gpt2]\n  method: [lorax]\n  dataset: [dialogsum]\n"),
-     "axes.method", "lorax"),
-    ("unknown-dataset", grid(axes="  model: [gpt2]\n  method: [lora]\n  dataset: [xsum-nope]\n"),
-     "axes.dataset", "xsum-nope"),
-    ("incompatible-tiny-t5-bitfit", grid(axes="  model: [tiny-t5]\n  method: [bitfit]\n  dataset: [dialogsum]\n"),
-     "axes", "tiny-t5 x bitfit"),
-    ("incompatible-gpt2-loha", grid(axes="  model: [gpt2]\n  method: [loha]\n  dataset: [dialogsum]\n"),
-     "axes", "gpt2 x loha"),
-    ("incompatible-gpt2-lokr", grid(axes="  model: [gpt2]\n  method: [lokr]\n  dataset: [dialogsum]\n"),
-     "axes", "gpt2 x lokr"),
-    ("duplicate-cell-include", grid("include:\n  - {model: gpt2, method: lora, dataset: dialogsum}\n"),
-     "include[0]", "gpt2/lora/dialogsum/42"),
+    (
+        "unknown-axis",
+        grid(axes="  model: [gpt2]\n  method: [lora]\n  dataset: [dialogsum]\n  optimiser: [adam]\n"),
+        "axes.optimiser",
+        "adam",
+    ),
+    (
+        "unknown-model",
+        grid(axes="  model: [gpt3-turbo]\n  method: [lora]\n  dataset: [dialogsum]\n"),
+        "axes.model",
+        "gpt3-turbo",
+    ),
+    (
+        "unknown-method",
+        grid(axes="  model: [gpt2]\n  method: [lorax]\n  dataset: [dialogsum]\n"),
+        "axes.method",
+        "lorax",
+    ),
+    (
+        "unknown-dataset",
+        grid(axes="  model: [gpt2]\n  method: [lora]\n  dataset: [xsum-nope]\n"),
+        "axes.dataset",
+        "xsum-nope",
+    ),
+    (
+        "incompatible-tiny-t5-bitfit",
+        grid(axes="  model: [tiny-t5]\n  method: [bitfit]\n  dataset: [dialogsum]\n"),
+        "axes",
+        "tiny-t5 x bitfit",
+    ),
+    (
+        "incompatible-gpt2-loha",
+        grid(axes="  model: [gpt2]\n  method: [loha]\n  dataset: [dialogsum]\n"),
+        "axes",
+        "gpt2 x loha",
+    ),
+    (
+        "incompatible-gpt2-lokr",
+        grid(axes="  model: [gpt2]\n  method: [lokr]\n  dataset: [dialogsum]\n"),
+        "axes",
+        "gpt2 x lokr",
+    ),
+    (
+        "duplicate-cell-include",
+        grid("include:\n  - {model: gpt2, method: lora, dataset: dialogsum}\n"),
+        "include[0]",
+        "gpt2/lora/dialogsum/42",
+    ),
     ("zero-cells", grid("exclude:\n  - {model: gpt2}\n"), "exclude", "zero cells"),
     ("empty-exclude-entry", grid("exclude:\n  - {}\n"), "exclude[0]", "{}"),
     ("name-uppercase", grid(name="Paper"), "name", "'Paper'"),
     ("name-too-long", grid(name="a" * 41), "name", "a" * 41),
     ("name-underscore", grid(name="my_grid"), "name", "'my_grid'"),
     ("name-trailing-newline", grid(name='"paper\\n"'), "name", "'paper\\n'"),
-    ("axis-value-trailing-newline", grid(axes='  model: [gpt2]\n  method: [lora]\n  dataset: ["dialogsum\\n"]\n'),
-     "axes.dataset[0]", "'dialogsum\\n'"),
+    (
+        "axis-value-trailing-newline",
+        grid(axes='  model: [gpt2]\n  method: [lora]\n  dataset: ["dialogsum\\n"]\n'),
+        "axes.dataset[0]",
+        "'dialogsum\\n'",
+    ),
     ("warmup-ratio-5", grid("defaults:\n  train: {warmup_ratio: 5}\n"), "defaults.train.warmup_ratio", "5"),
     ("learning-rate-0", grid("defaults:\n  train: {learning_rate: 0}\n"), "defaults.train.learning_rate", "0"),
     ("epochs-nan", grid("defaults:\n  train: {epochs: .nan}\n"), "defaults.train.epochs", "nan"),
     ("negative-epochs", grid("defaults:\n  train: {epochs: -2}\n"), "defaults.train.epochs", "-2"),
     ("lora-dropout-1", grid("methods:\n  lora: {type: lora, dropout: 1.0}\n"), "methods.lora.dropout", "1.0"),
-    ("method-section-out-of-range", grid("methods:\n  lora: {type: lora, train: {grad_accum: 0}}\n"),
-     "methods.lora.train.grad_accum", "0"),
-    ("model-section-bad-type", grid("models:\n  gpt2: {train: {group_by_length: maybe}}\n"),
-     "models.gpt2.train.group_by_length", "'maybe'"),
-    ("include-section-out-of-range",
-     grid("include:\n  - {model: gpt2, method: lora, dataset: samsum, eval: {num_beams: 99}}\n"),
-     "include[0].eval.num_beams", "99"),
-    ("bad-choice", grid("defaults:\n  train: {lr_scheduler: exponential}\n"), "defaults.train.lr_scheduler",
-     "'exponential'"),
-    ("both-batch-limits-null", grid("defaults:\n  train: {batch_size: null, batch_tokens: null}\n"),
-     "defaults.train.batch_size", "None"),
+    (
+        "method-section-out-of-range",
+        grid("methods:\n  lora: {type: lora, train: {grad_accum: 0}}\n"),
+        "methods.lora.train.grad_accum",
+        "0",
+    ),
+    (
+        "model-section-bad-type",
+        grid("models:\n  gpt2: {train: {group_by_length: maybe}}\n"),
+        "models.gpt2.train.group_by_length",
+        "'maybe'",
+    ),
+    (
+        "include-section-out-of-range",
+        grid("include:\n  - {model: gpt2, method: lora, dataset: samsum, eval: {num_beams: 99}}\n"),
+        "include[0].eval.num_beams",
+        "99",
+    ),
+    (
+        "bad-choice",
+        grid("defaults:\n  train: {lr_scheduler: exponential}\n"),
+        "defaults.train.lr_scheduler",
+        "'exponential'",
+    ),
+    (
+        "both-batch-limits-null",
+        grid("defaults:\n  train: {batch_size: null, batch_tokens: null}\n"),
+        "defaults.train.batch_size",
+        "None",
+    ),
     ("invalid-yaml-syntax", "name: t\naxes: {model: [gpt2\n", "", "line "),
     ("yaml-python-tag", grid("store: !!python/object/apply:os.system ['echo pwned']\n"), "", "python/object/apply"),
     ("duplicate-yaml-key", BASE + "name: u\n", "", "duplicate key 'name'"),
@@ -93,50 +148,112 @@ MALFORMED = [
     ("cluster-gpus-2", grid("cluster:\n  gpus: 2\n"), "cluster.gpus", "2"),
     ("cluster-unknown-key", grid("cluster:\n  gpu_type: a100\n"), "cluster.gpu_type", "'a100'"),
     ("seed-negative", grid("defaults:\n  seed: -1\n"), "defaults.seed", "-1"),
-    ("axis-seed-too-large", grid(axes="  model: [gpt2]\n  method: [lora]\n  dataset: [dialogsum]\n"
-                                      "  seed: [1, 4294967296]\n"), "axes.seed[1]", "4294967296"),
+    (
+        "axis-seed-too-large",
+        grid(axes="  model: [gpt2]\n  method: [lora]\n  dataset: [dialogsum]\n  seed: [1, 4294967296]\n"),
+        "axes.seed[1]",
+        "4294967296",
+    ),
     ("method-param-unknown", grid("methods:\n  lora: {rank: 8}\n"), "methods.lora.rank", "8"),
     ("method-type-unknown", grid("methods:\n  lora: {type: superlora}\n"), "methods.lora.type", "'superlora'"),
-    ("adalora-target-gt-init",
-     grid("methods:\n  ada: {type: adalora, init_r: 4, target_r: 8}\n",
-          axes="  model: [gpt2]\n  method: [ada]\n  dataset: [dialogsum]\n"), "methods.ada.target_r", "8"),
-    ("model-outside-registry-no-family",
-     grid("models:\n  my-model: {hub_id: org/my-model, context: 512}\n",
-          axes="  model: [my-model]\n  method: [lora]\n  dataset: [dialogsum]\n"), "models.my-model.family", "None"),
-    ("model-bad-context",
-     grid("models:\n  my-model: {hub_id: org/my-model, family: causal, context: 8}\n",
-          axes="  model: [my-model]\n  method: [lora]\n  dataset: [dialogsum]\n"), "models.my-model.context", "8"),
-    ("axis-duplicate-value", grid(axes="  model: [gpt2, t5-small, gpt2]\n  method: [lora]\n  dataset: [dialogsum]\n"),
-     "axes.model", "'gpt2'"),
-    ("axis-value-with-dotdot", grid(axes="  model: [gpt2]\n  method: [lora]\n  dataset: ['../etc']\n"),
-     "axes.dataset[0]", "'../etc'"),
+    (
+        "adalora-target-gt-init",
+        grid(
+            "methods:\n  ada: {type: adalora, init_r: 4, target_r: 8}\n",
+            axes="  model: [gpt2]\n  method: [ada]\n  dataset: [dialogsum]\n",
+        ),
+        "methods.ada.target_r",
+        "8",
+    ),
+    (
+        "model-outside-registry-no-family",
+        grid(
+            "models:\n  my-model: {hub_id: org/my-model, context: 512}\n",
+            axes="  model: [my-model]\n  method: [lora]\n  dataset: [dialogsum]\n",
+        ),
+        "models.my-model.family",
+        "None",
+    ),
+    (
+        "model-bad-context",
+        grid(
+            "models:\n  my-model: {hub_id: org/my-model, family: causal, context: 8}\n",
+            axes="  model: [my-model]\n  method: [lora]\n  dataset: [dialogsum]\n",
+        ),
+        "models.my-model.context",
+        "8",
+    ),
+    (
+        "axis-duplicate-value",
+        grid(axes="  model: [gpt2, t5-small, gpt2]\n  method: [lora]\n  dataset: [dialogsum]\n"),
+        "axes.model",
+        "'gpt2'",
+    ),
+    (
+        "axis-value-with-dotdot",
+        grid(axes="  model: [gpt2]\n  method: [lora]\n  dataset: ['../etc']\n"),
+        "axes.dataset[0]",
+        "'../etc'",
+    ),
     ("grid-is-a-list", "- name: t\n- axes: {}\n", "", "must be a mapping"),
     ("empty-file", "", "", "empty"),
     ("comments-only-file", "# nothing here\n", "", "empty"),
     ("axes-not-a-mapping", "name: t\naxes: [gpt2, lora]\n", "axes", "['gpt2', 'lora']"),
     # the study's protocol settings (data filter, validation, selection)
-    ("length-quantile-zero", grid("defaults:\n  data: {max_length_quantile: 0}\n"),
-     "defaults.data.max_length_quantile", "0"),
-    ("length-quantile-above-one", grid("defaults:\n  data: {max_length_quantile: 1.5}\n"),
-     "defaults.data.max_length_quantile", "1.5"),
-    ("max-total-tokens-zero", grid("defaults:\n  data: {max_total_tokens: 0}\n"), "defaults.data.max_total_tokens",
-     "0"),
-    ("max-total-tokens-negative", grid("models:\n  gpt2:\n    data: {max_total_tokens: -500}\n"),
-     "models.gpt2.data.max_total_tokens", "-500"),
-    ("length-tokenizer-unknown", grid("defaults:\n  data: {length_tokenizer: no-such-model-or-path}\n"),
-     "defaults.data.length_tokenizer", "no-such-model-or-path"),
-    ("select-best-without-eval", grid("defaults:\n  train: {select_best: eval_loss}\n"),
-     "defaults.train.select_best", "eval_loss"),
-    ("select-best-with-eval-off", grid("defaults:\n  preset: seed-paper\n  train: {eval_every: off}\n"),
-     "defaults.train.select_best", "eval_loss"),
+    (
+        "length-quantile-zero",
+        grid("defaults:\n  data: {max_length_quantile: 0}\n"),
+        "defaults.data.max_length_quantile",
+        "0",
+    ),
+    (
+        "length-quantile-above-one",
+        grid("defaults:\n  data: {max_length_quantile: 1.5}\n"),
+        "defaults.data.max_length_quantile",
+        "1.5",
+    ),
+    (
+        "max-total-tokens-zero",
+        grid("defaults:\n  data: {max_total_tokens: 0}\n"),
+        "defaults.data.max_total_tokens",
+        "0",
+    ),
+    (
+        "max-total-tokens-negative",
+        grid("models:\n  gpt2:\n    data: {max_total_tokens: -500}\n"),
+        "models.gpt2.data.max_total_tokens",
+        "-500",
+    ),
+    (
+        "length-tokenizer-unknown",
+        grid("defaults:\n  data: {length_tokenizer: no-such-model-or-path}\n"),
+        "defaults.data.length_tokenizer",
+        "no-such-model-or-path",
+    ),
+    (
+        "select-best-without-eval",
+        grid("defaults:\n  train: {select_best: eval_loss}\n"),
+        "defaults.train.select_best",
+        "eval_loss",
+    ),
+    (
+        "select-best-with-eval-off",
+        grid("defaults:\n  preset: seed-paper\n  train: {eval_every: off}\n"),
+        "defaults.train.select_best",
+        "eval_loss",
+    ),
     ("eval-every-zero", grid("defaults:\n  train: {eval_every: 0}\n"), "defaults.train.eval_every", "0"),
     ("references-unknown", grid("defaults:\n  eval: {references: all}\n"), "defaults.eval.references", "all"),
-    ("metric-profile-unknown", grid("defaults:\n  eval: {metric_profile: hf}\n"), "defaults.eval.metric_profile",
-     "hf"),
-    ("lone-surrogate-escape",
-     grid('models:\n  gpt2: {hub_id: "org/x\\ud83d"}\n',
-          axes="  model: [gpt2]\n  method: [lora]\n  dataset: [dialogsum]\n"),
-     "", "not valid Unicode text"),
+    ("metric-profile-unknown", grid("defaults:\n  eval: {metric_profile: hf}\n"), "defaults.eval.metric_profile", "hf"),
+    (
+        "lone-surrogate-escape",
+        grid(
+            'models:\n  gpt2: {hub_id: "org/x\\ud83d"}\n',
+            axes="  model: [gpt2]\n  method: [lora]\n  dataset: [dialogsum]\n",
+        ),
+        "",
+        "not valid Unicode text",
+    ),
 ]
 
 assert len({case[0] for case in MALFORMED}) == len(MALFORMED) >= 25
@@ -155,8 +272,9 @@ def test_parse_grid_rejects(text: str, path: str, value: str) -> None:
 
 
 @pytest.mark.parametrize(("text", "path", "value"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
-def test_cli_validate_exits_2(text: str, path: str, value: str, tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_validate_exits_2(
+    text: str, path: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text(text, encoding="utf-8")
     rc = launcher_main(["validate", str(grid_file)])
@@ -218,8 +336,9 @@ def test_paper_grid_is_the_full_product() -> None:
     g = load_grid(EXAMPLES / "paper.yaml")
     combos = {(c.model.name, c.method.name, c.dataset.name) for c in g.cells}
     models = ["gpt2", "gpt2-medium", "gpt2-large", "t5-small", "t5-base", "t5-large"]
-    assert combos == {(m, meth, d) for m in models for meth in ("full", "lora")
-                      for d in ("dialogsum-test", "samsum", "cnn_dailymail")}
+    assert combos == {
+        (m, meth, d) for m in models for meth in ("full", "lora") for d in ("dialogsum-test", "samsum", "cnn_dailymail")
+    }
     assert g.store == "s3://peftsum/runs"
     assert g.cluster.gpus == 1
 
@@ -277,12 +396,21 @@ def test_cell_id_is_sha256_of_canonical_json() -> None:
 
 def test_cell_ids_same_across_processes() -> None:
     """Same grid → same ids, always: another interpreter with another hash seed computes the same ids."""
-    code = ("import json; from peftsum.spec import load_grid; "
-            "print(json.dumps([c.cell_id for c in load_grid('examples/paper.yaml').cells]))")
+    code = (
+        "import json; from peftsum.spec import load_grid; "
+        "print(json.dumps([c.cell_id for c in load_grid('examples/paper.yaml').cells]))"
+    )
     ids = []
     for hash_seed in ("1", "2"):
-        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                              check=False, env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        )
         assert proc.returncode == 0, proc.stderr
         ids.append(json.loads(proc.stdout))
     assert ids[0] == ids[1] == [c.cell_id for c in load_grid(EXAMPLES / "paper.yaml").cells]
@@ -385,6 +513,10 @@ axes:
         assert t.epochs == 8.0
         assert t.warmup_ratio == 0.0
         assert t.batch_tokens is None
+        # the study's load_best_model_at_end: validation every epoch, the lowest validation loss kept
+        assert t.eval_every == "epoch"
+        assert t.select_best == "eval_loss"
+        assert c.eval.metric_profile == "evaluate"
 
 
 def test_fast_preset_defaults() -> None:
@@ -393,11 +525,19 @@ def test_fast_preset_defaults() -> None:
     assert t.batch_tokens == 16384
     assert t.group_by_length is True
     assert t.precision == "auto"
+    # fast leaves validation and selection off unless asked, and keeps peftsum's metric profile
+    assert t.eval_every == "off"
+    assert t.select_best == "off"
+    assert parse_grid(BASE).cells[0].eval.metric_profile == "peftsum"
+    asked = parse_grid(grid("defaults:\n  train: {eval_every: epoch, select_best: rougeL}\n"))
+    assert (asked.cells[0].train.eval_every, asked.cells[0].train.select_best) == ("epoch", "rougeL")
 
 
 def test_seed_axis_and_exclude() -> None:
-    text = grid("exclude:\n  - {model: gpt2, method: full}\n",
-                axes="  model: [gpt2, t5-small]\n  method: [full, lora]\n  dataset: [dialogsum]\n  seed: [1, 2, 3]\n")
+    text = grid(
+        "exclude:\n  - {model: gpt2, method: full}\n",
+        axes="  model: [gpt2, t5-small]\n  method: [full, lora]\n  dataset: [dialogsum]\n  seed: [1, 2, 3]\n",
+    )
     cells = parse_grid(text).cells
     combos = {(c.model.name, c.method.name, c.seed) for c in cells}
     assert len(cells) == 9
@@ -406,8 +546,10 @@ def test_seed_axis_and_exclude() -> None:
 
 
 def test_model_outside_registry_with_family() -> None:
-    text = grid("models:\n  my-model: {hub_id: org/my-model, family: seq2seq, context: 2048}\n",
-                axes="  model: [my-model]\n  method: [lora]\n  dataset: [dialogsum]\n")
+    text = grid(
+        "models:\n  my-model: {hub_id: org/my-model, family: seq2seq, context: 2048}\n",
+        axes="  model: [my-model]\n  method: [lora]\n  dataset: [dialogsum]\n",
+    )
     cell = parse_grid(text).cells[0]
     assert cell.model.hub_id == "org/my-model"
     assert cell.model.family == "seq2seq"
@@ -421,8 +563,12 @@ def test_later_layer_may_complete_an_earlier_one() -> None:
     assert train.batch_size == 8
     assert train.batch_tokens is None
     with pytest.raises(SpecError) as info:  # …but a cell the method does not complete is still refused
-        parse_grid(grid("defaults:\n  train: {batch_tokens: null}\n",
-                        axes="  model: [gpt2]\n  method: [full]\n  dataset: [dialogsum]\n"))
+        parse_grid(
+            grid(
+                "defaults:\n  train: {batch_tokens: null}\n",
+                axes="  model: [gpt2]\n  method: [full]\n  dataset: [dialogsum]\n",
+            )
+        )
     assert info.value.path == "defaults.train.batch_size"
 
 
@@ -460,8 +606,9 @@ def test_validate_is_fast_and_ml_free() -> None:
         heavy = [m for m in ("torch", "transformers", "peft", "datasets") if m in sys.modules]
         print(json.dumps({"rc": rc, "elapsed": elapsed, "cells": cells, "heavy": heavy, "specs": specs}))
     """)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["rc"] == 0
