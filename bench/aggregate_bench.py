@@ -80,13 +80,8 @@ def time_significance(report: ModuleType, store: Any, grid: str, workers: int | 
 
 def median_phases(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     names = list(dict.fromkeys(k for r in runs for k in r["phases"]))
-    return {
-        k: {
-            m: round(statistics.median(r["phases"].get(k, {}).get(m, 0.0) for r in runs), 3)
-            for m in ("wall_s", "cpu_s")
-        }
-        for k in names
-    }
+    return {k: {m: round(statistics.median(r["phases"].get(k, {}).get(m, 0.0) for r in runs), 3)
+                for m in ("wall_s", "cpu_s")} for k in names}
 
 
 def load() -> str:
@@ -101,25 +96,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="250,500,1000", help="comma-separated cell counts (default: %(default)s)")
     parser.add_argument("--examples", type=int, default=30, help="evaluation examples per cell (default: 30)")
     parser.add_argument("--seeds", type=int, default=1, help="values on the seed axis (default: 1)")
-    parser.add_argument(
-        "--datasets",
-        type=int,
-        default=5,
-        help="datasets the cells are spread over, the same for every size so the per-dataset "
-        "work (figures) is constant (default: 5)",
-    )
+    parser.add_argument("--datasets", type=int, default=5,
+                        help="datasets the cells are spread over, the same for every size so the per-dataset "
+                             "work (figures) is constant (default: 5)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per size; the median counts (default: 5)")
-    parser.add_argument(
-        "--workers", type=int, default=None, help="report worker processes (default: every core; 1 = no pool)"
-    )
+    parser.add_argument("--workers", type=int, default=None,
+                        help="report worker processes (default: every core; 1 = no pool)")
     parser.add_argument("--no-significance", action="store_true", help="skip timing the paired bootstraps")
     parser.add_argument("--no-failures", action="store_true", help="every cell done (default: a few are not)")
     parser.add_argument("--budget", type=float, default=5.0, help="seconds allowed for 1,000 cells (default: 5)")
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="exit 1 when 1,000 cells (measured, or projected from the sizes run) take more than --budget",
-    )
+    parser.add_argument("--check", action="store_true", help="exit 1 when 1,000 cells (measured, or projected "
+                                                             "from the sizes run) take more than --budget")
     parser.add_argument("--keep", metavar="DIR", help="write the stores under DIR and keep them (reused if there)")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -147,64 +134,39 @@ def main(argv: list[str] | None = None) -> int:
             grid = f"bench-{n}"
             t0 = time.perf_counter()
             if not (root / grid / "grid.json").exists():
-                fake.write_fake_grid(
-                    root,
-                    grid,
-                    n,
-                    seeds=args.seeds,
-                    with_failures=not args.no_failures,
-                    n_examples=args.examples,
-                    n_datasets=args.datasets,
-                )
+                fake.write_fake_grid(root, grid, n, seeds=args.seeds, with_failures=not args.no_failures,
+                                     n_examples=args.examples, n_datasets=args.datasets)
             written = time.perf_counter() - t0
             store = open_store(str(root))
             load_before = load()
             runs = [time_report(report, store, grid, args.workers) for _ in range(args.repeat)]
-            sig = (
-                []
-                if args.no_significance
-                else [time_significance(report, store, grid, args.workers) for _ in range(args.repeat)]
-            )
+            sig = [] if args.no_significance else [time_significance(report, store, grid, args.workers)
+                                                   for _ in range(args.repeat)]
             walls = [r["wall_s"] for r in runs]
             line: dict[str, Any] = {
-                "cells": n,
-                "report_s": round(statistics.median(walls), 3),
+                "cells": n, "report_s": round(statistics.median(walls), 3),
                 "report_cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 3),
                 "report_runs_s": [round(w, 3) for w in walls],
                 "per_cell_ms": round(1000 * statistics.median(walls) / n, 3),
-                "phases": median_phases(runs),
-            }
+                "phases": median_phases(runs)}
             if sig:
-                line |= {
-                    "significance_s": round(statistics.median(s["wall_s"] for s in sig), 3),
-                    "significance_cpu_s": round(statistics.median(s["cpu_s"] for s in sig), 3),
-                    "comparisons": sig[0]["comparisons"],
-                }
-            line |= {
-                "runs": len(runs),
-                "datasets": args.datasets,
-                "examples_per_cell": args.examples,
-                "seeds": args.seeds,
-                "workers": args.workers or report.workers_wanted(),
-                "load_before": load_before,
-                "load_after": load(),
-                "write_seconds": round(written, 2),
-            }
+                line |= {"significance_s": round(statistics.median(s["wall_s"] for s in sig), 3),
+                         "significance_cpu_s": round(statistics.median(s["cpu_s"] for s in sig), 3),
+                         "comparisons": sig[0]["comparisons"]}
+            line |= {"runs": len(runs), "datasets": args.datasets, "examples_per_cell": args.examples,
+                     "seeds": args.seeds, "workers": args.workers or report.workers_wanted(),
+                     "load_before": load_before, "load_after": load(), "write_seconds": round(written, 2)}
             lines.append(line)
-            print(
-                f"\n{n} cells: report {line['report_s']:.2f} s wall / {line['report_cpu_s']:.2f} s CPU "
-                f"(median of {len(runs)}: {', '.join(f'{w:.2f}' for w in walls)}); load {load_before}",
-                file=sys.stderr,
-            )
+            print(f"\n{n} cells: report {line['report_s']:.2f} s wall / {line['report_cpu_s']:.2f} s CPU "
+                  f"(median of {len(runs)}: {', '.join(f'{w:.2f}' for w in walls)}); load {load_before}",
+                  file=sys.stderr)
             print(f"  {'phase':<22}{'wall s':>9}{'CPU s':>9}", file=sys.stderr)
             for name, v in line["phases"].items():
                 print(f"  {name:<22}{v['wall_s']:>9.3f}{v['cpu_s']:>9.3f}", file=sys.stderr)
             if sig:
-                print(
-                    f"  paired bootstraps, separately: {line['significance_s']:.2f} s wall / "
-                    f"{line['significance_cpu_s']:.2f} s CPU for {line['comparisons']} comparisons",
-                    file=sys.stderr,
-                )
+                print(f"  paired bootstraps, separately: {line['significance_s']:.2f} s wall / "
+                      f"{line['significance_cpu_s']:.2f} s CPU for {line['comparisons']} comparisons",
+                      file=sys.stderr)
             print(json.dumps(line), flush=True)
 
     fit = None
@@ -212,14 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         # Linear cost means seconds = fixed + marginal x cells with the same marginal between every pair of sizes.
         xs, ys = [ln["cells"] for ln in lines], [ln["report_s"] for ln in lines]
         fit = statistics.linear_regression(xs, ys)
-        steps = ", ".join(
-            f"{xs[i]}->{xs[i + 1]}: {1000 * (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]):.2f}" for i in range(len(xs) - 1)
-        )
-        print(
-            f"\nleast squares: {fit.intercept:.2f} s fixed + {1000 * fit.slope:.2f} ms per cell; "
-            f"marginal ms per cell between sizes: {steps} (equal = linear)",
-            file=sys.stderr,
-        )
+        steps = ", ".join(f"{xs[i]}->{xs[i + 1]}: {1000 * (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]):.2f}"
+                          for i in range(len(xs) - 1))
+        print(f"\nleast squares: {fit.intercept:.2f} s fixed + {1000 * fit.slope:.2f} ms per cell; "
+              f"marginal ms per cell between sizes: {steps} (equal = linear)", file=sys.stderr)
     measured = next((ln["report_s"] for ln in lines if ln["cells"] == 1000), None)
     if measured is not None:
         at_1000, how = measured, "measured (median)"
@@ -228,10 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         at_1000, how = lines[-1]["report_s"] * 1000 / lines[-1]["cells"], "projected per cell"
     verdict = "within" if at_1000 <= args.budget else "OVER"
-    print(
-        f"1,000 cells: {at_1000:.2f} s, {how} ({verdict} the {args.budget:g} s budget); load average after: {load()}",
-        file=sys.stderr,
-    )
+    print(f"1,000 cells: {at_1000:.2f} s, {how} ({verdict} the {args.budget:g} s budget); load average after: "
+          f"{load()}", file=sys.stderr)
     return 1 if args.check and at_1000 > args.budget else 0
 
 

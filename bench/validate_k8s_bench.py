@@ -40,16 +40,14 @@ RANKS = range(1, 11)
 def grid_yaml() -> str:
     """A valid 1,000-cell grid (every model supports LoRA)."""
     variants = "\n".join(f"  lora-r{r}: {{type: lora, r: {r}, alpha: {2 * r}}}" for r in RANKS)
-    return (
-        f"name: bench\nstore: s3://bucket/peftsum\n"
-        f"axes:\n  model: [{', '.join(MODELS)}]\n  method: [{', '.join(f'lora-r{r}' for r in RANKS)}]\n"
-        f"  dataset: [{', '.join(DATASETS)}]\n  seed: [{', '.join(map(str, SEEDS))}]\n"
-        f"methods:\n{variants}\n"
-        "cluster:\n  namespace: peftsum\n  image: registry.example/peftsum:0.1.0\n  gpus: 1\n"
-        "  node_selector: {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}\n"
-        "  tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]\n"
-        "  pushgateway: http://pushgateway.monitoring:9091\n"
-    )
+    return (f"name: bench\nstore: s3://bucket/peftsum\n"
+            f"axes:\n  model: [{', '.join(MODELS)}]\n  method: [{', '.join(f'lora-r{r}' for r in RANKS)}]\n"
+            f"  dataset: [{', '.join(DATASETS)}]\n  seed: [{', '.join(map(str, SEEDS))}]\n"
+            f"methods:\n{variants}\n"
+            "cluster:\n  namespace: peftsum\n  image: registry.example/peftsum:0.1.0\n  gpus: 1\n"
+            "  node_selector: {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}\n"
+            "  tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]\n"
+            "  pushgateway: http://pushgateway.monitoring:9091\n")
 
 
 def time_command(path: Path, version: str, table: bool) -> tuple[float, float]:
@@ -105,18 +103,11 @@ def main() -> int:
         parts = breakdown(path, args.version)
     objects = parts.pop("objects")
     walls = [w for w, _ in runs]
-    result = {
-        "cells": len(MODELS) * len(RANKS) * len(DATASETS) * len(SEEDS),
-        "objects": objects,
-        "seconds": round(min(walls), 3),
-        "cpu_seconds": round(min(c for _, c in runs), 3),
-        "runs": [round(w, 3) for w in walls],
-        "table": args.table,
-        "breakdown": {k: round(v, 3) for k, v in parts.items()},
-        "budget": args.budget,
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "cores": os.cpu_count(),
-    }
+    result = {"cells": len(MODELS) * len(RANKS) * len(DATASETS) * len(SEEDS), "objects": objects,
+              "seconds": round(min(walls), 3), "cpu_seconds": round(min(c for _, c in runs), 3),
+              "runs": [round(w, 3) for w in walls], "table": args.table,
+              "breakdown": {k: round(v, 3) for k, v in parts.items()}, "budget": args.budget,
+              "load_average_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count()}
     print(json.dumps(result))
     return 1 if args.check and min(walls) > args.budget else 0
 

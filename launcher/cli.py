@@ -41,41 +41,22 @@ Reads JSON only (results, predictions, eda.json): no ML stack. Cells not done ar
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="launcher", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    v = sub.add_parser(
-        "validate",
-        help="check a grid and list its cells",
-        epilog=VALIDATE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    v = sub.add_parser("validate", help="check a grid and list its cells", epilog=VALIDATE_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("grid", nargs="?", help="grid.yaml")
     v.add_argument("--json", action="store_true", help="print the cells as JSON")
-    v.add_argument(
-        "--resolved",
-        action="store_true",
-        help="with each cell's fully resolved settings (JSON): presets, "
-        "defaults, model/method layers and names resolved",
-    )
+    v.add_argument("--resolved", action="store_true", help="with each cell's fully resolved settings (JSON): presets, "
+                                                           "defaults, model/method layers and names resolved")
     v.add_argument("--compat", action="store_true", help="print the compatibility table")
-    v.add_argument(
-        "--k8s",
-        metavar="VERSION",
-        help="also validate the rendered objects against this Kubernetes version's OpenAPI schema (e.g. 1.31)",
-    )
-    r = sub.add_parser(
-        "run",
-        help="run a grid on this machine, then build the report",
-        epilog=RUN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    v.add_argument("--k8s", metavar="VERSION", help="also validate the rendered objects against this Kubernetes "
+                                                   "version's OpenAPI schema (e.g. 1.31)")
+    r = sub.add_parser("run", help="run a grid on this machine, then build the report", epilog=RUN_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("grid", help="grid.yaml")
     r.add_argument("--store", help="store URI (default: the grid's store, else ./runs)")
     r.add_argument("--jobs", type=int, default=1, help="cells at a time (default 1)")
-    rep = sub.add_parser(
-        "report",
-        help="build the comparison report from the store",
-        epilog=REPORT_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    rep = sub.add_parser("report", help="build the comparison report from the store", epilog=REPORT_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     rep.add_argument("grid", help="grid.yaml")
     rep.add_argument("--store", help="store URI (default: the grid's store, else ./runs)")
     rep.add_argument("--open", action="store_true", help="open index.html in a browser")
@@ -191,11 +172,8 @@ def _run(args: argparse.Namespace) -> int:
             for cid in ids:
                 st = layout.read_status(store, grid.name, cid) or {}
                 if st.get("step"):
-                    console.print(
-                        f"        … {cid} step {st['step']}/{st.get('total_steps')} "
-                        f"loss {st.get('loss', float('nan')):.3f}",
-                        markup=False,
-                    )
+                    console.print(f"        … {cid} step {st['step']}/{st.get('total_steps')} "
+                                  f"loss {st.get('loss', float('nan')):.3f}", markup=False)
 
     beat = threading.Thread(target=heartbeat, daemon=True)
     beat.start()
@@ -208,10 +186,8 @@ def _run(args: argparse.Namespace) -> int:
     report = aggregate(store, grid.name)
     failed = [o for o in outcomes if o.state == "failed"]
     done = sum(o.state in ("done", "skipped") for o in outcomes)
-    console.print(
-        f"{done}/{total} cells done, {len(failed)} failed in {time.monotonic() - t_start:.0f}s; report: {report}",
-        markup=False,
-    )
+    console.print(f"{done}/{total} cells done, {len(failed)} failed in {time.monotonic() - t_start:.0f}s; "
+                  f"report: {report}", markup=False)
     for o in failed:
         console.print(f"  failed {label(o)}: {o.reason}", markup=False)
     return EXIT_FAILED if failed else EXIT_OK

@@ -34,12 +34,8 @@ def write_specs(store: Store, grid: Grid, threads: int = 16) -> None:
     """grid.json and every cell's spec.json; in parallel, since on S3 each is a round trip (1,000 cells: 1,001)."""
     layout.write_json(store, layout.grid_key(grid.name, "grid.json"), grid.to_dict())
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(
-            pool.map(
-                lambda c: layout.write_json(store, layout.cell_key(grid.name, c.cell_id, "spec.json"), c.to_dict()),
-                grid.cells,
-            )
-        )
+        list(pool.map(lambda c: layout.write_json(store, layout.cell_key(grid.name, c.cell_id, "spec.json"),
+                                                  c.to_dict()), grid.cells))
 
 
 def cell_command(store: Store, grid: str, cell_id: str) -> list[str]:
@@ -54,9 +50,8 @@ def run_one(store: Store, grid: str, cell: Cell, log_dir: Path, threads: int | N
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)  # split the cores between concurrent cells
     with log_path.open("w") as log:
-        proc = subprocess.run(
-            cell_command(store, grid, cell.cell_id), stdout=log, stderr=subprocess.STDOUT, env=env, check=False
-        )
+        proc = subprocess.run(cell_command(store, grid, cell.cell_id), stdout=log, stderr=subprocess.STDOUT,
+                              env=env, check=False)
     seconds = time.monotonic() - t0
     if not isinstance(store, LocalStore):  # keep the log with the cell's other files
         with contextlib.suppress(StoreError):

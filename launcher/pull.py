@@ -42,9 +42,8 @@ class PullStats:
     failed: list[str] = field(default_factory=list)
 
 
-def plan(
-    store: Store, grid: str, cell_ids: Iterable[str], adapters: bool, predictions: bool
-) -> tuple[list[tuple[str, dict[str, Any] | None]], list[str]]:
+def plan(store: Store, grid: str, cell_ids: Iterable[str], adapters: bool, predictions: bool
+         ) -> tuple[list[tuple[str, dict[str, Any] | None]], list[str]]:
     """(key, manifest entry) of every file to pull, and the cells that are not done."""
     files: list[tuple[str, dict[str, Any] | None]] = []
     not_done = []
@@ -61,17 +60,8 @@ def plan(
     return files, not_done
 
 
-def pull(
-    store: Store,
-    grid: str,
-    cell_ids: Iterable[str],
-    dest: Path,
-    *,
-    adapters: bool,
-    predictions: bool,
-    report: bool,
-    progress: Callable[[str, int], None] | None = None,
-) -> PullStats:
+def pull(store: Store, grid: str, cell_ids: Iterable[str], dest: Path, *, adapters: bool, predictions: bool,
+         report: bool, progress: Callable[[str, int], None] | None = None) -> PullStats:
     """Download the selected files of every done cell (and the report) into ``dest``, verified."""
     dest = Path(dest)
     files, not_done = plan(store, grid, cell_ids, adapters, predictions)
@@ -81,12 +71,8 @@ def pull(
     stats = PullStats(not_done=not_done)
     for key, meta in files:
         target = safe_join(dest, key)
-        if (
-            meta is not None
-            and target.is_file()
-            and target.stat().st_size == meta["bytes"]
-            and sha256_file(target) == meta["sha256"]
-        ):
+        if meta is not None and target.is_file() and target.stat().st_size == meta["bytes"] \
+                and sha256_file(target) == meta["sha256"]:
             stats.skipped += 1
             if progress:
                 progress(key, 0)
@@ -127,9 +113,6 @@ def verify(store: Store, grid: str, cell_ids: Iterable[str]) -> list[Verdict]:
             out.append(Verdict(cid, "not-done"))
             continue
         bad = list(layout.manifest_problems(store, grid, cid, manifest, rehash=True))
-        out.append(
-            Verdict(cid, "corrupt", "; ".join(bad))
-            if bad
-            else Verdict(cid, "verified", f"{len(manifest['files'])} files")
-        )
+        out.append(Verdict(cid, "corrupt", "; ".join(bad)) if bad else
+                   Verdict(cid, "verified", f"{len(manifest['files'])} files"))
     return out

@@ -40,26 +40,20 @@ models:/datasets: overrides to merge into the grid so pods read them from the st
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser(
-        "pull",
-        help="download a grid's results (and adapters, predictions, report)",
-        epilog=PULL_EPILOG,
-        formatter_class=fmt,
-    )
+    p = sub.add_parser("pull", help="download a grid's results (and adapters, predictions, report)",
+                       epilog=PULL_EPILOG, formatter_class=fmt)
     p.add_argument("grid", help="grid.yaml")
     p.add_argument("--store", help="store URI (default: the grid's store)")
     p.add_argument("--to", required=True, help="target folder (mirrors the store layout)")
     p.add_argument("--adapters", action="store_true", help="also adapters (and full weights if kept)")
     p.add_argument("--predictions", action="store_true", help="also predictions.jsonl")
     p.add_argument("--report", action="store_true", help="also the grid's report/")
-    v = sub.add_parser(
-        "verify", help="re-hash every done cell's files against its manifest", epilog=VERIFY_EPILOG, formatter_class=fmt
-    )
+    v = sub.add_parser("verify", help="re-hash every done cell's files against its manifest",
+                       epilog=VERIFY_EPILOG, formatter_class=fmt)
     v.add_argument("grid", help="grid.yaml")
     v.add_argument("--store", help="store URI (default: the grid's store)")
-    s = sub.add_parser(
-        "stage", help="copy the grid's models and datasets into the store", epilog=STAGE_EPILOG, formatter_class=fmt
-    )
+    s = sub.add_parser("stage", help="copy the grid's models and datasets into the store", epilog=STAGE_EPILOG,
+                       formatter_class=fmt)
     s.add_argument("grid", help="grid.yaml")
     s.add_argument("--store", help="store URI (default: the grid's store)")
     s.add_argument("--out", help="also write the overrides (YAML) to this file")
@@ -83,14 +77,8 @@ def pull_command(args: argparse.Namespace) -> int:
     if grid is None:
         return EXIT_BAD_GRID
     ids = [c.cell_id for c in grid.cells]
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} files"),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-    ) as bar:
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} files"),
+                  DownloadColumn(), TimeRemainingColumn(), transient=True) as bar:
         task = bar.add_task(f"pull {grid.name}", total=None)
         done = {"n": 0}
 
@@ -99,23 +87,13 @@ def pull_command(args: argparse.Namespace) -> int:
             bar.update(task, completed=done["n"], description=f"pull {key.rsplit('/', 1)[-1]}")
 
         try:
-            stats = pull(
-                store,
-                grid.name,
-                ids,
-                Path(args.to),
-                adapters=args.adapters,
-                predictions=args.predictions,
-                report=args.report,
-                progress=progress,
-            )
+            stats = pull(store, grid.name, ids, Path(args.to), adapters=args.adapters,
+                         predictions=args.predictions, report=args.report, progress=progress)
         except StoreError as err:
             print(f"launcher pull: {err}", file=sys.stderr)
             return EXIT_FAILED
-    print(
-        f"{grid.name}: {len(ids) - len(stats.not_done)}/{len(ids)} cells done; pulled {stats.files} files "
-        f"({stats.bytes / 1e6:.1f} MB), {stats.skipped} already there and verified → {args.to}"
-    )
+    print(f"{grid.name}: {len(ids) - len(stats.not_done)}/{len(ids)} cells done; pulled {stats.files} files "
+          f"({stats.bytes / 1e6:.1f} MB), {stats.skipped} already there and verified → {args.to}")
     for cid in stats.not_done:
         print(f"  not done: {cid}")
     for msg in stats.failed:
@@ -147,7 +125,4 @@ def stage_command(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "pull": pull_command,
-    "verify": verify_command,
-    "stage": stage_command,
-}
+    "pull": pull_command, "verify": verify_command, "stage": stage_command}

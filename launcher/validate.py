@@ -11,18 +11,10 @@ from peftsum.spec import Grid
 def summary(grid: Grid, resolved: bool = False) -> dict[str, Any]:
     """The --json form: {"grid": name, "cells": [{cell_id, model, method, dataset, seed}, …]}; with ``resolved``
     each cell also carries ``spec``: every setting as the cell will run it (what spec.json holds and the id hashes)."""
-    return {
-        "grid": grid.name,
-        "cells": [
-            {
-                "cell_id": c.cell_id,
-                **{k: v for k, v in c.labels.items() if k != "seed"},
-                "seed": c.seed,
-                **({"spec": c.to_dict()} if resolved else {}),
-            }
-            for c in grid.cells
-        ],
-    }
+    return {"grid": grid.name,
+            "cells": [{"cell_id": c.cell_id, **{k: v for k, v in c.labels.items() if k != "seed"}, "seed": c.seed,
+                       **({"spec": c.to_dict()} if resolved else {})}
+                      for c in grid.cells]}
 
 
 def print_summary(grid: Grid, as_json: bool, resolved: bool = False) -> None:
@@ -44,8 +36,5 @@ def compat_rows() -> list[tuple[str, str, str]]:
     """(architecture, method, reason) for every refused pair of the compatibility table."""
     from peftsum.methods import METHODS
 
-    return [
-        (arch, name, reason)
-        for name in METHODS.names()
-        for arch, reason in sorted(METHODS.get(name).incompatible.items())
-    ]
+    return [(arch, name, reason) for name in METHODS.names()
+            for arch, reason in sorted(METHODS.get(name).incompatible.items())]

@@ -30,23 +30,11 @@ def save_adapter(model: Any, out: Path, base: ModelRef, method: str, keep_full_w
     n_total = sum(1 for _ in model.parameters())
     if len(trained) < n_total:
         (out / "adapter").mkdir(parents=True, exist_ok=True)
-        save_file(
-            trained,
-            out / "adapter" / "adapter_model.safetensors",
-            metadata={"method": method, "base_model_name_or_path": base.hub_id},
-        )
-        (out / "adapter" / "adapter_config.json").write_text(
-            json.dumps(
-                {
-                    "peft_type": None,
-                    "peftsum_method": method,
-                    "base_model_name_or_path": base.hub_id,
-                    "revision": base.revision,
-                    "tensors": sorted(trained),
-                },
-                indent=2,
-            )
-        )
+        save_file(trained, out / "adapter" / "adapter_model.safetensors",
+                  metadata={"method": method, "base_model_name_or_path": base.hub_id})
+        (out / "adapter" / "adapter_config.json").write_text(json.dumps(
+            {"peft_type": None, "peftsum_method": method, "base_model_name_or_path": base.hub_id,
+             "revision": base.revision, "tensors": sorted(trained)}, indent=2))
         return (out / "adapter" / "adapter_model.safetensors").stat().st_size
     if keep_full_weights:
         model.save_pretrained(out / "model")
@@ -60,44 +48,21 @@ def length_stats(values: list[int]) -> dict[str, Any]:
     arr = np.asarray(values)
     pct = np.percentile(arr, [5, 25, 50, 75, 95, 99])
     hist, edges = np.histogram(arr, bins=30)
-    return {
-        "n": int(arr.size),
-        "mean": float(arr.mean()),
-        "min": int(arr.min()),
-        "max": int(arr.max()),
-        "p5": float(pct[0]),
-        "p25": float(pct[1]),
-        "p50": float(pct[2]),
-        "p75": float(pct[3]),
-        "p95": float(pct[4]),
-        "p99": float(pct[5]),
-        "histogram": {"counts": hist.tolist(), "edges": edges.tolist()},
-    }
+    return {"n": int(arr.size), "mean": float(arr.mean()), "min": int(arr.min()), "max": int(arr.max()),
+            "p5": float(pct[0]), "p25": float(pct[1]), "p50": float(pct[2]), "p75": float(pct[3]),
+            "p95": float(pct[4]), "p99": float(pct[5]),
+            "histogram": {"counts": hist.tolist(), "edges": edges.tolist()}}
 
 
-def eda(
-    source_lens: list[int],
-    summary_lens: list[int],
-    kept: int,
-    dropped: int,
-    tokenizer_name: str,
-    budget: int | None,
-    split: str = "train",
-) -> dict[str, Any]:
+def eda(source_lens: list[int], summary_lens: list[int], kept: int, dropped: int, tokenizer_name: str,
+        budget: int | None, split: str = "train") -> dict[str, Any]:
     """Token-length statistics of one split under the cell's tokenizer (the study's Figures 6-14); ``dropped`` is
     what the context-window filter removed (training split only)."""
     merged = [a + b for a, b in zip(source_lens, summary_lens)]
-    return {
-        "split": split,
-        "tokenizer": tokenizer_name,
-        "source_token_budget": budget,
-        "source": length_stats(source_lens),
-        "summary": length_stats(summary_lens),
-        "merged": length_stats(merged),
-        "kept": kept,
-        "dropped": dropped,
-        "dropped_share": dropped / max(1, kept + dropped),
-    }
+    return {"split": split, "tokenizer": tokenizer_name, "source_token_budget": budget,
+            "source": length_stats(source_lens), "summary": length_stats(summary_lens),
+            "merged": length_stats(merged), "kept": kept, "dropped": dropped,
+            "dropped_share": dropped / max(1, kept + dropped)}
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

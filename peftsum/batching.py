@@ -27,16 +27,9 @@ class BatchPlan:
 SOURCE_BUCKET = 0.05
 
 
-def plan_batches(
-    in_lens: list[int],
-    out_lens: list[int],
-    batch_size: int | None,
-    batch_tokens: int | None,
-    group_by_length: bool,
-    seed: int,
-    epoch: int,
-    max_padding: float | None = None,
-) -> BatchPlan:
+def plan_batches(in_lens: list[int], out_lens: list[int], batch_size: int | None, batch_tokens: int | None,
+                 group_by_length: bool, seed: int, epoch: int,
+                 max_padding: float | None = None) -> BatchPlan:
     """Cut one epoch into micro-batches.
 
     With ``group_by_length`` examples are sorted by length (ties broken by a seeded shuffle; seq2seq: by source
@@ -65,15 +58,10 @@ def plan_batches(
     for i in order:
         new_in, new_out = max(max_in, in_lens[i]), max(max_out, out_lens[i])
         padded = (len(cur) + 1) * (new_in + new_out)
-        full = (
-            (batch_size is not None and len(cur) >= batch_size)
-            or (batch_tokens is not None and padded > batch_tokens)
-            or (
-                group_by_length
-                and max_padding is not None
-                and padded - real - in_lens[i] - out_lens[i] > max_padding * padded
-            )
-        )
+        full = (batch_size is not None and len(cur) >= batch_size) or (
+            batch_tokens is not None and padded > batch_tokens) or (
+            group_by_length and max_padding is not None
+            and padded - real - in_lens[i] - out_lens[i] > max_padding * padded)
         if cur and full:
             batches.append(cur)
             cur, new_in, new_out, real = [], in_lens[i], out_lens[i], 0
@@ -89,15 +77,8 @@ def plan_batches(
     return BatchPlan(batches, padded, real)
 
 
-def collate(
-    indices: list[int],
-    input_ids: list[list[int]],
-    labels: list[list[int]],
-    pad_id: int,
-    causal: bool,
-    pad_left: bool = False,
-    pad_multiple: int = 1,
-) -> dict:
+def collate(indices: list[int], input_ids: list[list[int]], labels: list[list[int]], pad_id: int,
+            causal: bool, pad_left: bool = False, pad_multiple: int = 1) -> dict:
     """Pad one batch: inputs with ``pad_id``, labels with -100 (ignored by the loss).
 
     ``pad_multiple`` rounds the padded width up (a static-cache decode compiles once per shape, so fewer shapes).
@@ -110,7 +91,8 @@ def collate(
         return torch.tensor(rows, dtype=torch.long)
 
     ids = [input_ids[i] for i in indices]
-    batch = {"input_ids": pad(ids, pad_id), "attention_mask": pad([[1] * len(s) for s in ids], 0)}
+    batch = {"input_ids": pad(ids, pad_id),
+             "attention_mask": pad([[1] * len(s) for s in ids], 0)}
     if labels:
         batch["labels"] = pad([labels[i] for i in indices], -100)
     return batch

@@ -539,7 +539,7 @@ def run_gen_case(case: GenCase, plan: Plan, device: Any, real: bool, data: dict)
 # the fast path's length-grouped token-budget batches with a padding cap, fused AdamW, no activation recomputation
 # (and on CUDA bf16 and the static-cache decode) against the seed-paper preset's random batches padded to the
 # longest, gradient checkpointing, fp32, unfused AdamW and batch-of-20 dynamic-cache generation. The seed-paper
-# learning recipe itself (lr 5e-5, 8 epochs) would leave a random-init tiny model untrained and compare nothing.
+# learning recipe itself (lr 5e-5, 8 epochs) would barely move a 1M-parameter tiny model and compare nothing.
 # Batches hold 6 examples on both sides (batch_tokens null): under one token budget the fast path packs ~37% more
 # examples per step than padded random batches, so it would take fewer steps per epoch and compare step counts.
 # Validation, best-epoch selection and the metric profile are what the study did, not how it executed: both sides

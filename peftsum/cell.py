@@ -235,6 +235,7 @@ def _execute(
             "examples": pred.train_kept,
             "examples_dropped": pred.train_dropped,
             "examples_truncated": pred.train_truncated,
+            "first_train_loss": report.first_train_loss if report else None,
             "final_train_loss": report.final_train_loss if report else None,
             "eval_loss": selected["val_loss"] if selected else None,
             "test_loss": pred.test_loss,

@@ -23,22 +23,14 @@ BEST = "best.safetensors"
 
 class Checkpointer:
     """Args:
-    workdir: where checkpoints are staged before upload (the cell's work folder, so its disk use is measured).
-    on_written: called after a checkpoint is written and before older ones are pruned (disk use peaks there).
-    extra_state: returns what the cell keeps in every checkpoint's state.json beside the trainer's counters
-        (its wall seconds so far); ``loaded_state`` is the state of the checkpoint resumed from.
+        workdir: where checkpoints are staged before upload (the cell's work folder, so its disk use is measured).
+        on_written: called after a checkpoint is written and before older ones are pruned (disk use peaks there).
+        extra_state: returns what the cell keeps in every checkpoint's state.json beside the trainer's counters
+            (its wall seconds so far); ``loaded_state`` is the state of the checkpoint resumed from.
     """
 
-    def __init__(
-        self,
-        store: Store,
-        grid: str,
-        cell_id: str,
-        keep: int = 2,
-        workdir: Path | None = None,
-        on_written: Any = None,
-        extra_state: Any = None,
-    ) -> None:
+    def __init__(self, store: Store, grid: str, cell_id: str, keep: int = 2, workdir: Path | None = None,
+                 on_written: Any = None, extra_state: Any = None) -> None:
         self.store, self.grid, self.cell_id, self.keep = store, grid, cell_id, keep
         self.workdir, self.on_written, self.extra_state = workdir, on_written, extra_state
         self.loaded_state: dict[str, Any] | None = None
@@ -54,14 +46,8 @@ class Checkpointer:
                 steps.add(int(parts[-2]))
         return sorted(steps)
 
-    def save(
-        self,
-        step: int,
-        weights: dict[str, Any],
-        training: dict[str, Any],
-        state: dict[str, Any],
-        best: dict[str, Any] | None = None,
-    ) -> int:
+    def save(self, step: int, weights: dict[str, Any], training: dict[str, Any], state: dict[str, Any],
+             best: dict[str, Any] | None = None) -> int:
         """Write checkpoint ``step`` (and ``best``, the best evaluation's weights, if given); returns its size in
         bytes. Older ones beyond ``keep`` are deleted."""
         import torch

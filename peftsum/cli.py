@@ -58,9 +58,8 @@ def _eda(args: argparse.Namespace) -> int:
 
     try:
         # A one-cell grid resolves the dataset (and model) names exactly as a grid file would.
-        grid = parse_grid(
-            f"name: eda\naxes: {{model: [{args.model or 'tiny-gpt2'}], method: [full], dataset: [{args.dataset}]}}\n"
-        )
+        grid = parse_grid(f"name: eda\naxes: {{model: [{args.model or 'tiny-gpt2'}], method: [full], "
+                          f"dataset: [{args.dataset}]}}\n")
     except SpecError as err:
         print(f"peftsum eda: {err}", file=sys.stderr)
         return EXIT_BAD_SPEC
@@ -71,39 +70,22 @@ def _eda(args: argparse.Namespace) -> int:
         from peftsum.models.load import load_model
 
         _, tokenizer = load_model(cell.model)
-        enc = Encoder(
-            tokenizer, cell.model.family, cell.dataset.kind, cell.model.context, "auto", cell.data.max_target_tokens
-        )
+        enc = Encoder(tokenizer, cell.model.family, cell.dataset.kind, cell.model.context, "auto",
+                      cell.data.max_target_tokens)
         feats = enc.train(examples)
-        stats = eda(
-            feats.source_lens,
-            feats.summary_lens,
-            feats.kept,
-            feats.dropped,
-            cell.model.hub_id,
-            enc.budget,
-            split=args.split,
-        )
+        stats = eda(feats.source_lens, feats.summary_lens, feats.kept, feats.dropped, cell.model.hub_id, enc.budget,
+                    split=args.split)
     else:
-        stats = eda(
-            [len(x.source.split()) for x in examples],
-            [len(x.summary.split()) for x in examples],
-            len(examples),
-            0,
-            "whitespace",
-            None,
-            split=args.split,
-        )
+        stats = eda([len(x.source.split()) for x in examples], [len(x.summary.split()) for x in examples],
+                    len(examples), 0, "whitespace", None, split=args.split)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eda.json").write_text(json.dumps(stats, indent=2))
     (out / "lengths.png").write_bytes(histograms(args.dataset, [stats]))
     s, m = stats["source"], stats["summary"]
-    print(
-        f"{args.dataset} ({args.split}, {stats['tokenizer']}): {s['n']} examples; source mean {s['mean']:.1f} "
-        f"p95 {s['p95']:.0f} max {s['max']}; summary mean {m['mean']:.1f}; dropped by the context filter "
-        f"{100 * stats['dropped_share']:.1f}% → {out}/eda.json, {out}/lengths.png"
-    )
+    print(f"{args.dataset} ({args.split}, {stats['tokenizer']}): {s['n']} examples; source mean {s['mean']:.1f} "
+          f"p95 {s['p95']:.0f} max {s['max']}; summary mean {m['mean']:.1f}; dropped by the context filter "
+          f"{100 * stats['dropped_share']:.1f}% → {out}/eda.json, {out}/lengths.png")
     return 0
 
 
@@ -124,9 +106,8 @@ def _stage(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:
         print(f"peftsum stage: {err}", file=sys.stderr)
         return 1
-    text = "# staged copies: merge into the grid's models: / datasets: sections\n" + yaml.safe_dump(
-        overrides, sort_keys=True, allow_unicode=True
-    )
+    text = ("# staged copies: merge into the grid's models: / datasets: sections\n"
+            + yaml.safe_dump(overrides, sort_keys=True, allow_unicode=True))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             f.write(text)
@@ -144,14 +125,8 @@ def _aggregate(args: argparse.Namespace) -> int:
             from peftsum.report.wait import wait_for_cells
             from peftsum.store import cells as layout
 
-            waited = wait_for_cells(
-                store,
-                args.grid,
-                deadline_s=args.wait,
-                max_attempts=max(1, args.max_attempts),
-                job_deadline_s=args.job_deadline,
-                log=lambda m: print(m, flush=True),
-            )
+            waited = wait_for_cells(store, args.grid, deadline_s=args.wait, max_attempts=max(1, args.max_attempts),
+                                    job_deadline_s=args.job_deadline, log=lambda m: print(m, flush=True))
             notes = waited.notes()
             layout.write_json(store, layout.grid_key(args.grid, "report", "wait.json"), waited.as_dict())
             for cid, why in sorted(notes.items()):
@@ -167,48 +142,30 @@ def _aggregate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="peftsum", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser(
-        "cell", help="run one cell end to end", epilog=CELL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = sub.add_parser("cell", help="run one cell end to end", epilog=CELL_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", required=True, help="store URI: a local path or s3://bucket/prefix")
     p.add_argument("--grid", required=True, help="grid name (the store folder)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--cell", help="cell id: read cells/<ID>/spec.json from the store")
     src.add_argument("--spec", help="cell spec JSON file, '-' for stdin")
-    p.add_argument(
-        "--pushgateway",
-        default=os.environ.get("PEFTSUM_PUSHGATEWAY") or None,
-        help="push metrics to this Prometheus Pushgateway URL (default: $PEFTSUM_PUSHGATEWAY)",
-    )
+    p.add_argument("--pushgateway", default=os.environ.get("PEFTSUM_PUSHGATEWAY") or None,
+                   help="push metrics to this Prometheus Pushgateway URL (default: $PEFTSUM_PUSHGATEWAY)")
     p.add_argument("--push-interval", type=float, default=15.0, help="seconds between pushes (default 15)")
     p.add_argument("--metrics-port", type=int, help="serve /metrics on this port for scraping instead of pushing")
-    a = sub.add_parser(
-        "aggregate",
-        help="build the report from every done cell",
-        epilog=AGGREGATE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    a = sub.add_parser("aggregate", help="build the report from every done cell", epilog=AGGREGATE_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("--grid", required=True)
     a.add_argument("--store", required=True)
-    a.add_argument(
-        "--wait",
-        type=float,
-        metavar="SECONDS",
-        help="first wait (polling the store) until every cell is done or cannot get further, at most this long",
-    )
+    a.add_argument("--wait", type=float, metavar="SECONDS",
+                   help="first wait (polling the store) until every cell is done or cannot get further, at most "
+                        "this long")
     a.add_argument("--max-attempts", type=int, default=1, help="--wait: the cell Jobs' backoffLimit + 1 (default 1)")
-    a.add_argument(
-        "--job-deadline",
-        type=float,
-        metavar="SECONDS",
-        help="--wait: the cell Jobs' activeDeadlineSeconds (a cell whose last attempt began longer ago cannot finish)",
-    )
-    e = sub.add_parser(
-        "eda",
-        help="token-length statistics of a dataset under a model's tokenizer",
-        epilog=EDA_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    a.add_argument("--job-deadline", type=float, metavar="SECONDS",
+                   help="--wait: the cell Jobs' activeDeadlineSeconds (a cell whose last attempt began longer ago "
+                        "cannot finish)")
+    e = sub.add_parser("eda", help="token-length statistics of a dataset under a model's tokenizer",
+                       epilog=EDA_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("dataset", help="dataset name (dialogsum, samsum, cnn_dailymail, synthetic-dialogsum, …)")
     e.add_argument("--model", help="model whose tokenizer counts tokens (default: whitespace words)")
     e.add_argument("--split", default="train", choices=("train", "validation", "test"))
@@ -216,19 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--out", default="eda", help="folder for eda.json and lengths.png (default ./eda)")
     from peftsum import bench
 
-    b = sub.add_parser(
-        "bench",
-        help="training and generation throughput, fast path vs the study's configuration",
-        epilog=bench.EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    b = sub.add_parser("bench", help="training and generation throughput, fast path vs the study's configuration",
+                       epilog=bench.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     bench.add_arguments(b)
-    st = sub.add_parser(
-        "stage",
-        help="copy a grid's models and datasets into the store (clusters w/o internet)",
-        epilog=STAGE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    st = sub.add_parser("stage", help="copy a grid's models and datasets into the store (clusters w/o internet)",
+                        epilog=STAGE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     st.add_argument("grid", help="grid.yaml")
     st.add_argument("--store", help="store URI (default: the grid's store)")
     st.add_argument("--out", help="also write the overrides (YAML) to this file")

@@ -16,18 +16,8 @@ from peftsum.scoring import CORPUS_BLEU, ROUGE_KEYS, bootstrap_indices, ci95
 
 def bleu_stats_matrix(rows: list[dict[str, Any]]) -> np.ndarray:
     """(n, 10) sufficient statistics from predictions.jsonl rows (as peftsum.scoring.bleu_statistics)."""
-    return np.asarray(
-        [
-            [
-                r["bleu_stats"]["sys_len"],
-                r["bleu_stats"]["ref_len"],
-                *r["bleu_stats"]["correct"],
-                *r["bleu_stats"]["total"],
-            ]
-            for r in rows
-        ],
-        dtype=np.float64,
-    ).reshape(-1, 10)
+    return np.asarray([[r["bleu_stats"]["sys_len"], r["bleu_stats"]["ref_len"], *r["bleu_stats"]["correct"],
+                        *r["bleu_stats"]["total"]] for r in rows], dtype=np.float64).reshape(-1, 10)
 
 
 def align(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
@@ -37,14 +27,8 @@ def align(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> tuple[list[dict],
     return shared, [by_id[r["id"]] for r in shared]
 
 
-def paired_bootstrap(
-    a: list[dict[str, Any]],
-    b: list[dict[str, Any]],
-    metric: str = "rougeL",
-    samples: int = 1000,
-    seed: int = 0,
-    profile: str = "peftsum",
-) -> dict[str, Any]:
+def paired_bootstrap(a: list[dict[str, Any]], b: list[dict[str, Any]], metric: str = "rougeL",
+                     samples: int = 1000, seed: int = 0, profile: str = "peftsum") -> dict[str, Any]:
     """Difference ``metric(a) - metric(b)`` over shared examples, its 95% CI and P(a beats b).
 
     Args:

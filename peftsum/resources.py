@@ -54,10 +54,8 @@ def tree_bytes(root: Path) -> int:
 def hf_caches() -> list[Path]:
     """Where transformers/datasets keep downloaded models and datasets on this machine."""
     home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
-    return [
-        Path(os.environ.get("HF_HUB_CACHE", home / "hub")),
-        Path(os.environ.get("HF_DATASETS_CACHE", home / "datasets")),
-    ]
+    return [Path(os.environ.get("HF_HUB_CACHE", home / "hub")),
+            Path(os.environ.get("HF_DATASETS_CACHE", home / "datasets"))]
 
 
 class DiskMeter:

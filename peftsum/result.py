@@ -51,6 +51,7 @@ class TrainStats(TypedDict):
     examples: int  # training examples kept after the context-window filter
     examples_dropped: int  # training examples filtered because they did not fit
     examples_truncated: int  # training examples cut to fit this model (with a shared length filter: never dropped)
+    first_train_loss: float | None  # training loss of the first optimizer step (before any update)
     final_train_loss: float | None  # mean training loss over the last 10 optimizer steps
     eval_loss: float | None  # validation loss at the selected weights (train.eval_every); None without validation
     test_loss: float | None  # teacher-forced loss on the scored examples that fit (version 1's eval_loss)

@@ -40,25 +40,15 @@ def metric_profile(name: str = "peftsum") -> dict[str, Any]:
     stemmed = name == "peftsum"
     return {
         "name": name,
-        "rouge": {
-            "implementation": "rouge-score",
-            "version": version("rouge-score"),
-            "stemming": stemmed,
-            "tokenizer": "rouge-score default (lowercase, non-alphanumeric split)",
-            "lsum_sentence_split": "newlines + regex (?<=[.!?])\\s+" if stemmed else "newlines",
-            "score": "F1",
-            "aggregate": "mean of per-example F1",
-            "multi_reference": "best F1 per ROUGE type (rouge-score score_multi)",
-        },
-        "bleu": {
-            "implementation": "sacrebleu" if stemmed else "tensorflow/nmt compute_bleu (as evaluate's bleu)",
-            "version": version("sacrebleu"),
-            "tokenize": "13a",
-            "smooth": "exp" if stemmed else "none",
-            "reference_length": "closest" if stemmed else "shortest",
-            "lowercase": False,
-            "max_ngram_order": MAX_ORDER,
-        },
+        "rouge": {"implementation": "rouge-score", "version": version("rouge-score"), "stemming": stemmed,
+                  "tokenizer": "rouge-score default (lowercase, non-alphanumeric split)",
+                  "lsum_sentence_split": "newlines + regex (?<=[.!?])\\s+" if stemmed else "newlines",
+                  "score": "F1", "aggregate": "mean of per-example F1",
+                  "multi_reference": "best F1 per ROUGE type (rouge-score score_multi)"},
+        "bleu": {"implementation": "sacrebleu" if stemmed else "tensorflow/nmt compute_bleu (as evaluate's bleu)",
+                 "version": version("sacrebleu"), "tokenize": "13a", "smooth": "exp" if stemmed else "none",
+                 "reference_length": "closest" if stemmed else "shortest", "lowercase": False,
+                 "max_ngram_order": MAX_ORDER},
         "bootstrap": {"method": "percentile", "unit": "example"},
     }
 
@@ -75,9 +65,8 @@ def _as_reference_lists(references: Sequence[str | Sequence[str]]) -> list[list[
     return out
 
 
-def rouge_per_example(
-    predictions: list[str], references: Sequence[str | Sequence[str]], profile: str = "peftsum"
-) -> dict[str, np.ndarray]:
+def rouge_per_example(predictions: list[str], references: Sequence[str | Sequence[str]],
+                      profile: str = "peftsum") -> dict[str, np.ndarray]:
     from rouge_score import rouge_scorer
 
     prepare: Callable[[str], str] = lsum_lines if profile == "peftsum" else (lambda text: text)
@@ -85,21 +74,19 @@ def rouge_per_example(
     out = {k: np.zeros(len(predictions)) for k in ROUGE_KEYS}
     for i, (pred, refs) in enumerate(zip(predictions, _as_reference_lists(references), strict=True)):
         targets = [prepare(r) for r in refs]
-        scores = (
-            scorer.score(targets[0], prepare(pred)) if len(targets) == 1 else scorer.score_multi(targets, prepare(pred))
-        )
+        scores = scorer.score(targets[0], prepare(pred)) if len(targets) == 1 else \
+            scorer.score_multi(targets, prepare(pred))
         for k in ROUGE_KEYS:
             out[k][i] = scores[k].fmeasure
     return out
 
 
 def _ngrams(tokens: list[str]) -> Counter:
-    return Counter(tuple(tokens[i : i + n]) for n in range(1, MAX_ORDER + 1) for i in range(len(tokens) - n + 1))
+    return Counter(tuple(tokens[i:i + n]) for n in range(1, MAX_ORDER + 1) for i in range(len(tokens) - n + 1))
 
 
-def bleu_statistics(
-    predictions: list[str], references: Sequence[str | Sequence[str]], profile: str = "peftsum"
-) -> np.ndarray:
+def bleu_statistics(predictions: list[str], references: Sequence[str | Sequence[str]],
+                    profile: str = "peftsum") -> np.ndarray:
     """Per-example [sys_len, ref_len, correct_1..4, total_1..4] over 13a tokens.
 
     Matches are clipped by the largest count any reference has; ``ref_len`` is the closest reference length (ties:
@@ -152,12 +139,8 @@ def corpus_bleu_from_stats(stats: np.ndarray) -> dict[str, np.ndarray]:
         log_p = np.where(precisions > 0, np.log(np.maximum(precisions, 1e-300)), -np.inf)
         score = bp * np.exp(log_p.mean(axis=-1))
     score = np.where(np.all(precisions > 0, axis=-1), score, 0.0)
-    return {
-        "bleu": score / 100.0,
-        "precisions": precisions / 100.0,
-        "brevity_penalty": bp,
-        "length_ratio": _ratio(sys_len, ref_len),
-    }
+    return {"bleu": score / 100.0, "precisions": precisions / 100.0, "brevity_penalty": bp,
+            "length_ratio": _ratio(sys_len, ref_len)}
 
 
 def corpus_bleu_unsmoothed(stats: np.ndarray) -> dict[str, np.ndarray]:
@@ -170,9 +153,8 @@ def corpus_bleu_unsmoothed(stats: np.ndarray) -> dict[str, np.ndarray]:
     correct, total = stats[..., 2:6], stats[..., 6:10]
     with np.errstate(divide="ignore", invalid="ignore"):
         precisions = np.where(total > 0, correct / np.maximum(total, 1), 0.0)
-        geo = np.where(
-            np.all(precisions > 0, axis=-1), np.exp(np.log(np.maximum(precisions, 1e-300)).mean(axis=-1)), 0.0
-        )
+        geo = np.where(np.all(precisions > 0, axis=-1),
+                       np.exp(np.log(np.maximum(precisions, 1e-300)).mean(axis=-1)), 0.0)
         ratio = _ratio(sys_len, ref_len)
         bp = np.where(ratio > 1.0, 1.0, np.exp(1.0 - 1.0 / np.where(ratio > 0, ratio, 1.0)))
     bp = np.where((sys_len == 0) | (ref_len == 0), 0.0, bp)
@@ -185,9 +167,7 @@ def _ratio(sys_len: np.ndarray, ref_len: np.ndarray) -> np.ndarray:
 
 
 CORPUS_BLEU: dict[str, Callable[[np.ndarray], dict[str, np.ndarray]]] = {
-    "peftsum": corpus_bleu_from_stats,
-    "evaluate": corpus_bleu_unsmoothed,
-}
+    "peftsum": corpus_bleu_from_stats, "evaluate": corpus_bleu_unsmoothed}
 
 
 def profile_name(metric_profile_doc: dict[str, Any] | None) -> str:
@@ -204,13 +184,8 @@ def ci95(values: np.ndarray) -> list[float]:
     return [float(lo), float(hi)]
 
 
-def score(
-    predictions: list[str],
-    references: Sequence[str | Sequence[str]],
-    samples: int = 1000,
-    seed: int = 0,
-    profile: str = "peftsum",
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def score(predictions: list[str], references: Sequence[str | Sequence[str]], samples: int = 1000, seed: int = 0,
+          profile: str = "peftsum") -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(corpus metrics with ci95, per-example scores). Metrics are fractions in [0, 1].
 
     Args:
@@ -229,9 +204,8 @@ def score(
     corpus, boot = corpus_fn(stats.sum(axis=0)), corpus_fn(stats[idx].sum(axis=1))
     metrics: dict[str, Any] = {}
     metrics["bleu"] = {"value": float(corpus["bleu"]), "ci95": ci95(boot["bleu"])}
-    metrics["bleu_precisions"] = [
-        {"value": float(corpus["precisions"][k]), "ci95": ci95(boot["precisions"][:, k])} for k in range(4)
-    ]
+    metrics["bleu_precisions"] = [{"value": float(corpus["precisions"][k]), "ci95": ci95(boot["precisions"][:, k])}
+                                  for k in range(4)]
     for key in ("brevity_penalty", "length_ratio"):
         metrics[key] = {"value": float(corpus[key]), "ci95": ci95(boot[key])}
     metrics["translation_length"] = int(stats[:, 0].sum())
@@ -239,16 +213,8 @@ def score(
     for k in ROUGE_KEYS:
         metrics[k] = {"value": float(rouge[k].mean()), "ci95": ci95(rouge[k][idx].mean(axis=1))}
     metrics["n"] = n
-    per_example = [
-        {
-            **{k: float(rouge[k][i]) for k in ROUGE_KEYS},
-            "bleu_stats": {
-                "sys_len": int(stats[i, 0]),
-                "ref_len": int(stats[i, 1]),
-                "correct": stats[i, 2:6].astype(int).tolist(),
-                "total": stats[i, 6:10].astype(int).tolist(),
-            },
-        }
-        for i in range(n)
-    ]
+    per_example = [{**{k: float(rouge[k][i]) for k in ROUGE_KEYS},
+                    "bleu_stats": {"sys_len": int(stats[i, 0]), "ref_len": int(stats[i, 1]),
+                                   "correct": stats[i, 2:6].astype(int).tolist(),
+                                   "total": stats[i, 6:10].astype(int).tolist()}} for i in range(n)]
     return metrics, per_example

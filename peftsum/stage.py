@@ -100,32 +100,19 @@ def stage_grid(store: Store, grid: Grid, log: Any = print) -> dict[str, Any]:
             tokenizers.add(cell.data.length_tokenizer)
     out: dict[str, Any] = {"models": {}, "datasets": {}}
     for name, ref in sorted(models.items()):
-        out["models"][name] = {
-            "hub_id": stage_model(store, name, ref, log),
-            "arch": ref.arch,
-            "context": ref.context,
-            "revision": None,
-        }
+        out["models"][name] = {"hub_id": stage_model(store, name, ref, log), "arch": ref.arch,
+                               "context": ref.context, "revision": None}
     staged_ids = {ref.hub_id: name for name, ref in models.items()}
     for hub_id in sorted(tokenizers - set(staged_ids)):  # the grid's own models carry their tokenizer already
         name = next((n for n, m in MODELS.items() if m.hub_id == hub_id), None)
         if name is None:  # a local path: the grid names it by path, which a pod cannot read; stage it by name
             name = Path(hub_id).name or "length-tokenizer"
         info = MODELS.get(name)
-        out["models"][name] = {
-            "hub_id": stage_tokenizer(store, name, hub_id, log),
-            "revision": None,
-            "arch": info.arch if info else "causal",
-            "context": info.context if info else 1024,
-        }
+        out["models"][name] = {"hub_id": stage_tokenizer(store, name, hub_id, log), "revision": None,
+                               "arch": info.arch if info else "causal", "context": info.context if info else 1024}
     for name, ref in sorted(datasets.items()):
-        out["datasets"][name] = {
-            "source": "local",
-            "id": stage_dataset(store, name, ref, log),
-            "kind": ref.kind,
-            "source_column": ref.source_column,
-            "summary_column": ref.summary_column,
-            "references": ref.references,
-            **({"id_column": ref.id_column} if ref.id_column else {}),
-        }
+        out["datasets"][name] = {"source": "local", "id": stage_dataset(store, name, ref, log), "kind": ref.kind,
+                                 "source_column": ref.source_column, "summary_column": ref.summary_column,
+                                 "references": ref.references, **({"id_column": ref.id_column} if ref.id_column
+                                                                  else {})}
     return out

@@ -30,14 +30,13 @@ METRICS: dict[str, tuple[str, str, str | None]] = {
     "peftsum_train_loss": ("gauge", "Mean training loss of the last optimizer step.", None),
     "peftsum_train_progress_ratio": ("gauge", "Optimizer steps done / planned (0-1).", None),
     "peftsum_phase_duration_seconds": ("gauge", "Wall seconds spent per phase of the cell.", "phase"),
-    "peftsum_gpu_memory_peak_bytes": (
-        "gauge",
-        "Peak GPU memory: allocated by torch, and used on the device per NVML (absent without a GPU).",
-        "source",
-    ),
-    "peftsum_gpu_energy_joules_total": ("counter", "GPU energy since the cell started, from NVML's counter.", None),
+    "peftsum_gpu_memory_peak_bytes": ("gauge", "Peak GPU memory: allocated by torch, and used on the device per NVML "
+                                      "(absent without a GPU).", "source"),
+    "peftsum_gpu_energy_joules_total": ("counter", "GPU energy since the cell started, from NVML's counter.",
+                                        None),
     "peftsum_eval_score": ("gauge", "Evaluation score (0-1) of the finished cell.", "metric"),
-    "peftsum_cell_last_success_timestamp_seconds": ("gauge", "Unix time the cell last finished successfully.", None),
+    "peftsum_cell_last_success_timestamp_seconds": ("gauge", "Unix time the cell last finished successfully.",
+                                                    None),
 }
 
 
@@ -102,13 +101,8 @@ class CellMetrics:
         return iter(())  # families vary with the snapshot; nothing to pre-declare
 
     def push(self, gateway: str) -> None:
-        push_to_gateway(
-            gateway,
-            job=JOB,
-            registry=self.registry,
-            timeout=10,
-            grouping_key={"grid": self.labels["grid"], "cell": self.labels["cell"]},
-        )
+        push_to_gateway(gateway, job=JOB, registry=self.registry, timeout=10,
+                        grouping_key={"grid": self.labels["grid"], "cell": self.labels["cell"]})
 
     def serve(self, port: int) -> None:
         from prometheus_client import start_http_server
@@ -174,3 +168,4 @@ def delete_grid_groups(gateway: str, grid: str, cell_id: str | None = None) -> l
             delete_from_gateway(gateway, job=JOB, grouping_key=key, timeout=10)
             deleted.append(key["cell"])
     return deleted
+

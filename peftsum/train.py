@@ -148,6 +148,10 @@ class TrainReport:
     best: int | None = None  # index into history of the selected evaluation (select_best), else None
 
     @property
+    def first_train_loss(self) -> float | None:
+        return self.loss_history[0] if self.loss_history else None
+
+    @property
     def final_train_loss(self) -> float | None:
         tail = self.loss_history[-10:]
         return sum(tail) / len(tail) if tail else None

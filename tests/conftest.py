@@ -44,7 +44,8 @@ def s3_server():
     server.start()
     faults = Faults()
     proxy = start_proxy(port, faults)
-    yield {"moto": f"http://127.0.0.1:{port}", "proxy": f"http://127.0.0.1:{proxy.server_address[1]}", "faults": faults}
+    yield {"moto": f"http://127.0.0.1:{port}", "proxy": f"http://127.0.0.1:{proxy.server_address[1]}",
+           "faults": faults}
     proxy.shutdown()
     server.stop()
 
@@ -56,12 +57,8 @@ def s3(s3_server, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReques
 
     import boto3
 
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": s3_server["proxy"],
-    }.items():
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3_server["proxy"]}.items():
         monkeypatch.setenv(key, value)
     faults = s3_server["faults"]
     faults.fail_next, faults.every, faults.seen, faults.status, faults.injected[:] = 0, 0, 0, 503, []

@@ -58,10 +58,8 @@ def start_proxy(upstream_port: int, faults: Faults) -> ThreadingHTTPServer:
             body = self.rfile.read(length) if length else b""
             status = faults.take(self.command, self.path)
             if status is not None:
-                payload = (
-                    f"<?xml version='1.0'?><Error><Code>ServiceUnavailable</Code>"
-                    f"<Message>injected {status}</Message></Error>"
-                ).encode()
+                payload = (f"<?xml version='1.0'?><Error><Code>ServiceUnavailable</Code>"
+                           f"<Message>injected {status}</Message></Error>").encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/xml")
                 self.send_header("Content-Length", str(len(payload)))

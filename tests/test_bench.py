@@ -22,10 +22,8 @@ ABSENT_ON_DEVICE = ("datasets", "rouge_score", "boto3", "botocore", "prometheus_
 def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
     """One small `peftsum bench --quick` run (fewer examples than the real --quick) with those modules blocked."""
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    code = (
-        f"import sys; sys.modules.update(dict.fromkeys({ABSENT_ON_DEVICE!r})); from peftsum.cli import main; "
-        f"sys.exit(main(['bench', '--quick', '--examples', '48', '--gen-prompts', '8', '--out', {str(out)!r}]))"
-    )
+    code = (f"import sys; sys.modules.update(dict.fromkeys({ABSENT_ON_DEVICE!r})); from peftsum.cli import main; "
+            f"sys.exit(main(['bench', '--quick', '--examples', '48', '--gen-prompts', '8', '--out', {str(out)!r}]))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])  # the last line is the summary
@@ -34,13 +32,8 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
 
 def test_summary_line_keys_and_values(quick: tuple[dict, dict]) -> None:
     summary, report = quick
-    assert {
-        "device",
-        "train_speedup_vs_naive",
-        "padding_ratio",
-        "naive_padding_ratio",
-        "generate_speedup_vs_naive",
-    } <= set(summary)
+    assert {"device", "train_speedup_vs_naive", "padding_ratio", "naive_padding_ratio",
+            "generate_speedup_vs_naive"} <= set(summary)
     assert summary == {k: v for k, v in report["summary"].items() if k != "seconds"} | {"seconds": summary["seconds"]}
     assert summary["device"].startswith("cpu")
     assert summary["errors"] == []
@@ -56,13 +49,8 @@ def test_report_rows(quick: tuple[dict, dict]) -> None:
     _, report = quick
     assert report["schema_version"] == 1 and report["device_type"] == "cpu" and report["peak_flops"] is None
     rows = {r["label"]: r for r in report["train"]}
-    assert {
-        "tiny-gpt2/full/naive",
-        "tiny-gpt2/full/fast",
-        "tiny-gpt2/lora/fast",
-        "tiny-gpt2/ia3/fast",
-        "tiny-gpt2/bitfit/fast",
-    } <= set(rows)
+    assert {"tiny-gpt2/full/naive", "tiny-gpt2/full/fast", "tiny-gpt2/lora/fast", "tiny-gpt2/ia3/fast",
+            "tiny-gpt2/bitfit/fast"} <= set(rows)
     naive, fast = rows["tiny-gpt2/full/naive"], rows["tiny-gpt2/full/fast"]
     assert naive["tokens"] > 0 and fast["tokens"] > 0
     assert naive["settings"]["gradient_checkpointing"] and not fast["settings"]["gradient_checkpointing"]
@@ -135,16 +123,10 @@ def test_runtime_resolution() -> None:
     from dataclasses import replace
 
     assert resolve_runtime(replace(fast, compile="on"), cuda).compile  # opt-in
-    assert (
-        resolve_runtime(fast, cpu).precision,
-        resolve_runtime(fast, cpu).fused,
-        resolve_runtime(fast, cpu).compile,
-    ) == ("fp32", True, False)
-    assert (
-        resolve_runtime(naive, cuda).precision,
-        resolve_runtime(naive, cuda).fused,
-        resolve_runtime(naive, cuda).compile,
-    ) == ("fp32", False, False)
+    assert (resolve_runtime(fast, cpu).precision, resolve_runtime(fast, cpu).fused,
+            resolve_runtime(fast, cpu).compile) == ("fp32", True, False)
+    assert (resolve_runtime(naive, cuda).precision, resolve_runtime(naive, cuda).fused,
+            resolve_runtime(naive, cuda).compile) == ("fp32", False, False)
     assert resolve_cache("auto", cuda) == "static" and resolve_cache("auto", cpu) == "dynamic"
     assert resolve_cache("dynamic", cuda) == "dynamic" and resolve_cache("auto", cuda, num_beams=4) == "dynamic"
 
@@ -158,19 +140,8 @@ def test_quality_check_trains_real_cells_and_compares_them_paired(tmp_path: Path
     from peftsum.store import open_store
 
     out, store_dir = tmp_path / "bench.json", tmp_path / "store"
-    cmd = [
-        sys.executable,
-        "-m",
-        "peftsum.cli",
-        "bench",
-        "--part",
-        "quality",
-        "--quick",
-        "--out",
-        str(out),
-        "--quality-store",
-        str(store_dir),
-    ]
+    cmd = [sys.executable, "-m", "peftsum.cli", "bench", "--part", "quality", "--quick", "--out", str(out),
+           "--quality-store", str(store_dir)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary, report = json.loads(proc.stdout.strip().splitlines()[-1]), json.loads(out.read_text())
@@ -188,12 +159,8 @@ def test_quality_check_trains_real_cells_and_compares_them_paired(tmp_path: Path
         cell_id = side["per_seed"][0]["cell_id"]
         manifest = layout.done_manifest(store, "bench-quality", cell_id, rehash=True)
         assert manifest is not None
-        preds[side["preset"]] = [
-            json.loads(x)
-            for x in store.read_bytes(
-                layout.result_key("bench-quality", cell_id, manifest, "predictions.jsonl")
-            ).splitlines()
-        ]
+        preds[side["preset"]] = [json.loads(x) for x in store.read_bytes(
+            layout.result_key("bench-quality", cell_id, manifest, "predictions.jsonl")).splitlines()]
     again = paired_bootstrap(preds["fast"], preds["seed-paper"], "rougeL")
     assert row["pairs"] == again["n"] == 150
     assert row["diff"] == pytest.approx(again["diff"]) and row["diff_ci95"] == pytest.approx(again["ci95"])
@@ -212,16 +179,9 @@ def test_summary_headlines_the_model_a_pass_measured() -> None:
     from peftsum.bench import assemble
 
     def row(config: str, method: str, tps: float) -> dict:
-        return {
-            "label": f"tiny-t5/{method}/{config}",
-            "model": "tiny-t5",
-            "method": method,
-            "config": config,
-            "spread": "dialogsum",
-            "tokens_per_s": tps,
-            "padding_ratio": 0.3 if config == "naive" else 0.02,
-            "mfu": None,
-        }
+        return {"label": f"tiny-t5/{method}/{config}", "model": "tiny-t5", "method": method, "config": config,
+                "spread": "dialogsum", "tokens_per_s": tps, "padding_ratio": 0.3 if config == "naive" else 0.02,
+                "mfu": None}
 
     plan = plan_for("cpu", False, "auto")
     rows = [row("naive", "full", 1000.0), row("fast", "full", 2500.0), row("fast", "lora", 3000.0)]

@@ -42,10 +42,8 @@ def _result(store: Path | str, cell_id: str) -> tuple[dict, list[dict]]:
     manifest = layout.done_manifest(s, "resume", cell_id, rehash=True)
     assert manifest is not None
     result = json.loads(s.read_bytes(layout.result_key("resume", cell_id, manifest)))
-    preds = [
-        json.loads(line)
-        for line in s.read_bytes(layout.result_key("resume", cell_id, manifest, "predictions.jsonl")).splitlines()
-    ]
+    preds = [json.loads(line) for line in
+             s.read_bytes(layout.result_key("resume", cell_id, manifest, "predictions.jsonl")).splitlines()]
     return result, preds
 
 
@@ -59,9 +57,8 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, list[dict]
     return _result(root, cell.cell_id)
 
 
-def _assert_same_as_straight(
-    resumed: tuple[dict, list[dict]], straight: tuple[dict, list[dict]], resumed_at_least: int
-) -> None:
+def _assert_same_as_straight(resumed: tuple[dict, list[dict]], straight: tuple[dict, list[dict]],
+                             resumed_at_least: int) -> None:
     (r_resumed, p_resumed), (r_straight, p_straight) = resumed, straight
     assert r_resumed["train"]["resumed_from_step"] >= resumed_at_least > 0
     assert r_resumed["train"]["steps"] == r_straight["train"]["steps"]
@@ -137,9 +134,8 @@ def test_done_cell_exits_at_once(tmp_path: Path) -> None:
     layout.write_json(store, layout.cell_key("resume", cell.cell_id, "spec.json"), cell.to_dict())
     subprocess.run(_cmd(tmp_path, cell.cell_id), env=_env(), check=True, capture_output=True, timeout=300)
     first = layout.read_manifest(store, "resume", cell.cell_id)
-    out = subprocess.run(
-        _cmd(tmp_path, cell.cell_id), env=_env(), check=True, capture_output=True, text=True, timeout=120
-    )
+    out = subprocess.run(_cmd(tmp_path, cell.cell_id), env=_env(), check=True, capture_output=True, text=True,
+                         timeout=120)
     assert "already done" in out.stderr
     assert layout.read_manifest(store, "resume", cell.cell_id) == first
 
@@ -160,9 +156,8 @@ def test_sigterm_checkpoints_and_exits_3(tmp_path: Path) -> None:
     cell = parse_grid(GRID.replace("checkpoint_every_steps: 8", "checkpoint_every_steps: 1000")).cells[0]
     store = open_store(str(tmp_path))
     layout.write_json(store, layout.cell_key("resume", cell.cell_id, "spec.json"), cell.to_dict())
-    proc = subprocess.Popen(
-        _cmd(tmp_path, cell.cell_id), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    proc = subprocess.Popen(_cmd(tmp_path, cell.cell_id), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         status = layout.read_status(store, "resume", cell.cell_id) or {}

@@ -107,21 +107,8 @@ def test_methods_registry_contents() -> None:
     from peftsum.methods import METHODS
     from peftsum.methods.base import MethodDef
 
-    assert set(METHODS.names()) >= {
-        "full",
-        "none",
-        "lora",
-        "dora",
-        "ia3",
-        "prefix",
-        "prompt",
-        "ptuning",
-        "adalora",
-        "loha",
-        "lokr",
-        "vera",
-        "bitfit",
-    }
+    assert set(METHODS.names()) >= {"full", "none", "lora", "dora", "ia3", "prefix", "prompt", "ptuning", "adalora",
+                                    "loha", "lokr", "vera", "bitfit"}
     for name in METHODS.names():
         method = METHODS.get(name)
         assert isinstance(method, MethodDef)
@@ -147,9 +134,8 @@ def test_methods_lookup_imports_no_ml_stack() -> None:
         heavy = [m for m in ("torch", "transformers", "peft") if m in sys.modules]
         print(json.dumps({"params": out, "heavy": heavy}))
     """)
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["heavy"] == []

@@ -22,9 +22,8 @@ GRID = REPO / "examples" / "quickstart.yaml"
 
 
 def _launcher(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "launcher.cli", *args], capture_output=True, text=True, timeout=900, cwd=cwd
-    )
+    return subprocess.run([sys.executable, "-m", "launcher.cli", *args], capture_output=True, text=True,
+                          timeout=900, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +31,8 @@ def on_s3(s3_server, tmp_path_factory: pytest.TempPathFactory):
     import boto3
 
     bucket = "quickstart-e2e"
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": s3_server["proxy"],
-    }
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": s3_server["proxy"]}
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
@@ -66,9 +61,8 @@ def test_every_cell_has_a_verified_success(on_s3) -> None:
 
 def test_pull_restores_files_bit_identical_and_resumes(on_s3, tmp_path: Path) -> None:
     grid, client = on_s3["grid"], on_s3["client"]
-    out = _launcher(
-        "pull", str(GRID), "--store", on_s3["uri"], "--to", str(tmp_path), "--adapters", "--predictions", "--report"
-    )
+    out = _launcher("pull", str(GRID), "--store", on_s3["uri"], "--to", str(tmp_path), "--adapters",
+                    "--predictions", "--report")
     assert out.returncode == 0, out.stdout + out.stderr
     store = open_store(on_s3["uri"])
     n_files = 0
@@ -77,9 +71,8 @@ def test_pull_restores_files_bit_identical_and_resumes(on_s3, tmp_path: Path) ->
         for rel, meta in manifest["files"].items():
             local = tmp_path / layout.cell_key(grid.name, cell.cell_id, rel)
             data = local.read_bytes()
-            remote = client.get_object(
-                Bucket=on_s3["bucket"], Key=f"runs/{layout.cell_key(grid.name, cell.cell_id, rel)}"
-            )["Body"].read()
+            remote = client.get_object(Bucket=on_s3["bucket"],
+                                       Key=f"runs/{layout.cell_key(grid.name, cell.cell_id, rel)}")["Body"].read()
             assert data == remote  # bit-identical to the object in S3
             assert hashlib.sha256(data).hexdigest() == meta["sha256"]
             n_files += 1
@@ -87,7 +80,8 @@ def test_pull_restores_files_bit_identical_and_resumes(on_s3, tmp_path: Path) ->
     # The pulled folder is a store of its own: verify and report work on it.
     assert "7 verified" in _launcher("verify", str(GRID), "--store", str(tmp_path)).stdout
     # Resumable: a second pull finds everything in place and downloads only the unmanifested files.
-    again = _launcher("pull", str(GRID), "--store", on_s3["uri"], "--to", str(tmp_path), "--adapters", "--predictions")
+    again = _launcher("pull", str(GRID), "--store", on_s3["uri"], "--to", str(tmp_path), "--adapters",
+                      "--predictions")
     assert again.returncode == 0
     assert f"{n_files} already there and verified" in again.stdout
 
@@ -128,9 +122,8 @@ def test_verify_finds_a_tampered_cell(on_s3) -> None:
     original = client.get_object(Bucket=on_s3["bucket"], Key=key)
     body = original["Body"].read()
     try:
-        client.put_object(
-            Bucket=on_s3["bucket"], Key=key, Body=body.replace(b"1", b"2", 1), Metadata=original["Metadata"]
-        )  # same size, even the stored checksum kept
+        client.put_object(Bucket=on_s3["bucket"], Key=key, Body=body.replace(b"1", b"2", 1),
+                          Metadata=original["Metadata"])  # same size, even the stored checksum kept
         out = _launcher("verify", str(GRID), "--store", on_s3["uri"])
         assert out.returncode == 1
         assert f"{cell.cell_id}  corrupt" in out.stdout and "eda.json" in out.stdout
@@ -168,8 +161,7 @@ def test_stage_then_train_from_the_staged_copies(s3, tmp_path: Path, monkeypatch
     assert store.size("_staged/models/tiny-gpt2/config.json")
     assert store.size("_staged/models/tiny-t5/tokenizer.json") and not store.stat("_staged/models/tiny-t5/config.json")
     assert {"train.jsonl", "validation.jsonl", "test.jsonl"} <= {
-        k.rsplit("/", 1)[-1] for k in store.list("_staged/datasets/synthetic-dialogsum")
-    }
+        k.rsplit("/", 1)[-1] for k in store.list("_staged/datasets/synthetic-dialogsum")}
 
     staged = yaml.safe_load(STAGE_GRID.format(uri=s3.uri))
     staged.update(overrides)

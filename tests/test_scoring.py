@@ -41,9 +41,8 @@ def test_bleu_matches_sacrebleu() -> None:
     ref = sacrebleu.corpus_bleu(PREDS, [REFS])
     assert 0 < ref.score < 100
     assert metrics["bleu"]["value"] == pytest.approx(ref.score / 100, abs=1e-12)
-    assert [p["value"] for p in metrics["bleu_precisions"]] == pytest.approx(
-        [p / 100 for p in ref.precisions], abs=1e-12
-    )
+    assert [p["value"] for p in metrics["bleu_precisions"]] == pytest.approx([p / 100 for p in ref.precisions],
+                                                                            abs=1e-12)
     assert metrics["brevity_penalty"]["value"] == pytest.approx(ref.bp, abs=1e-12)
     assert ref.bp < 1  # the predictions are shorter: the penalty is exercised
     assert metrics["n"] == len(PREDS)
@@ -69,22 +68,16 @@ def test_rouge_uses_stemming() -> None:
 
 
 def test_rouge_lsum_splits_sentences() -> None:
-    ref_sents = [
-        ["Edward thinks he is in love with Bella.", "Rachel wants Edward to open his door."],
-        ["The cat sat on the mat!", "It was happy.", "Then it slept?"],
-    ]
-    pred_sents = [
-        ["Rachel wants Edward to open the door.", "Edward loves Bella."],
-        ["It slept.", "The cat sat on a mat and was happy."],
-    ]
+    ref_sents = [["Edward thinks he is in love with Bella.", "Rachel wants Edward to open his door."],
+                 ["The cat sat on the mat!", "It was happy.", "Then it slept?"]]
+    pred_sents = [["Rachel wants Edward to open the door.", "Edward loves Bella."],
+                  ["It slept.", "The cat sat on a mat and was happy."]]
     refs = [" ".join(s) for s in ref_sents]
     preds = [" ".join(s) for s in pred_sents]
     metrics, per_example = scoring.score(preds, refs, samples=100, seed=1)
     scorer = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
-    expected = [
-        scorer.score("\n".join(r), "\n".join(p))["rougeLsum"].fmeasure
-        for p, r in zip(pred_sents, ref_sents, strict=True)
-    ]
+    expected = [scorer.score("\n".join(r), "\n".join(p))["rougeLsum"].fmeasure
+                for p, r in zip(pred_sents, ref_sents, strict=True)]
     assert [row["rougeLsum"] for row in per_example] == pytest.approx(expected, abs=1e-12)
     assert metrics["rougeLsum"]["value"] == pytest.approx(np.mean(expected), abs=1e-12)
     # Without the split, Lsum would equal rougeL; with reordered sentences it must differ.
@@ -142,9 +135,8 @@ def test_corpus_bleu_from_stats_equals_sacrebleu_on_resamples() -> None:
     # Vectorised over resamples, as score() uses it.
     batch = scoring.corpus_bleu_from_stats(stats[idx].sum(axis=1))
     for k, row in enumerate(idx):
-        assert batch["bleu"][k] == pytest.approx(
-            sacrebleu.corpus_bleu([PREDS[i] for i in row], [[REFS[i] for i in row]]).score / 100
-        )
+        assert batch["bleu"][k] == pytest.approx(sacrebleu.corpus_bleu([PREDS[i] for i in row],
+                                                                       [[REFS[i] for i in row]]).score / 100)
 
 
 def test_bleu_ci_is_percentile_of_resampled_corpus_bleu() -> None:
@@ -154,16 +146,13 @@ def test_bleu_ci_is_percentile_of_resampled_corpus_bleu() -> None:
     assert metrics["bleu"]["ci95"] == pytest.approx(np.percentile(values, [2.5, 97.5]).tolist(), abs=1e-12)
 
 
-@pytest.mark.parametrize(
-    ("preds", "refs"),
-    [
-        (["the cat"], ["the cat sat on the mat today"]),  # no 3/4-grams in the hypothesis
-        (["a b c d e"], ["a x c y e"]),  # unigram matches only: exp smoothing of orders 2-4
-        (["completely different words here"], ["nothing in common at all"]),  # no match at all
-        (["x"], ["y"]),
-        (["a b c d e f", "q r s t"], ["a b c d e f", "w v u t"]),
-    ],
-)
+@pytest.mark.parametrize(("preds", "refs"), [
+    (["the cat"], ["the cat sat on the mat today"]),  # no 3/4-grams in the hypothesis
+    (["a b c d e"], ["a x c y e"]),  # unigram matches only: exp smoothing of orders 2-4
+    (["completely different words here"], ["nothing in common at all"]),  # no match at all
+    (["x"], ["y"]),
+    (["a b c d e f", "q r s t"], ["a b c d e f", "w v u t"]),
+])
 def test_corpus_bleu_from_stats_edge_cases(preds: list[str], refs: list[str]) -> None:
     expected = sacrebleu.corpus_bleu(preds, [refs])
     got = scoring.corpus_bleu_from_stats(scoring.bleu_statistics(preds, refs).sum(axis=0))
@@ -260,9 +249,8 @@ def test_profiles_differ_where_their_definitions_differ() -> None:
 def test_evaluate_profile_bleu_by_hand() -> None:
     """nmt compute_bleu, worked by hand: 7 hypothesis tokens, 6 reference tokens (ratio 7/6 > 1: no penalty),
     precisions 6/7, 5/6, 4/5, 3/4, BLEU = (3/7) ** (1/4)."""
-    metrics, per_example = scoring.score(
-        ["the cat sat on the mat today"], ["the cat sat on the mat"], samples=100, profile="evaluate"
-    )
+    metrics, per_example = scoring.score(["the cat sat on the mat today"], ["the cat sat on the mat"], samples=100,
+                                         profile="evaluate")
     assert [p["value"] for p in metrics["bleu_precisions"]] == pytest.approx([6 / 7, 5 / 6, 4 / 5, 3 / 4])
     assert metrics["brevity_penalty"]["value"] == 1.0
     assert metrics["length_ratio"]["value"] == pytest.approx(7 / 6)
@@ -292,10 +280,8 @@ def test_evaluate_profile_bleu_equals_unsmoothed_sacrebleu_for_one_reference() -
     assert metrics["brevity_penalty"]["value"] == pytest.approx(expected.bp, abs=1e-12)
     assert metrics["length_ratio"]["value"] == pytest.approx(expected.sys_len / expected.ref_len, abs=1e-12)
     idx = scoring.bootstrap_indices(len(PREDS), 50, seed=3)
-    boot = [
-        sacrebleu.corpus_bleu([PREDS[i] for i in row], [[REFS[i] for i in row]], smooth_method="none").score / 100
-        for row in idx
-    ]
+    boot = [sacrebleu.corpus_bleu([PREDS[i] for i in row], [[REFS[i] for i in row]], smooth_method="none").score / 100
+            for row in idx]
     assert metrics["bleu"]["ci95"] == pytest.approx(list(np.percentile(boot, [2.5, 97.5])), abs=1e-12)
 
 

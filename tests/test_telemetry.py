@@ -40,11 +40,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory):
 
     port = free_port()
     # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: groups would outlive the test.
-    proc = subprocess.Popen(
-        [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = subprocess.Popen([PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:
@@ -84,39 +81,16 @@ def test_a_cell_pushes_the_design_metrics(gateway: str, tmp_path: Path) -> None:
     store = open_store(str(tmp_path))
     layout.write_json(store, layout.cell_key("telemetry", cell.cell_id, "spec.json"), cell.to_dict())
     t0 = time.time()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "peftsum.cli",
-            "cell",
-            "--store",
-            str(tmp_path),
-            "--grid",
-            "telemetry",
-            "--cell",
-            cell.cell_id,
-            "--pushgateway",
-            gateway,
-            "--push-interval",
-            "1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    subprocess.run([sys.executable, "-m", "peftsum.cli", "cell", "--store", str(tmp_path), "--grid", "telemetry",
+                    "--cell", cell.cell_id, "--pushgateway", gateway, "--push-interval", "1"],
+                   check=True, capture_output=True, timeout=300)
     manifest = layout.done_manifest(store, "telemetry", cell.cell_id)
     result = json.loads(store.read_bytes(layout.result_key("telemetry", cell.cell_id, manifest)))
 
     samples = _peftsum_samples(_get(gateway + "/metrics"), "telemetry")
-    for name in (
-        "peftsum_train_tokens_total",
-        "peftsum_train_loss",
-        "peftsum_train_progress_ratio",
-        "peftsum_phase_duration_seconds",
-        "peftsum_eval_score",
-        "peftsum_cell_last_success_timestamp_seconds",
-    ):
+    for name in ("peftsum_train_tokens_total", "peftsum_train_loss", "peftsum_train_progress_ratio",
+                 "peftsum_phase_duration_seconds", "peftsum_eval_score",
+                 "peftsum_cell_last_success_timestamp_seconds"):
         assert name in samples, name
     assert set(samples) <= set(METRICS)  # nothing outside the DESIGN.md list
     assert "peftsum_gpu_energy_joules_total" not in samples  # no NVML here: absent, never a fake zero
@@ -125,10 +99,7 @@ def test_a_cell_pushes_the_design_metrics(gateway: str, tmp_path: Path) -> None:
             assert LABELS <= set(s.labels)
             assert s.labels["cell"] == cell.cell_id
             assert (s.labels["model"], s.labels["method"], s.labels["dataset"]) == (
-                "tiny-gpt2",
-                "full",
-                "synthetic-dialogsum",
-            )
+                "tiny-gpt2", "full", "synthetic-dialogsum")
             assert s.labels["job"] == "peftsum"
     (tokens,) = samples["peftsum_train_tokens_total"]
     assert tokens.value == result["train"]["tokens"] > 0
@@ -149,33 +120,14 @@ def test_a_failed_cell_never_sets_the_success_timestamp(gateway: str, tmp_path: 
     bad["dataset"].update(source="local", id=str(tmp_path / "missing.jsonl"))  # fails while loading
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(bad))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "peftsum.cli",
-            "cell",
-            "--store",
-            str(tmp_path / "s"),
-            "--grid",
-            "telemetry-fail",
-            "--spec",
-            str(spec),
-            "--pushgateway",
-            gateway,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = subprocess.run([sys.executable, "-m", "peftsum.cli", "cell", "--store", str(tmp_path / "s"), "--grid",
+                           "telemetry-fail", "--spec", str(spec), "--pushgateway", gateway],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     text = _get(gateway + "/metrics")
     assert 'grid="telemetry-fail"' in text  # it did push (phase durations)...
-    assert not [
-        line
-        for line in text.splitlines()
-        if line.startswith("peftsum_cell_last_success") and 'grid="telemetry-fail"' in line
-    ]  # ...but no success
+    assert not [line for line in text.splitlines() if line.startswith("peftsum_cell_last_success")
+                and 'grid="telemetry-fail"' in line]  # ...but no success
 
 
 def test_exposition_passes_promtool(tmp_path: Path) -> None:
@@ -257,13 +209,8 @@ def test_launcher_cancel_deletes_the_grids_groups(gateway: str, tmp_path: Path) 
         m.set("peftsum_train_progress_ratio", 0.5)
         m.push(gateway)
     env = {**os.environ, "KUBECONFIG": str(tmp_path / "no-kubeconfig")}
-    out = subprocess.run(
-        [sys.executable, "-m", "launcher.cli", "cancel", str(grid_file), "--all", "--pushgateway", gateway],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    out = subprocess.run([sys.executable, "-m", "launcher.cli", "cancel", str(grid_file), "--all", "--pushgateway",
+                          gateway], capture_output=True, text=True, timeout=120, env=env)
     assert "deleted 2 Pushgateway group(s)" in out.stdout, out.stdout + out.stderr
     assert grid_groups(gateway, "cancel-me") == []
     assert [g["cell"] for g in grid_groups(gateway, "other")] == ["eeeeeeeeeeee"]

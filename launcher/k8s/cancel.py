@@ -31,9 +31,8 @@ def delete_jobs(api: KubeApi, grid: str, cell_id: str | None = None) -> list[str
     return sorted(deleted)
 
 
-def cancel(
-    grid: str, cell_id: str | None, api: KubeApi | None, gateway: str | None, api_error: str | None = None
-) -> Cancelled:
+def cancel(grid: str, cell_id: str | None, api: KubeApi | None, gateway: str | None,
+           api_error: str | None = None) -> Cancelled:
     """Delete Jobs through ``api`` (None: cluster unreachable, ``api_error`` says why) and the gateway's groups."""
     out = Cancelled()
     if api is not None:

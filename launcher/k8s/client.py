@@ -49,9 +49,8 @@ class KubeApi(Protocol):
     def list_pods(self, selector: str) -> list[dict[str, Any]]:
         """Pods matching a label selector."""
 
-    def pod_log(
-        self, pod: str, container: str | None = None, tail: int | None = None, follow: bool = False
-    ) -> Iterator[str]:
+    def pod_log(self, pod: str, container: str | None = None, tail: int | None = None,
+                follow: bool = False) -> Iterator[str]:
         """The pod's log, line by line (following it while the container runs when ``follow``)."""
 
 
@@ -89,9 +88,8 @@ class KubeClient:
                 reason = json.loads(err.body or "{}").get("reason")
             except (ValueError, AttributeError):
                 pass
-            raise KubeError(
-                f"{fn.__name__}: {err.status} {err.reason}: {(err.body or '')[:300]}", err.status, reason
-            ) from None
+            raise KubeError(f"{fn.__name__}: {err.status} {err.reason}: {(err.body or '')[:300]}", err.status,
+                            reason) from None
         except (HTTPError, OSError) as err:
             raise KubeUnreachable(f"cannot reach the Kubernetes API: {err}") from None
         except ValueError as err:  # the client validates bodies (pydantic) before sending
@@ -124,9 +122,8 @@ class KubeClient:
     def list_pods(self, selector: str) -> list[dict[str, Any]]:
         return self._call(self._core.list_namespaced_pod, self.namespace, label_selector=selector).get("items", [])
 
-    def pod_log(
-        self, pod: str, container: str | None = None, tail: int | None = None, follow: bool = False
-    ) -> Iterator[str]:
+    def pod_log(self, pod: str, container: str | None = None, tail: int | None = None,
+                follow: bool = False) -> Iterator[str]:
         from kubernetes.client.exceptions import ApiException
 
         kwargs: dict[str, Any] = {"follow": follow}

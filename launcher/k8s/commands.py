@@ -82,9 +82,8 @@ def open_store(uri: str) -> Store:
 
 
 def _raw(text: str) -> Callable[..., argparse.ArgumentParser]:
-    return lambda sub, name, help: sub.add_parser(
-        name, help=help, epilog=text, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    return lambda sub, name, help: sub.add_parser(name, help=help, epilog=text,
+                                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def add_parsers(sub: Any) -> None:
@@ -99,18 +98,11 @@ def add_parsers(sub: Any) -> None:
     sm.add_argument("grid", help="grid.yaml")
     _cluster_args(sm)
     sm.add_argument("--dry-run", action="store_true", help="validate and list, create nothing, write nothing")
-    sm.add_argument(
-        "--wait",
-        action="store_true",
-        help="watch here until every cell ends (the report is built in the cluster either way)",
-    )
+    sm.add_argument("--wait", action="store_true", help="watch here until every cell ends (the report is built "
+                                                         "in the cluster either way)")
     sm.add_argument("--force", action="store_true", help="replace Jobs whose rendered spec changed, and failed Jobs")
-    sm.add_argument(
-        "--concurrency",
-        type=int,
-        default=DEFAULT_CONCURRENCY,
-        help="cells handled at once: store reads and API calls (default 8)",
-    )
+    sm.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                    help="cells handled at once: store reads and API calls (default 8)")
     sm.add_argument("--interval", type=float, default=10.0, help="--wait: seconds between polls")
 
     st = _raw(STATUS_EPILOG)(sub, "status", "state of every cell, from the store and the cluster")
@@ -155,14 +147,8 @@ def run(args: argparse.Namespace) -> int:
     prog = f"launcher {args.command}"
     try:
         grid, cluster = _load(args)
-        handler = {
-            "render": _render,
-            "submit": _submit,
-            "status": _status,
-            "watch": _watch,
-            "logs": _logs,
-            "cancel": _cancel,
-        }[args.command]
+        handler = {"render": _render, "submit": _submit, "status": _status, "watch": _watch, "logs": _logs,
+                   "cancel": _cancel}[args.command]
         return handler(args, grid, cluster)
     except (SpecError, BadInput) as err:
         _err(f"{prog}: {err}")
@@ -197,10 +183,8 @@ def _load(args: argparse.Namespace) -> tuple[Grid, ClusterSettings]:
 def _require_s3(grid: Grid) -> None:
     """Pods on other machines read specs and write results in the store: it must be s3://."""
     if not grid.store.startswith("s3://"):
-        raise BadInput(
-            f"{grid.source}: store: pods need a shared store: an s3:// URI, not {grid.store!r} "
-            f"(set `store:` in the grid or pass --store s3://bucket/prefix)"
-        )
+        raise BadInput(f"{grid.source}: store: pods need a shared store: an s3:// URI, not {grid.store!r} "
+                       f"(set `store:` in the grid or pass --store s3://bucket/prefix)")
 
 
 def _shared_store(grid: Grid) -> Store:
@@ -236,26 +220,21 @@ def _submit(args: argparse.Namespace, grid: Grid, cluster: ClusterSettings) -> i
         raise BadInput("rendered objects fail the Kubernetes schema:\n  " + "\n  ".join(map(str, problems[:20])))
     store = _shared_store(grid)
     api = None if args.dry_run else connect(cluster.namespace, args.context)
-    results = submit_grid(
-        store, grid, api, cluster, force=args.force, dry_run=args.dry_run, concurrency=args.concurrency
-    )
+    results = submit_grid(store, grid, api, cluster, force=args.force, dry_run=args.dry_run,
+                          concurrency=args.concurrency)
     _print_submitted(grid, results)
     bad = [r for r in results if not r.ok]
     report = f"{grid.store}/{grid.name}/report/"
     waiting = cluster.report_wait_seconds is not None
     if waiting and bad:
-        _err(
-            f"aggregation Job not created: fix the cells above and submit again (it then waits for them and "
-            f"builds the report at {report})"
-        )
+        _err(f"aggregation Job not created: fix the cells above and submit again (it then waits for them and "
+             f"builds the report at {report})")
     elif waiting:
         started = any(r.action in ("created", "replaced") for r in results)
         name, action = submit_report_job(grid, api, cluster, cells_started=started, dry_run=args.dry_run)
-        print(
-            f"aggregation Job {name}: {action}; it waits in the cluster (at most "
-            f"{cluster.report_wait_seconds / 3600:.0f} h) until every cell is done or cannot get further, then "
-            f"builds the report at {report}"
-        )
+        print(f"aggregation Job {name}: {action}; it waits in the cluster (at most "
+              f"{cluster.report_wait_seconds / 3600:.0f} h) until every cell is done or cannot get further, then "
+              f"builds the report at {report}")
     if bad or args.dry_run or not args.wait:
         return EXIT_FAILED if bad else EXIT_OK
     rc = _watch_loop(store, grid, api, args.interval, None)
@@ -329,11 +308,8 @@ def _watch_loop(store: Store, grid: Grid, api: KubeApi | None, interval: float, 
 
     def change(st: Any) -> None:
         progress = f" {100 * st.progress:.0f}%" if isinstance(st.progress, (int, float)) else ""
-        print(
-            f"{st.cell_id} {st.model}/{st.method}/{st.dataset}: {st.state}{progress}"
-            f"{': ' + st.reason if st.reason else ''}",
-            flush=True,
-        )
+        print(f"{st.cell_id} {st.model}/{st.method}/{st.dataset}: {st.state}{progress}"
+              f"{': ' + st.reason if st.reason else ''}", flush=True)
 
     states, finished = watch(store, grid, api, interval=interval, timeout=timeout, on_change=change)
     counts = summary(states)
@@ -400,10 +376,8 @@ def validate_k8s(grid: Grid, version: str) -> int:
         _err(f"launcher validate: --k8s {version}: {err}")
         return EXIT_BAD
     if not pinned(grid.cluster.image or ""):
-        _err(
-            f"launcher validate: warning: {grid.source}: cluster.image {grid.cluster.image!r} is a tag: pin it by "
-            f"digest (…@sha256:<64 hex>, as `docker push` prints it) so every pod runs the same image"
-        )
+        _err(f"launcher validate: warning: {grid.source}: cluster.image {grid.cluster.image!r} is a tag: pin it by "
+             f"digest (…@sha256:<64 hex>, as `docker push` prints it) so every pod runs the same image")
     for problem in problems:
         _err(f"launcher validate: {grid.source}: {problem}")
     if problems:

@@ -21,8 +21,6 @@ def cell_log(api: KubeApi, grid: str, cell_id: str, tail: int | None = None, fol
     """Lines of the cell's newest pod log; LookupError when the cell has no pod (yet, or any more)."""
     pod = newest_pod(api, grid, cell_id)
     if pod is None:
-        raise LookupError(
-            f"cell {cell_id} has no pod in namespace {api.namespace} (not started, or removed with "
-            f"its Job); its status.json in the store has the last reason"
-        )
+        raise LookupError(f"cell {cell_id} has no pod in namespace {api.namespace} (not started, or removed with "
+                          f"its Job); its status.json in the store has the last reason")
     return api.pod_log(pod, container="cell", tail=tail, follow=follow)

@@ -58,40 +58,24 @@ def selector(grid: str, cell_id: str | None = None, role: str | None = None) -> 
 
 def common_labels(grid: Grid, role: str) -> dict[str, str]:
     """Labels on every object of the grid (``app.kubernetes.io/*`` and ``peftsum.io/*``)."""
-    return {
-        "app.kubernetes.io/name": "peftsum",
-        "app.kubernetes.io/instance": grid.name,
-        "app.kubernetes.io/component": role,
-        "app.kubernetes.io/part-of": "peftsum",
-        "app.kubernetes.io/managed-by": "peftsum-launcher",
-        LABEL_GRID: grid.name,
-        LABEL_ROLE: role,
-    }
+    return {"app.kubernetes.io/name": "peftsum", "app.kubernetes.io/instance": grid.name,
+            "app.kubernetes.io/component": role, "app.kubernetes.io/part-of": "peftsum",
+            "app.kubernetes.io/managed-by": "peftsum-launcher", LABEL_GRID: grid.name, LABEL_ROLE: role}
 
 
 def cell_labels(grid: Grid, cell: Cell, cell_id: str) -> dict[str, str]:
     """Common labels plus the cell id and its sanitised axes (for ``kubectl get jobs -l peftsum.io/method=lora``)."""
     axes = cell.labels
-    return {
-        **common_labels(grid, "cell"),
-        LABEL_CELL: cell_id,
-        f"{GROUP}/model": label_value(axes["model"]),
-        f"{GROUP}/method": label_value(axes["method"]),
-        f"{GROUP}/dataset": label_value(axes["dataset"]),
-        f"{GROUP}/seed": label_value(axes["seed"]),
-    }
+    return {**common_labels(grid, "cell"), LABEL_CELL: cell_id,
+            f"{GROUP}/model": label_value(axes["model"]), f"{GROUP}/method": label_value(axes["method"]),
+            f"{GROUP}/dataset": label_value(axes["dataset"]), f"{GROUP}/seed": label_value(axes["seed"])}
 
 
 def cell_annotations(cell: Cell) -> dict[str, str]:
     """The axes verbatim, plus the model's hub id and the dataset id (annotations allow any text)."""
     axes = cell.labels
-    out = {
-        f"{GROUP}/model": axes["model"],
-        f"{GROUP}/method": axes["method"],
-        f"{GROUP}/dataset": axes["dataset"],
-        f"{GROUP}/seed": axes["seed"],
-        f"{GROUP}/dataset-id": cell.dataset.id,
-    }
+    out = {f"{GROUP}/model": axes["model"], f"{GROUP}/method": axes["method"], f"{GROUP}/dataset": axes["dataset"],
+           f"{GROUP}/seed": axes["seed"], f"{GROUP}/dataset-id": cell.dataset.id}
     if cell.model is not None:
         out[f"{GROUP}/model-id"] = cell.model.hub_id
     return out

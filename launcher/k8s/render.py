@@ -42,9 +42,8 @@ def _templates_dir() -> Path:
     if os.environ.get("PEFTSUM_JOB_TEMPLATES"):
         return Path(os.environ["PEFTSUM_JOB_TEMPLATES"])
     checkout = Path(__file__).resolve().parents[2] / "job_templates"
-    installed = [
-        Path(base) / "share" / "peftsum" / "job_templates" for base in (sysconfig.get_path("data"), site.getuserbase())
-    ]
+    installed = [Path(base) / "share" / "peftsum" / "job_templates"
+                 for base in (sysconfig.get_path("data"), site.getuserbase())]
     return next((p for p in [checkout, *installed] if p.is_dir()), checkout)
 
 
@@ -74,12 +73,8 @@ def yaml_json(value: Any) -> str:
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-    )  # noqa: S701 - YAML, not HTML
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                             autoescape=False, keep_trailing_newline=True)  # noqa: S701 - YAML, not HTML
     env.filters["tojson"] = yaml_json
     return env
 
@@ -153,9 +148,8 @@ def render_json(template: str, shared: dict[str, Any] | None = None, **values: A
     if skeleton is None:
         parsed = render_text(template, **json.loads(shared_masked), **json.loads(masked))
         own = len(shared_slots)
-        text = _SLOT_JSON.sub(
-            lambda m: shared_slots[int(m.group(1))] if int(m.group(1)) < own else m.group(), canonical(parsed)
-        )
+        text = _SLOT_JSON.sub(lambda m: shared_slots[int(m.group(1))] if int(m.group(1)) < own else m.group(),
+                              canonical(parsed))
         if "\\u0000slot" in _SLOT_JSON.sub("", text):
             raise ValueError(f"{template}: a value was combined with other text; place values whole, through tojson")
         pieces = _SLOT_JSON.split(text)  # text, slot number, text, …: filled by a join, not a regex, per object
@@ -251,18 +245,13 @@ def pod_env(grid: Grid, cluster: ClusterSettings) -> list[dict[str, Any]]:
         env.append({"name": "AWS_DEFAULT_REGION", "value": cluster.s3_region})
     if cluster.pushgateway:
         env.append({"name": "PEFTSUM_PUSHGATEWAY", "value": cluster.pushgateway})
-    env += [
-        {"name": "HF_HOME", "value": f"{CACHE}/hf"},
-        {"name": "PEFTSUM_CACHE", "value": f"{CACHE}/peftsum"},
-        {"name": "PEFTSUM_IMAGE", "value": require_image(cluster, grid.source)},
-        {
-            "name": "PEFTSUM_JOB_UID",
-            "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/controller-uid']"}},
-        },
-        {"name": "TMPDIR", "value": "/tmp"},  # noqa: S108
-        {"name": "HOME", "value": "/tmp"},  # noqa: S108 - the root filesystem is read-only
-        {"name": "PYTHONUNBUFFERED", "value": "1"},
-    ]
+    env += [{"name": "HF_HOME", "value": f"{CACHE}/hf"}, {"name": "PEFTSUM_CACHE", "value": f"{CACHE}/peftsum"},
+            {"name": "PEFTSUM_IMAGE", "value": require_image(cluster, grid.source)},
+            {"name": "PEFTSUM_JOB_UID", "valueFrom": {"fieldRef": {
+                "fieldPath": "metadata.labels['batch.kubernetes.io/controller-uid']"}}},
+            {"name": "TMPDIR", "value": "/tmp"},  # noqa: S108
+            {"name": "HOME", "value": "/tmp"},  # noqa: S108 - the root filesystem is read-only
+            {"name": "PYTHONUNBUFFERED", "value": "1"}]
     return env + list((cluster.pod.env if cluster.pod else None) or ())
 
 
@@ -279,61 +268,38 @@ def resources(cpu: str, memory: str, gpus: int) -> dict[str, dict[str, Any]]:
 AGGREGATE_RESOURCES = {"requests": {"cpu": "100m", "memory": "1Gi"}, "limits": {"cpu": AGGREGATE_CPU, "memory": "4Gi"}}
 
 
-def pod_values(
-    grid: Grid,
-    cluster: ClusterSettings,
-    *,
-    container: str,
-    res: dict[str, Any],
-    placement: bool,
-    env: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+def pod_values(grid: Grid, cluster: ClusterSettings, *, container: str, res: dict[str, Any],
+               placement: bool, env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The ``pod`` values of ``_pod.yaml.j2`` (the same for every Job of a kind); ``placement`` adds node selector,
     tolerations and priority class (the cells' GPU placement); ``cluster.pod`` applies to every pod."""
     extra = cluster.pod
-    return {
-        "container": container,
-        "image": require_image(cluster, grid.source),
-        "pull_policy": cluster.image_pull_policy,
-        "pull_secret": cluster.image_pull_secret,
-        "service_account": cluster.service_account,
-        "uid": UID,
-        "env": pod_env(grid, cluster) + (env or []),
-        "resources": res,
-        "node_selector": cluster.node_selector if placement else None,
-        "tolerations": list(cluster.tolerations or ()) if placement else None,
-        "priority_class": cluster.priority_class if placement else None,
-        "affinity": extra.affinity if extra else None,
-        "grace": cluster.termination_grace_period_seconds,
-        "cache_pvc": cluster.cache_pvc,
-        "secret_files": [f.values() for f in secret_files(cluster)],
-        "volumes": list((extra.volumes if extra else None) or ()),
-        "volume_mounts": list((extra.volume_mounts if extra else None) or ()),
-    }
+    return {"container": container, "image": require_image(cluster, grid.source),
+            "pull_policy": cluster.image_pull_policy, "pull_secret": cluster.image_pull_secret,
+            "service_account": cluster.service_account, "uid": UID,
+            "env": pod_env(grid, cluster) + (env or []), "resources": res,
+            "node_selector": cluster.node_selector if placement else None,
+            "tolerations": list(cluster.tolerations or ()) if placement else None,
+            "priority_class": cluster.priority_class if placement else None,
+            "affinity": extra.affinity if extra else None,
+            "grace": cluster.termination_grace_period_seconds, "cache_pvc": cluster.cache_pvc,
+            "secret_files": [f.values() for f in secret_files(cluster)],
+            "volumes": list((extra.volumes if extra else None) or ()),
+            "volume_mounts": list((extra.volume_mounts if extra else None) or ())}
 
 
-def pod_metadata(
-    cluster: ClusterSettings, labels: dict[str, str], annotations: dict[str, str]
-) -> tuple[dict[str, str], dict[str, str]]:
+def pod_metadata(cluster: ClusterSettings, labels: dict[str, str],
+                 annotations: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """The pod's labels and annotations: ``cluster.pod``'s plus the Job's own (validation keeps them disjoint)."""
     extra = cluster.pod
-    return (
-        {**((extra.labels if extra else None) or {}), **labels},
-        {**((extra.annotations if extra else None) or {}), **annotations},
-    )
+    return ({**((extra.labels if extra else None) or {}), **labels},
+            {**((extra.annotations if extra else None) or {}), **annotations})
 
 
 def job_values(cluster: ClusterSettings, pod: dict[str, Any], backoff_limit: int) -> dict[str, Any]:
     """The values every Job of a kind shares: namespace, queue, retry and time limits, the pod."""
-    return {
-        "namespace": cluster.namespace,
-        "queue": cluster.queue,
-        "suspend": bool(cluster.queue),
-        "backoff_limit": backoff_limit,
-        "active_deadline_seconds": cluster.active_deadline_seconds,
-        "ttl_seconds_after_finished": cluster.ttl_seconds_after_finished,
-        "pod": pod,
-    }
+    return {"namespace": cluster.namespace, "queue": cluster.queue, "suspend": bool(cluster.queue),
+            "backoff_limit": backoff_limit, "active_deadline_seconds": cluster.active_deadline_seconds,
+            "ttl_seconds_after_finished": cluster.ttl_seconds_after_finished, "pod": pod}
 
 
 def _queued(labels: dict[str, str], cluster: ClusterSettings) -> dict[str, str]:
@@ -343,9 +309,8 @@ def _queued(labels: dict[str, str], cluster: ClusterSettings) -> dict[str, str]:
 
 def cell_shared(grid: Grid, cluster: ClusterSettings) -> dict[str, Any]:
     """What all cell Jobs of ``grid`` share (computed once by :func:`cell_jobs`)."""
-    pod = pod_values(
-        grid, cluster, container="cell", res=resources(cluster.cpu, cluster.memory, cluster.gpus), placement=True
-    )
+    pod = pod_values(grid, cluster, container="cell", res=resources(cluster.cpu, cluster.memory, cluster.gpus),
+                     placement=True)
     return job_values(cluster, pod, cluster.backoff_limit)
 
 
@@ -357,18 +322,11 @@ def cell_job(grid: Grid, cell: Cell, cluster: ClusterSettings, shared: dict[str,
     cell_id = cell.cell_id
     labels, annotations = _queued(names.cell_labels(grid, cell, cell_id), cluster), names.cell_annotations(cell)
     pod_labels, pod_annotations = pod_metadata(cluster, labels, annotations)
-    return from_json_with_hash(
-        render_json(
-            CELL_TEMPLATE,
-            shared if shared is not None else cell_shared(grid, cluster),
-            name=names.cell_job_name(grid.name, cell_id),
-            labels=labels,
-            annotations=annotations,
-            pod_labels=pod_labels,
-            pod_annotations=pod_annotations,
-            args=["cell", "--store", grid.store, "--grid", grid.name, "--cell", cell_id],
-        )
-    )
+    return from_json_with_hash(render_json(
+        CELL_TEMPLATE, shared if shared is not None else cell_shared(grid, cluster),
+        name=names.cell_job_name(grid.name, cell_id), labels=labels, annotations=annotations,
+        pod_labels=pod_labels, pod_annotations=pod_annotations,
+        args=["cell", "--store", grid.store, "--grid", grid.name, "--cell", cell_id]))
 
 
 def cells_digest(grid: Grid) -> str:
@@ -389,18 +347,9 @@ def aggregate_job(grid: Grid, cluster: ClusterSettings, wait: bool | None = None
     if wait and cluster.report_wait_seconds is None:
         raise ValueError("aggregate_job(wait=True) needs cluster.report_wait_seconds")
     args = ["aggregate", "--grid", grid.name, "--store", grid.store]
-    values = job_values(
-        cluster,
-        pod_values(
-            grid,
-            cluster,
-            container="aggregate",
-            res=AGGREGATE_RESOURCES,
-            placement=False,
-            env=[{"name": "PEFTSUM_REPORT_WORKERS", "value": AGGREGATE_CPU}],
-        ),
-        2,
-    )
+    values = job_values(cluster, pod_values(grid, cluster, container="aggregate", res=AGGREGATE_RESOURCES,
+                                            placement=False,
+                                            env=[{"name": "PEFTSUM_REPORT_WORKERS", "value": AGGREGATE_CPU}]), 2)
     if wait:
         args += ["--wait", str(cluster.report_wait_seconds), "--max-attempts", str(cluster.backoff_limit + 1)]
         if cluster.active_deadline_seconds is not None:
@@ -409,18 +358,9 @@ def aggregate_job(grid: Grid, cluster: ClusterSettings, wait: bool | None = None
     labels = _queued(names.common_labels(grid, "aggregate"), cluster)
     annotations = {f"{names.GROUP}/cells": str(len(grid.cells)), f"{names.GROUP}/cells-digest": cells_digest(grid)}
     pod_labels, pod_annotations = pod_metadata(cluster, labels, annotations)
-    return from_json_with_hash(
-        render_json(
-            AGGREGATE_TEMPLATE,
-            values,
-            name=names.aggregate_job_name(grid.name),
-            labels=labels,
-            annotations=annotations,
-            pod_labels=pod_labels,
-            pod_annotations=pod_annotations,
-            args=args,
-        )
-    )
+    return from_json_with_hash(render_json(
+        AGGREGATE_TEMPLATE, values, name=names.aggregate_job_name(grid.name), labels=labels,
+        annotations=annotations, pod_labels=pod_labels, pod_annotations=pod_annotations, args=args))
 
 
 def cell_jobs(grid: Grid, cluster: ClusterSettings | None = None) -> dict[str, dict[str, Any]]:

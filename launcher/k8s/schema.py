@@ -31,19 +31,8 @@ DEFAULT_VERSION = "1.31"
 
 # Keywords that annotate but never reject (JSON Schema 2020-12 treats "format" as an annotation by default, and so
 # does kubernetes-validate); anything else unknown is a compile error.
-_ANNOTATIONS = {
-    "description",
-    "format",
-    "$schema",
-    "$id",
-    "title",
-    "default",
-    "example",
-    "examples",
-    "discriminator",
-    "fields-to-discriminateBy",
-    "nullable",
-}
+_ANNOTATIONS = {"description", "format", "$schema", "$id", "title", "default", "example", "examples", "discriminator",
+                "fields-to-discriminateBy", "nullable"}
 
 Check = Callable[[Any, str, list], None]  # check(value, path, errors): appends a message per violation
 
@@ -147,7 +136,6 @@ class Compiler:
         def every(v: Any, p: str, e: list) -> None:
             for check in checks:
                 check(v, p, e)
-
         return every
 
     def _properties(self, props: dict[str, Any], extra: Any) -> Check:
@@ -167,7 +155,6 @@ class Compiler:
                     e.append(f"{_at(p)}: additional property {k!r} is not allowed")
                 elif rest is not None:
                     rest(item, f"{p}.{k}" if p else k, e)
-
         return check
 
     @staticmethod
@@ -176,7 +163,6 @@ class Compiler:
             if type(v) is list:
                 for i, item in enumerate(v):
                     sub(item, f"{p}[{i}]", e)
-
         return check
 
     @staticmethod
@@ -194,23 +180,13 @@ class Compiler:
             passed = sum(not errs for errs in results)
             if (key == "oneOf" and passed != 1) or (key == "anyOf" and passed == 0):
                 detail = "; ".join(errs[0] for errs in results if errs)
-                e.append(
-                    f"{_at(p)}: must match {'exactly one' if key == 'oneOf' else 'at least one'} schema of "
-                    f"{key} ({detail or 'matches several'})"
-                )
-
+                e.append(f"{_at(p)}: must match {'exactly one' if key == 'oneOf' else 'at least one'} schema of "
+                         f"{key} ({detail or 'matches several'})")
         return check
 
 
-_EXACT = {
-    "object": (dict,),
-    "array": (list,),
-    "string": (str,),
-    "boolean": (bool,),
-    "null": (type(None),),
-    "number": (int, float),
-    "integer": (int,),
-}
+_EXACT = {"object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,), "null": (type(None),),
+          "number": (int, float), "integer": (int,)}
 
 
 def _type_check(arg: str | list[str]) -> Check:
@@ -225,7 +201,6 @@ def _type_check(arg: str | list[str]) -> Check:
             if pred(v):
                 return
         e.append(f"{_at(p)}: {v!r} is not of type {' or '.join(names)}")
-
     return check
 
 
@@ -238,7 +213,6 @@ def _int_format(fmt: str) -> Check:
     def check(v: Any, p: str, e: list) -> None:
         if _TYPES["number"](v) and not lo <= v <= hi:
             e.append(f"{_at(p)}: {v!r} is out of range for {fmt}")
-
     return check
 
 
@@ -246,7 +220,6 @@ def _enum_check(allowed: list[Any]) -> Check:
     def check(v: Any, p: str, e: list) -> None:
         if not any(_same(v, a) for a in allowed):
             e.append(f"{_at(p)}: {v!r} is not one of {allowed}")
-
     return check
 
 
@@ -256,7 +229,6 @@ def _required_check(required: list[str]) -> Check:
             for k in required:
                 if k not in v:
                     e.append(f"{_at(p)}: {k!r} is a required property")
-
     return check
 
 
@@ -275,7 +247,6 @@ def _bound(key: str, arg: Any) -> Check:
     def check(v: Any, p: str, e: list) -> None:
         if test(v):
             e.append(f"{_at(p)}: {v!r} violates {key} {arg!r}")
-
     return check
 
 
@@ -287,11 +258,8 @@ def _schema_dir(version: str) -> Any:
     root = files("kubernetes_validate") / "kubernetes-json-schema"
     folder = root / f"v{m.group(1)}.{m.group(2)}.0-local-strict"
     if not folder.is_dir():
-        known = sorted(
-            p.name.split("-")[0].removeprefix("v").removesuffix(".0")
-            for p in root.iterdir()
-            if p.name.endswith("-local-strict")
-        )
+        known = sorted(p.name.split("-")[0].removeprefix("v").removesuffix(".0") for p in root.iterdir()
+                       if p.name.endswith("-local-strict"))
         raise SchemaError(f"no schemas for Kubernetes {version}; kubernetes-validate knows {', '.join(known)}")
     return folder
 
@@ -361,11 +329,8 @@ def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
             props["apiVersion"] = {"type": "string", "enum": [api]}
             props["kind"] = {"type": "string", "enum": [kind]}
             props["metadata"] = {"$ref": "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
-            out[(api, kind)] = {
-                **schema,
-                "properties": props,
-                "required": ["apiVersion", "kind", "metadata", *schema.get("required", [])],
-            }
+            out[(api, kind)] = {**schema, "properties": props, "required": ["apiVersion", "kind", "metadata",
+                                                                               *schema.get("required", [])]}
     return out
 
 
@@ -375,15 +340,10 @@ def _strict(schema: Any) -> Any:
         return [_strict(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {
-        k: (_strict(v) if k not in ("properties",) else {n: _strict(s) for n, s in v.items()})
-        for k, v in schema.items()
-    }
-    if (
-        "properties" in out
-        and "additionalProperties" not in out
-        and not out.get("x-kubernetes-preserve-unknown-fields")
-    ):
+    out = {k: (_strict(v) if k not in ("properties",) else {n: _strict(s) for n, s in v.items()})
+           for k, v in schema.items()}
+    if "properties" in out and "additionalProperties" not in out \
+            and not out.get("x-kubernetes-preserve-unknown-fields"):
         out["additionalProperties"] = False
     return out
 

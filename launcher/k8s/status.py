@@ -97,11 +97,8 @@ def pod_problem(pod: dict[str, Any]) -> str | None:
     status = pod.get("status") or {}
     disruption = _condition(pod, "DisruptionTarget")
     if disruption:
-        return (
-            f"preempted or evicted ({disruption.get('reason', 'DisruptionTarget')}: "
-            f"{disruption.get('message', '')}".rstrip(": ")
-            + "); not counted against backoffLimit"
-        )
+        return (f"preempted or evicted ({disruption.get('reason', 'DisruptionTarget')}: "
+                f"{disruption.get('message', '')}".rstrip(": ") + "); not counted against backoffLimit")
     waiting = (_container_status(pod).get("state") or {}).get("waiting") or {}
     why = waiting.get("reason")
     if why in IMAGE_PROBLEMS:
@@ -111,10 +108,8 @@ def pod_problem(pod: dict[str, Any]) -> str | None:
     if why == "CrashLoopBackOff":
         return f"CrashLoopBackOff: {waiting.get('message', '')}"
     if why == "ContainerCreating":  # the kubelet pulls the image and mounts the volumes (the credential files)
-        return (
-            "ContainerCreating: pulling the image or mounting volumes (if it lasts, `kubectl describe pod`: "
-            "FailedMount names a missing Secret, key or PVC)"
-        )
+        return ("ContainerCreating: pulling the image or mounting volumes (if it lasts, `kubectl describe pod`: "
+                "FailedMount names a missing Secret, key or PVC)")
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
             return f"unschedulable: {cond.get('message') or cond.get('reason')}"
@@ -123,9 +118,8 @@ def pod_problem(pod: dict[str, Any]) -> str | None:
     return None
 
 
-def _job_failure(
-    job: dict[str, Any], pods: list[dict[str, Any]], store_reason: str | None, cell_reason: str | None
-) -> str:
+def _job_failure(job: dict[str, Any], pods: list[dict[str, Any]], store_reason: str | None,
+                 cell_reason: str | None) -> str:
     """Why a Failed Job failed. ``store_reason`` is status.json's reason with its exit code, ``cell_reason`` as the
     cell wrote it."""
     cond = _condition(job, "Failed") or {}
@@ -153,13 +147,8 @@ def _heartbeat_age(status: dict[str, Any], now: datetime) -> float | None:
     return (now - beat).total_seconds()
 
 
-def classify(
-    done: bool,
-    status: dict[str, Any] | None,
-    job: dict[str, Any] | None,
-    pods: list[dict[str, Any]],
-    now: datetime | None = None,
-) -> Verdict:
+def classify(done: bool, status: dict[str, Any] | None, job: dict[str, Any] | None, pods: list[dict[str, Any]],
+             now: datetime | None = None) -> Verdict:
     """The state of one cell from what the store and the cluster say (a pure function).
 
     Args:
@@ -184,11 +173,8 @@ def classify(
     if _condition(job, "Failed"):
         return Verdict("failed", _job_failure(job, pods, store_reason, status.get("reason")), source="cluster")
     if _condition(job, "Complete"):
-        return Verdict(
-            "failed",
-            "the Job succeeded but the store has no valid _SUCCESS for the cell (check the store URI and credentials)",
-            source="cluster",
-        )
+        return Verdict("failed", "the Job succeeded but the store has no valid _SUCCESS for the cell "
+                                 "(check the store URI and credentials)", source="cluster")
     if (job.get("spec") or {}).get("suspend"):
         return Verdict("pending", "queued: the Job is suspended until Kueue admits it", source="cluster")
     current = pods[-1] if pods else None
@@ -208,9 +194,8 @@ def classify(
     return Verdict("pending", f"pod {phase or 'Pending'}" + retry, source="cluster")
 
 
-def _without_job(
-    store_state: str | None, store_reason: str | None, progress: float | None, status: dict[str, Any], now: datetime
-) -> Verdict:
+def _without_job(store_state: str | None, store_reason: str | None, progress: float | None,
+                 status: dict[str, Any], now: datetime) -> Verdict:
     if store_state is None:
         return Verdict("pending", "not submitted (no Job, no status.json)")
     if store_state == "failed":
@@ -220,12 +205,9 @@ def _without_job(
     age = _heartbeat_age(status, now)
     if store_state == "running":
         if age is not None and age > STALE_HEARTBEAT_S:
-            return Verdict(
-                "failed",
-                f"lost: status.json says running but its heartbeat is {age / 60:.0f} min old "
-                f"and the cell has no Job (killed, or removed by the Job's TTL); `launcher "
-                f"submit` resumes it from its last checkpoint",
-            )
+            return Verdict("failed", f"lost: status.json says running but its heartbeat is {age / 60:.0f} min old "
+                                     f"and the cell has no Job (killed, or removed by the Job's TTL); `launcher "
+                                     f"submit` resumes it from its last checkpoint")
         return Verdict("running", "running (no Job found: deleted?)", progress)
     return Verdict("pending", f"{store_reason or 'pending'}; no Job: `launcher submit` resumes it")
 
@@ -252,16 +234,8 @@ def grid_states(store: Store, grid: Grid, api: KubeApi | None, workers: int = 16
         status = None if done else layout.read_status(store, grid.name, cid)
         verdict = classify(done, status, jobs.get(cid), pods.get(cid, []), now)
         axes = cell.labels
-        return CellState(
-            cid,
-            axes["model"],
-            axes["method"],
-            axes["dataset"],
-            verdict.state,
-            verdict.reason,
-            verdict.progress,
-            verdict.source,
-        )
+        return CellState(cid, axes["model"], axes["method"], axes["dataset"], verdict.state, verdict.reason,
+                         verdict.progress, verdict.source)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(one, grid.cells))

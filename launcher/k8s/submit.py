@@ -47,10 +47,8 @@ def existing_hash(job: dict[str, Any]) -> str | None:
 
 
 def _failed(job: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Failed" and c.get("status") == "True"
-        for c in (job.get("status") or {}).get("conditions") or []
-    )
+    return any(c.get("type") == "Failed" and c.get("status") == "True"
+               for c in (job.get("status") or {}).get("conditions") or [])
 
 
 def create_retrying(api: KubeApi, body: dict[str, Any], retries: int = 10, wait: float = 1.0) -> None:
@@ -87,25 +85,15 @@ def create_or_keep(api: KubeApi, body: dict[str, Any], force: bool, wait: float 
     if same and not (force and _failed(current)):
         return "unchanged", "Job failed earlier; --force recreates it" if _failed(current) else None
     if not force:
-        return "conflict", (
-            f"Job {name} exists with job-hash {existing_hash(current)}, the grid now renders "
-            f"{new_hash}; cancel it or resubmit with --force"
-        )
+        return "conflict", (f"Job {name} exists with job-hash {existing_hash(current)}, the grid now renders "
+                            f"{new_hash}; cancel it or resubmit with --force")
     api.delete_job(name)
     create_retrying(api, body, wait=wait)
     return "replaced", None
 
 
-def submit_grid(
-    store: Store,
-    grid: Grid,
-    api: KubeApi | None,
-    cluster: ClusterSettings | None = None,
-    *,
-    force: bool = False,
-    dry_run: bool = False,
-    concurrency: int = 8,
-) -> list[Submitted]:
+def submit_grid(store: Store, grid: Grid, api: KubeApi | None, cluster: ClusterSettings | None = None, *,
+                force: bool = False, dry_run: bool = False, concurrency: int = 8) -> list[Submitted]:
     """Submit every not-done cell of ``grid``; one :class:`Submitted` per cell, in grid order.
 
     Args:
@@ -141,10 +129,8 @@ def submit_grid(
 
 
 def _finished(job: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-        for c in (job.get("status") or {}).get("conditions") or []
-    )
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in (job.get("status") or {}).get("conditions") or [])
 
 
 def submit_aggregate(grid: Grid, api: KubeApi, cluster: ClusterSettings | None = None) -> tuple[str, str]:
@@ -164,15 +150,8 @@ def submit_aggregate(grid: Grid, api: KubeApi, cluster: ClusterSettings | None =
     return name, "replaced"
 
 
-def submit_report_job(
-    grid: Grid,
-    api: KubeApi | None,
-    cluster: ClusterSettings | None = None,
-    *,
-    cells_started: bool,
-    dry_run: bool = False,
-    wait: float = 1.0,
-) -> tuple[str, str]:
+def submit_report_job(grid: Grid, api: KubeApi | None, cluster: ClusterSettings | None = None, *,
+                      cells_started: bool, dry_run: bool = False, wait: float = 1.0) -> tuple[str, str]:
     """``launcher submit``: create the aggregation Job that waits in the cluster for the cells, then builds the
     report (``render.aggregate_job`` with ``wait``). Returns (Job name, action).
 

@@ -16,16 +16,9 @@ from peftsum.spec import Grid
 from peftsum.store import Store
 
 
-def watch(
-    store: Store,
-    grid: Grid,
-    api: KubeApi | None,
-    *,
-    interval: float = 10.0,
-    timeout: float | None = None,
-    on_change: Callable[[CellState], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> tuple[list[CellState], bool]:
+def watch(store: Store, grid: Grid, api: KubeApi | None, *, interval: float = 10.0, timeout: float | None = None,
+          on_change: Callable[[CellState], None] | None = None,
+          sleep: Callable[[float], None] = time.sleep) -> tuple[list[CellState], bool]:
     """Poll until every cell is terminal or ``timeout`` seconds pass; returns (last states, all terminal)."""
     seen: dict[str, tuple[str, str | None]] = {}
     start = time.monotonic()

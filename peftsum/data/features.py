@@ -35,9 +35,8 @@ class EvalFeatures:
     truncated: int  # sources cut to fit
 
 
-def source_budget(
-    max_source_tokens: Any, context: int, family: str, max_target_tokens: int, template_tokens: int
-) -> int:
+def source_budget(max_source_tokens: Any, context: int, family: str, max_target_tokens: int,
+                  template_tokens: int) -> int:
     """Tokens available for the source text. ``auto`` = fill the context window, leaving room for the summary
     (causal models read prompt and summary in one window)."""
     room = context - template_tokens - (max_target_tokens + 1 if family == "causal" else 0)
@@ -51,16 +50,8 @@ def source_budget(
 class Encoder:
     """Tokenises one cell's examples under its model's tokenizer and context window."""
 
-    def __init__(
-        self,
-        tokenizer: Any,
-        family: str,
-        kind: str,
-        context: int,
-        max_source_tokens: Any,
-        max_target_tokens: int,
-        max_new_tokens: int = 0,
-    ) -> None:
+    def __init__(self, tokenizer: Any, family: str, kind: str, context: int, max_source_tokens: Any,
+                 max_target_tokens: int, max_new_tokens: int = 0) -> None:
         self.tok = tokenizer
         self.family = family
         self.context = context
@@ -70,13 +61,8 @@ class Encoder:
         self.tail = self._ids(tail)
         self.eos = tokenizer.eos_token_id
         reserve = max(max_target_tokens, max_new_tokens)
-        self.budget = source_budget(
-            max_source_tokens,
-            context,
-            family,
-            reserve,
-            len(self.head) + len(self.tail) + (1 if family == "seq2seq" else 0),
-        )
+        self.budget = source_budget(max_source_tokens, context, family, reserve,
+                                    len(self.head) + len(self.tail) + (1 if family == "seq2seq" else 0))
 
     def _ids(self, text: str) -> list[int]:
         return self.tok(text, add_special_tokens=False)["input_ids"] if text else []
@@ -107,16 +93,9 @@ class Encoder:
             else:
                 inputs.append(prompt)
                 labels.append(target)
-        return TrainFeatures(
-            inputs,
-            labels,
-            kept=len(inputs),
-            dropped=dropped,
-            ids=ids,
-            source_lens=[len(s) for s in sources],
-            summary_lens=[len(t) for t in targets],
-            truncated=truncated,
-        )
+        return TrainFeatures(inputs, labels, kept=len(inputs), dropped=dropped, ids=ids,
+                             source_lens=[len(s) for s in sources], summary_lens=[len(t) for t in targets],
+                             truncated=truncated)
 
     def eval(self, examples: list[Example]) -> EvalFeatures:
         sources = self.tok([e.source for e in examples], add_special_tokens=False)["input_ids"]

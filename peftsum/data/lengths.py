@@ -27,20 +27,9 @@ BATCH = 1000  # texts per tokenizer call: bounded memory on long articles
 
 
 def cache_path(ref: DatasetRef, split: str, tokenizer: str, ids: list[str]) -> Any:
-    key = json.dumps(
-        {
-            "source": ref.source,
-            "id": ref.id,
-            "config": ref.config,
-            "revision": ref.revision,
-            "columns": [ref.source_column, ref.summary_column],
-            "split": split,
-            "tokenizer": tokenizer,
-            "ids": ids_sha256(ids),
-            "n": len(ids),
-        },
-        sort_keys=True,
-    )
+    key = json.dumps({"source": ref.source, "id": ref.id, "config": ref.config, "revision": ref.revision,
+                      "columns": [ref.source_column, ref.summary_column], "split": split, "tokenizer": tokenizer,
+                      "ids": ids_sha256(ids), "n": len(ids)}, sort_keys=True)
     return cache_root() / "lengths" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
 
@@ -59,7 +48,7 @@ def token_totals(ref: DatasetRef, split: str, examples: list[Example], tokenizer
     tok = load_tokenizer(tokenizer)
     totals: list[int] = []
     for start in range(0, len(examples), BATCH):
-        chunk = examples[start : start + BATCH]
+        chunk = examples[start:start + BATCH]
         sources = tok([e.source for e in chunk], add_special_tokens=False)["input_ids"]
         summaries = tok([e.summary for e in chunk], add_special_tokens=False)["input_ids"]
         totals += [len(a) + len(b) for a, b in zip(sources, summaries)]
@@ -82,9 +71,8 @@ def threshold(totals: list[int], data: DataSettings) -> float:
     return min(limits) if limits else float("inf")
 
 
-def length_filter(
-    ref: DatasetRef, split: str, examples: list[Example], data: DataSettings
-) -> tuple[list[Example], float]:
+def length_filter(ref: DatasetRef, split: str, examples: list[Example], data: DataSettings
+                  ) -> tuple[list[Example], float]:
     """(the examples within the threshold, in their order; the threshold)."""
     totals = token_totals(ref, split, examples, data.length_tokenizer)
     limit = threshold(totals, data)

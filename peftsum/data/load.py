@@ -112,11 +112,9 @@ def _local(ref: DatasetRef, split: str, limit: int | None) -> list[dict]:
     if path is root and ref.source_column in ds.column_names:  # one file: this split's share of its rows
         rows = list(itertools.islice((r for r in ds if split_of(str(r[ref.source_column] or "")) == split), limit))
         if not rows:
-            raise MissingSplit(
-                f"{root}: no row of this single file falls into the {split!r} split ({len(ds)} rows, "
-                f"cut 90/5/5 by a hash of the source text); add rows or give a folder with "
-                f"{split}.jsonl"
-            )
+            raise MissingSplit(f"{root}: no row of this single file falls into the {split!r} split ({len(ds)} rows, "
+                               f"cut 90/5/5 by a hash of the source text); add rows or give a folder with "
+                               f"{split}.jsonl")
         return rows
     return list(ds.select(range(min(limit, len(ds))))) if limit is not None else list(ds)
 
@@ -132,9 +130,8 @@ LOADERS.register("local", _local)
 LOADERS.register("synthetic", _synthetic)
 
 
-def load_examples(
-    ref: DatasetRef, split: str, limit: int | None, data: DataSettings, grouped: bool = False
-) -> LoadedSplit:
+def load_examples(ref: DatasetRef, split: str, limit: int | None, data: DataSettings,
+                  grouped: bool = False) -> LoadedSplit:
     """The examples of ``split`` a cell uses: the split read, then the shared length filter (every model of the
     dataset keeps the same rows), then rows sharing a source merged into one example (``grouped``), then the first
     ``limit``. Without a filter or grouping the loader reads only the first ``limit`` rows."""

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 # kind -> (causal template, seq2seq template); {source} is replaced by the (possibly truncated) source text.
 TEMPLATES: dict[str, tuple[str, str]] = {
-    "dialogue": (
-        "Summarize the following conversation.\n\n### Conversation:\n{source}\n\n### Summary:\n",
-        "summarize: {source}",
-    ),
-    "news": ("Summarize the following article.\n\n### Article:\n{source}\n\n### Summary:\n", "summarize: {source}"),
+    "dialogue": ("Summarize the following conversation.\n\n### Conversation:\n{source}\n\n### Summary:\n",
+                 "summarize: {source}"),
+    "news": ("Summarize the following article.\n\n### Article:\n{source}\n\n### Summary:\n",
+             "summarize: {source}"),
 }
 
 

@@ -8,20 +8,6 @@ from peftsum.methods.base import MethodDef
 from peftsum.registry import Registry
 
 METHODS: Registry[MethodDef] = Registry("method")
-for _name in (
-    "full",
-    "none",
-    "lora",
-    "dora",
-    "ia3",
-    "prefix",
-    "prompt",
-    "ptuning",
-    "adalora",
-    "loha",
-    "lokr",
-    "vera",
-    "bitfit",
-    "lead",
-):
+for _name in ("full", "none", "lora", "dora", "ia3", "prefix", "prompt", "ptuning", "adalora", "loha", "lokr",
+              "vera", "bitfit", "lead"):
     METHODS.register(_name, f"peftsum.methods.{_name}:METHOD")

@@ -14,9 +14,8 @@ class AdaLoraParams:
     target_r: int = setting(8, "average rank after budget reallocation", kind=int, lo=1, hi=4096)
     alpha: float = setting(32.0, "scaling numerator", kind=float, lo=0, lo_open=True)
     dropout: float = setting(0.05, "dropout on the adapter input", kind=float, lo=0, hi=1, hi_open=True)
-    target_modules: tuple[str, ...] | None = setting(
-        None, "module names to adapt; null = per-architecture default", kind=list, nullable=True
-    )
+    target_modules: tuple[str, ...] | None = setting(None, "module names to adapt; null = per-architecture default",
+                                                     kind=list, nullable=True)
 
     def __post_init__(self) -> None:
         if self.target_r > self.init_r:
@@ -28,28 +27,14 @@ def _config(p, ctx):
 
     # Prune during the middle of training: peft requires tinit + tfinal < total_step.
     total = max(ctx.total_steps, 3)
-    return AdaLoraConfig(
-        task_type=ctx.task_type,
-        init_r=p.init_r,
-        target_r=p.target_r,
-        lora_alpha=p.alpha,
-        lora_dropout=p.dropout,
-        target_modules=ctx.targets(p.target_modules),
-        total_step=total,
-        tinit=total // 10,
-        tfinal=total // 5,
-        deltaT=max(1, total // 20),
-    )
+    return AdaLoraConfig(task_type=ctx.task_type, init_r=p.init_r, target_r=p.target_r, lora_alpha=p.alpha,
+                         lora_dropout=p.dropout, target_modules=ctx.targets(p.target_modules), total_step=total,
+                         tinit=total // 10, tfinal=total // 5, deltaT=max(1, total // 20))
 
 
 def _on_step(model, step: int) -> None:
     model.base_model.update_and_allocate(step)
 
 
-METHOD = MethodDef(
-    name="adalora",
-    doc="AdaLoRA: LoRA with a rank budget reallocated during training",
-    params=AdaLoraParams,
-    apply=peft_apply(_config),
-    on_step=_on_step,
-)
+METHOD = MethodDef(name="adalora", doc="AdaLoRA: LoRA with a rank budget reallocated during training",
+                   params=AdaLoraParams, apply=peft_apply(_config), on_step=_on_step)

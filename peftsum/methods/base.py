@@ -11,11 +11,8 @@ from typing import Any
 
 # Modules each adapter targets, per architecture. The generic families fall back to every linear layer.
 ATTENTION_TARGETS: dict[str, tuple[str, ...] | str] = {
-    "gpt2": ("c_attn",),
-    "t5": ("q", "v"),
-    "bart": ("q_proj", "v_proj"),
-    "causal": "all-linear",
-    "seq2seq": "all-linear",
+    "gpt2": ("c_attn",), "t5": ("q", "v"), "bart": ("q_proj", "v_proj"),
+    "causal": "all-linear", "seq2seq": "all-linear",
 }
 # IA3 scales keys, values and the feed-forward output; feedforward_modules must be a subset of target_modules.
 IA3_TARGETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -80,7 +77,5 @@ class MethodDef:
         return self.predict is None
 
 
-CONV1D_REASON = (
-    "GPT-2 implements its projections as transformers' Conv1D, which peft's {name} layers do not "
-    "support (only nn.Linear / nn.Conv1d / nn.Conv2d)"
-)
+CONV1D_REASON = ("GPT-2 implements its projections as transformers' Conv1D, which peft's {name} layers do not "
+                 "support (only nn.Linear / nn.Conv1d / nn.Conv2d)")

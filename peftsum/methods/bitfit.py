@@ -15,8 +15,6 @@ def _apply(model, params, ctx):
 
 
 METHOD = MethodDef(
-    name="bitfit",
-    doc="BitFit: only bias terms train",
-    apply=_apply,
+    name="bitfit", doc="BitFit: only bias terms train", apply=_apply,
     incompatible={"t5": "T5 has no bias terms (its linear layers are bias=False), so BitFit would train nothing"},
 )

@@ -8,13 +8,9 @@ def _config(p, ctx):
     from peft import IA3Config
 
     targets, feedforward = IA3_TARGETS.get(ctx.arch, (None, None))
-    return IA3Config(
-        task_type=ctx.task_type,
-        target_modules=targets and list(targets),
-        feedforward_modules=feedforward and list(feedforward),
-    )
+    return IA3Config(task_type=ctx.task_type, target_modules=targets and list(targets),
+                     feedforward_modules=feedforward and list(feedforward))
 
 
-METHOD = MethodDef(
-    name="ia3", doc="IA3: learned scaling vectors on keys, values and feed-forward", apply=peft_apply(_config)
-)
+METHOD = MethodDef(name="ia3", doc="IA3: learned scaling vectors on keys, values and feed-forward",
+                   apply=peft_apply(_config))

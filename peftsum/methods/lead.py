@@ -13,9 +13,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 @dataclass(frozen=True)
 class LeadParams:
-    k: int = setting(
-        3, "sentences (news) or turns (dialogue) copied from the start of the source", kind=int, lo=1, hi=100
-    )
+    k: int = setting(3, "sentences (news) or turns (dialogue) copied from the start of the source", kind=int,
+                     lo=1, hi=100)
 
 
 def lead(source: str, kind: str, k: int) -> str:
@@ -31,10 +30,5 @@ def _predict(sources: list[str], params: LeadParams, kind: str) -> list[str]:
     return [lead(s, kind, params.k) for s in sources]
 
 
-METHOD = MethodDef(
-    name="lead",
-    doc="baseline: the first k sentences / turns of the source (no model)",
-    params=LeadParams,
-    trains=False,
-    predict=_predict,
-)
+METHOD = MethodDef(name="lead", doc="baseline: the first k sentences / turns of the source (no model)",
+                   params=LeadParams, trains=False, predict=_predict)

@@ -8,19 +8,9 @@ from peftsum.methods.wrap import peft_apply
 def _config(p, ctx):
     from peft import LoHaConfig
 
-    return LoHaConfig(
-        task_type=ctx.task_type,
-        r=p.r,
-        alpha=p.alpha,
-        rank_dropout=p.dropout,
-        target_modules=ctx.targets(p.target_modules),
-    )
+    return LoHaConfig(task_type=ctx.task_type, r=p.r, alpha=p.alpha, rank_dropout=p.dropout,
+                      target_modules=ctx.targets(p.target_modules))
 
 
-METHOD = MethodDef(
-    name="loha",
-    doc="LoHa: Hadamard product of two low-rank updates",
-    params=LoraParams,
-    apply=peft_apply(_config),
-    incompatible={"gpt2": CONV1D_REASON.format(name="LoHa")},
-)
+METHOD = MethodDef(name="loha", doc="LoHa: Hadamard product of two low-rank updates", params=LoraParams,
+                   apply=peft_apply(_config), incompatible={"gpt2": CONV1D_REASON.format(name="LoHa")})

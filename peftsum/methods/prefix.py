@@ -11,9 +11,5 @@ def _config(p, ctx):
     return PrefixTuningConfig(task_type=ctx.task_type, num_virtual_tokens=p.num_virtual_tokens)
 
 
-METHOD = MethodDef(
-    name="prefix",
-    doc="prefix tuning: trained key/value prefixes in every layer",
-    params=VirtualTokenParams,
-    apply=peft_apply(_config),
-)
+METHOD = MethodDef(name="prefix", doc="prefix tuning: trained key/value prefixes in every layer",
+                   params=VirtualTokenParams, apply=peft_apply(_config))

@@ -11,9 +11,5 @@ def _config(p, ctx):
     return PromptTuningConfig(task_type=ctx.task_type, num_virtual_tokens=p.num_virtual_tokens)
 
 
-METHOD = MethodDef(
-    name="prompt",
-    doc="prompt tuning: trained soft-prompt embeddings",
-    params=VirtualTokenParams,
-    apply=peft_apply(_config),
-)
+METHOD = MethodDef(name="prompt", doc="prompt tuning: trained soft-prompt embeddings", params=VirtualTokenParams,
+                   apply=peft_apply(_config))

@@ -16,14 +16,9 @@ class PTuningParams(VirtualTokenParams):
 def _config(p, ctx):
     from peft import PromptEncoderConfig
 
-    return PromptEncoderConfig(
-        task_type=ctx.task_type, num_virtual_tokens=p.num_virtual_tokens, encoder_hidden_size=p.encoder_hidden_size
-    )
+    return PromptEncoderConfig(task_type=ctx.task_type, num_virtual_tokens=p.num_virtual_tokens,
+                               encoder_hidden_size=p.encoder_hidden_size)
 
 
-METHOD = MethodDef(
-    name="ptuning",
-    doc="P-tuning: soft prompts from a trained MLP encoder",
-    params=PTuningParams,
-    apply=peft_apply(_config),
-)
+METHOD = MethodDef(name="ptuning", doc="P-tuning: soft prompts from a trained MLP encoder", params=PTuningParams,
+                   apply=peft_apply(_config))

@@ -11,22 +11,16 @@ from peftsum.spec.fields import setting
 class VeraParams:
     r: int = setting(256, "rank of the shared random projections", kind=int, lo=1, hi=65536)
     dropout: float = setting(0.0, "dropout on the adapter input", kind=float, lo=0, hi=1, hi_open=True)
-    target_modules: tuple[str, ...] | None = setting(
-        None, "module names to adapt; null = per-architecture default", kind=list, nullable=True
-    )
+    target_modules: tuple[str, ...] | None = setting(None, "module names to adapt; null = per-architecture default",
+                                                     kind=list, nullable=True)
 
 
 def _config(p, ctx):
     from peft import VeraConfig
 
-    return VeraConfig(
-        task_type=ctx.task_type, r=p.r, vera_dropout=p.dropout, target_modules=ctx.targets(p.target_modules)
-    )
+    return VeraConfig(task_type=ctx.task_type, r=p.r, vera_dropout=p.dropout,
+                      target_modules=ctx.targets(p.target_modules))
 
 
-METHOD = MethodDef(
-    name="vera",
-    doc="VeRA: trained scaling vectors around shared frozen random matrices",
-    params=VeraParams,
-    apply=peft_apply(_config),
-)
+METHOD = MethodDef(name="vera", doc="VeRA: trained scaling vectors around shared frozen random matrices",
+                   params=VeraParams, apply=peft_apply(_config))

@@ -70,16 +70,7 @@ def random_init(ref: ModelRef, seed: int = 0) -> Any:
     if ref.arch == "gpt2":
         model = GPT2LMHeadModel(GPT2Config(**overrides, pad_token_id=50256))
     else:
-        model = T5ForConditionalGeneration(
-            T5Config(
-                vocab_size=32128,
-                **overrides,
-                num_decoder_layers=None,
-                feed_forward_proj="relu",
-                tie_word_embeddings=True,
-                pad_token_id=0,
-                eos_token_id=1,
-                decoder_start_token_id=0,
-            )
-        )
+        model = T5ForConditionalGeneration(T5Config(vocab_size=32128, **overrides, num_decoder_layers=None,
+                                                    feed_forward_proj="relu", tie_word_embeddings=True,
+                                                    pad_token_id=0, eos_token_id=1, decoder_start_token_id=0))
     return model.float()

@@ -35,85 +35,33 @@ from peftsum.report.tables import (
 from peftsum.store import Store
 from peftsum.store import cells as layout
 
-CSV_COLUMNS = (
-    "cell_id",
-    "model",
-    "method",
-    "method_type",
-    "dataset",
-    "seed",
-    "n",
-    "bleu",
-    "bleu_ci_lo",
-    "bleu_ci_hi",
-    "p1",
-    "p2",
-    "p3",
-    "p4",
-    "brevity_penalty",
-    "rouge1",
-    "rouge2",
-    "rougeL",
-    "rougeL_ci_lo",
-    "rougeL_ci_hi",
-    "rougeLsum",
-    "train_seconds",
-    "tokens_per_s",
-    "padding_ratio",
-    "final_train_loss",
-    "gpu_peak_bytes",
-    "ram_peak_bytes",
-    "energy_joules",
-    "trainable_params",
-    "total_params",
-    "adapter_bytes",
-    "metric_profile",
-    "length_ratio",
-    "eval_loss",
-    "test_loss",
-    "best_epoch",
-    "wall_seconds",
-    "gpu_nvml_peak_bytes",
-    "disk_peak_bytes",
-    "eval_ids_sha256",
-)
+CSV_COLUMNS = ("cell_id", "model", "method", "method_type", "dataset", "seed", "n", "bleu", "bleu_ci_lo",
+               "bleu_ci_hi", "p1", "p2", "p3", "p4", "brevity_penalty", "rouge1", "rouge2", "rougeL",
+               "rougeL_ci_lo", "rougeL_ci_hi", "rougeLsum", "train_seconds", "tokens_per_s", "padding_ratio",
+               "final_train_loss", "gpu_peak_bytes", "ram_peak_bytes", "energy_joules", "trainable_params",
+               "total_params", "adapter_bytes", "metric_profile", "length_ratio", "eval_loss", "test_loss",
+               "best_epoch", "wall_seconds", "gpu_nvml_peak_bytes", "disk_peak_bytes", "eval_ids_sha256")
 
 
 def flat_row(r: dict[str, Any]) -> dict[str, Any]:
     m, t, res = r["metrics"], r["train"], r["resources"]
-    return {
-        "cell_id": r["cell_id"],
-        **labels(r["spec"]),
-        "n": m["n"],
-        "bleu": m["bleu"]["value"],
-        "bleu_ci_lo": m["bleu"]["ci95"][0],
-        "bleu_ci_hi": m["bleu"]["ci95"][1],
-        **{f"p{i + 1}": m["bleu_precisions"][i]["value"] for i in range(4)},
-        "brevity_penalty": m["brevity_penalty"]["value"],
-        **{k: m[k]["value"] for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")},
-        "rougeL_ci_lo": m["rougeL"]["ci95"][0],
-        "rougeL_ci_hi": m["rougeL"]["ci95"][1],
-        "train_seconds": t["seconds"],
-        "tokens_per_s": t["tokens_per_s"],
-        "padding_ratio": t["padding_ratio"],
-        "final_train_loss": t["final_train_loss"],
-        "gpu_peak_bytes": res["gpu_peak_bytes"],
-        "ram_peak_bytes": res["ram_peak_bytes"],
-        "energy_joules": res["energy_joules"],
-        "trainable_params": res["trainable_params"],
-        "total_params": res["total_params"],
-        "adapter_bytes": res["adapter_bytes"],
-        # schema_version 2 (absent from version 1 results)
-        "metric_profile": (r.get("metric_profile") or {}).get("name", "peftsum"),
-        "length_ratio": (m.get("length_ratio") or {}).get("value"),
-        "eval_loss": t.get("eval_loss"),
-        "test_loss": t.get("test_loss"),
-        "best_epoch": t.get("best_epoch"),
-        "wall_seconds": res.get("wall_seconds"),
-        "gpu_nvml_peak_bytes": res.get("gpu_nvml_peak_bytes"),
-        "disk_peak_bytes": res.get("disk_peak_bytes"),
-        "eval_ids_sha256": (r.get("data") or {}).get("eval_ids_sha256"),
-    }
+    return {"cell_id": r["cell_id"], **labels(r["spec"]), "n": m["n"],
+            "bleu": m["bleu"]["value"], "bleu_ci_lo": m["bleu"]["ci95"][0], "bleu_ci_hi": m["bleu"]["ci95"][1],
+            **{f"p{i + 1}": m["bleu_precisions"][i]["value"] for i in range(4)},
+            "brevity_penalty": m["brevity_penalty"]["value"],
+            **{k: m[k]["value"] for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")},
+            "rougeL_ci_lo": m["rougeL"]["ci95"][0], "rougeL_ci_hi": m["rougeL"]["ci95"][1],
+            "train_seconds": t["seconds"], "tokens_per_s": t["tokens_per_s"], "padding_ratio": t["padding_ratio"],
+            "final_train_loss": t["final_train_loss"], "gpu_peak_bytes": res["gpu_peak_bytes"],
+            "ram_peak_bytes": res["ram_peak_bytes"], "energy_joules": res["energy_joules"],
+            "trainable_params": res["trainable_params"], "total_params": res["total_params"],
+            "adapter_bytes": res["adapter_bytes"],
+            # schema_version 2 (absent from version 1 results)
+            "metric_profile": (r.get("metric_profile") or {}).get("name", "peftsum"),
+            "length_ratio": (m.get("length_ratio") or {}).get("value"), "eval_loss": t.get("eval_loss"),
+            "test_loss": t.get("test_loss"), "best_epoch": t.get("best_epoch"), "wall_seconds": res.get("wall_seconds"),
+            "gpu_nvml_peak_bytes": res.get("gpu_nvml_peak_bytes"), "disk_peak_bytes": res.get("disk_peak_bytes"),
+            "eval_ids_sha256": (r.get("data") or {}).get("eval_ids_sha256")}
 
 
 class Phases:
@@ -137,62 +85,40 @@ class Phases:
         self.cpu[name] = self.cpu.get(name, 0.0) + seconds
 
     def as_dict(self) -> dict[str, dict[str, float]]:
-        return {
-            k: {"wall_s": round(self.wall.get(k, 0.0), 4), "cpu_s": round(self.cpu.get(k, 0.0), 4)}
-            for k in dict.fromkeys([*self.wall, *self.cpu])
-        }
+        return {k: {"wall_s": round(self.wall.get(k, 0.0), 4), "cpu_s": round(self.cpu.get(k, 0.0), 4)}
+                for k in dict.fromkeys([*self.wall, *self.cpu])}
 
 
 def _draw(fn: Callable[..., bytes], args: tuple) -> bytes:
     return fn(*args)
 
 
-def figure_jobs(
-    c: Collected, edas: dict[str, list[dict[str, Any]]]
-) -> list[tuple[str, str, Callable[..., bytes], tuple]]:
+def figure_jobs(c: Collected, edas: dict[str, list[dict[str, Any]]]
+                ) -> list[tuple[str, str, Callable[..., bytes], tuple]]:
     """(name, caption, function, args) of every figure, up to five per dataset. Args carry only the fields the
     figures read (``figures.slim``, ``figures.curves``), so sending them to a worker costs little."""
     jobs: list[tuple[str, str, Callable[..., bytes], tuple]] = []
     for dataset, results in by_dataset(c.results).items():
         slim = [figures.slim(r) for r in results]
-        jobs.append(
-            (f"quality-{dataset}", f"{dataset}: scores with 95% CI whiskers", figures.metric_bars, (dataset, slim))
-        )
-        jobs.append(
-            (
-                f"pareto-{dataset}",
-                f"{dataset}: ROUGE-L against cost, Pareto frontier in red",
-                figures.pareto,
-                (dataset, slim),
-            )
-        )
+        jobs.append((f"quality-{dataset}", f"{dataset}: scores with 95% CI whiskers", figures.metric_bars,
+                     (dataset, slim)))
+        jobs.append((f"pareto-{dataset}", f"{dataset}: ROUGE-L against cost, Pareto frontier in red",
+                     figures.pareto, (dataset, slim)))
         curves = [cv for cv in (figures.curves(r) for r in results) if cv is not None]
         if curves:
-            jobs.append(
-                (
-                    f"curves-{dataset}",
-                    f"{dataset}: validation loss (solid) and training loss (dashed, the mean "
-                    "since the previous evaluation) per evaluation; ★ marks the evaluation whose weights the "
-                    "cell kept (train.select_best)",
-                    figures.learning_curves,
-                    (dataset, curves),
-                )
-            )
+            jobs.append((f"curves-{dataset}", f"{dataset}: validation loss (solid) and training loss (dashed, the mean "
+                         "since the previous evaluation) per evaluation; ★ marks the evaluation whose weights the "
+                         "cell kept (train.select_best)",
+                         figures.learning_curves, (dataset, curves)))
     for dataset, items in edas.items():
-        jobs.append((f"lengths-{dataset}", f"{dataset}: token-length histograms", figures.histograms, (dataset, items)))
+        jobs.append((f"lengths-{dataset}", f"{dataset}: token-length histograms", figures.histograms,
+                     (dataset, items)))
         jobs.append((f"boxes-{dataset}", f"{dataset}: token-length boxplots", figures.boxplots, (dataset, items)))
     return jobs
 
 
-def build(
-    store: Store,
-    c: Collected,
-    significance: bool = True,
-    *,
-    pool: Any = None,
-    phases: Phases | None = None,
-    while_drawing: Callable[[list[dict[str, Any]]], None] | None = None,
-) -> dict[str, Any]:
+def build(store: Store, c: Collected, significance: bool = True, *, pool: Any = None, phases: Phases | None = None,
+          while_drawing: Callable[[list[dict[str, Any]]], None] | None = None) -> dict[str, Any]:
     """Everything the report shows, as tables and figures (no writing).
 
     In ``pool`` (see :func:`worker_pool`) the workers first read the predictions the paired bootstraps need, then
@@ -209,17 +135,9 @@ def build(
         pending = parallel.submit(pool, _draw, [(fn, args) for _, _, fn, args in jobs])  # one figure per task
     with phases("tables"):
         examples = analysis.example_rows(store, c)
-        tables = {
-            "quality": quality_tables(c),
-            "disk": cost_disk_table(c),
-            "train": cost_train_table(c),
-            "pareto": pareto_tables(c),
-            "examples": examples_tables(examples),
-            "eda": eda_tables(edas),
-            "samples": sample_tables(examples),
-            "study": study_tables(c),
-            "not_done": not_done_table(c),
-        }
+        tables = {"quality": quality_tables(c), "disk": cost_disk_table(c), "train": cost_train_table(c),
+                  "pareto": pareto_tables(c), "examples": examples_tables(examples), "eda": eda_tables(edas),
+                  "samples": sample_tables(examples), "study": study_tables(c), "not_done": not_done_table(c)}
     with phases("significance"):
         cpu: list[float] = []
         comps = finish(cpu) if finish is not None else []
@@ -236,22 +154,18 @@ def build(
     sections = [
         ("Quality", tables["quality"] + [f for f in figs if f[0].startswith("quality-")]),
         ("Learning curves", [f for f in figs if f[0].startswith("curves-")]),
-        (
-            "Cost",
-            [tables["disk"], tables["train"], *tables["pareto"]] + [f for f in figs if f[0].startswith("pareto-")],
-        ),
+        ("Cost", [tables["disk"], tables["train"], *tables["pareto"]]
+         + [f for f in figs if f[0].startswith("pareto-")]),
         ("The study's tables", tables["study"]),
         ("Significance", [tables["significance"]]),
         ("Example predictions", tables["examples"]),
-        ("Data", tables["samples"] + tables["eda"] + [f for f in figs if f[0].startswith(("lengths-", "boxes-"))]),
+        ("Data", tables["samples"] + tables["eda"]
+         + [f for f in figs if f[0].startswith(("lengths-", "boxes-"))]),
         ("Cells not done", [tables["not_done"]]),
     ]
     optional = ("Learning curves", "The study's tables")
-    return {
-        "comparisons": comps,
-        "timings": phases.as_dict(),
-        "sections": [(title, items) for title, items in sections if items or title not in optional],
-    }
+    return {"comparisons": comps, "timings": phases.as_dict(),
+            "sections": [(title, items) for title, items in sections if items or title not in optional]}
 
 
 def results_json(grid: str, c: Collected, comparisons: list[dict[str, Any]]) -> bytes:
@@ -261,10 +175,8 @@ def results_json(grid: str, c: Collected, comparisons: list[dict[str, Any]]) -> 
     def array(items: list[Any]) -> str:
         return "[\n" + ",\n".join(json.dumps(x) for x in items) + "\n]"
 
-    return (
-        f'{{"grid": {json.dumps(grid)},\n"results": {array(c.results)},\n"not_done": {array(c.not_done)},\n'
-        f'"comparisons": {array(comparisons)}}}\n'
-    ).encode()
+    return (f'{{"grid": {json.dumps(grid)},\n"results": {array(c.results)},\n"not_done": {array(c.not_done)},\n'
+            f'"comparisons": {array(comparisons)}}}\n').encode()
 
 
 def results_csv(c: Collected) -> bytes:
@@ -276,15 +188,8 @@ def results_csv(c: Collected) -> bytes:
     return buf.getvalue().encode()
 
 
-def aggregate(
-    store: Store,
-    grid: str,
-    significance: bool = True,
-    *,
-    workers: int | None = None,
-    timings: dict[str, Any] | None = None,
-    notes: dict[str, str] | None = None,
-) -> str:
+def aggregate(store: Store, grid: str, significance: bool = True, *, workers: int | None = None,
+              timings: dict[str, Any] | None = None, notes: dict[str, str] | None = None) -> str:
     """Write report/{index.html, report.md, results.csv, results.json, figures/}; returns index.html's path.
 
     Args:
@@ -312,22 +217,18 @@ def aggregate(
         built = build(store, c, significance, pool=pool, phases=phases, while_drawing=write_data)
         with phases("stop workers"):
             stack.close()
-    intro = (
-        f"{len(c.results)} cells done, {len(c.not_done)} not done. Scores are fractions in [0, 1]; see "
-        "docs/report.md for how to read every table and figure."
-    )
+    intro = (f"{len(c.results)} cells done, {len(c.not_done)} not done. Scores are fractions in [0, 1]; see "
+             "docs/report.md for how to read every table and figure.")
     title = f"peftsum report: {grid}"
     with phases("write report"):
         for _, items in built["sections"]:
             for item in items:
                 if isinstance(item, tuple):
                     store.write_bytes(layout.grid_key(grid, "report", "figures", f"{item[0]}.png"), item[2])
-        store.write_bytes(
-            layout.grid_key(grid, "report", "report.md"), render(title, intro, built["sections"], "md").encode()
-        )
-        store.write_bytes(
-            layout.grid_key(grid, "report", "index.html"), render(title, intro, built["sections"], "html").encode()
-        )
+        store.write_bytes(layout.grid_key(grid, "report", "report.md"),
+                          render(title, intro, built["sections"], "md").encode())
+        store.write_bytes(layout.grid_key(grid, "report", "index.html"),
+                          render(title, intro, built["sections"], "html").encode())
     if timings is not None:
         timings.update(phases.as_dict())
     return f"{store.uri}/{layout.grid_key(grid, 'report', 'index.html')}"

@@ -52,9 +52,8 @@ class Scores:
 
         self.ids = tuple(r["id"] for r in rows)
         self.n = len(rows)
-        self.values = {
-            k: np.asarray([r[k] for r in rows], dtype=np.float64) for k in ROUGE_KEYS if all(k in r for r in rows)
-        }
+        self.values = {k: np.asarray([r[k] for r in rows], dtype=np.float64) for k in ROUGE_KEYS
+                       if all(k in r for r in rows)}
         try:
             self.bleu: np.ndarray | None = bleu_stats_matrix(rows)
         except (KeyError, TypeError, ValueError):
@@ -82,14 +81,8 @@ def read_scores(store: Store, grid: str, cell_id: str, manifest: dict[str, Any])
         return None
 
 
-def comparisons(
-    store: Store,
-    c: Collected,
-    metrics: tuple[str, ...] = ("rougeL", "bleu"),
-    samples: int = 1000,
-    pool: Any = None,
-    cpu: list[float] | None = None,
-) -> list[dict[str, Any]]:
+def comparisons(store: Store, c: Collected, metrics: tuple[str, ...] = ("rougeL", "bleu"),
+                samples: int = 1000, pool: Any = None, cpu: list[float] | None = None) -> list[dict[str, Any]]:
     """Every default comparison (:func:`default_pairs`) for each metric, as ``peftsum.compare.paired_bootstrap``
     computes it (same resampled example indices, same numbers to ~1e-16), batched.
 
@@ -102,9 +95,9 @@ def comparisons(
     return start_comparisons(store, c, metrics, samples, pool)(cpu)
 
 
-def start_comparisons(
-    store: Store, c: Collected, metrics: tuple[str, ...] = ("rougeL", "bleu"), samples: int = 1000, pool: Any = None
-) -> Callable[[list[float] | None], list[dict[str, Any]]]:
+def start_comparisons(store: Store, c: Collected, metrics: tuple[str, ...] = ("rougeL", "bleu"),
+                      samples: int = 1000, pool: Any = None
+                      ) -> Callable[[list[float] | None], list[dict[str, Any]]]:
     """Start reading the predictions :func:`comparisons` needs (in ``pool``, while the caller does other work);
     returns ``finish(cpu)``, which waits for them and computes the comparisons, appending the workers' CPU
     seconds to ``cpu`` when it is a list."""
@@ -123,13 +116,8 @@ def start_comparisons(
     return finish
 
 
-def paired_comparisons(
-    pairs: list[tuple[str, dict, dict]],
-    scores: dict[str, Scores | None],
-    metrics: Iterable[str],
-    samples: int = 1000,
-    seed: int = 0,
-) -> list[dict[str, Any]]:
+def paired_comparisons(pairs: list[tuple[str, dict, dict]], scores: dict[str, Scores | None],
+                       metrics: Iterable[str], samples: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
     """The comparisons of ``pairs`` given each cell's :class:`Scores`, in pair order then metric order."""
     metrics = tuple(metrics)
     results: dict[tuple[int, str], dict[str, Any]] = {}
@@ -143,9 +131,8 @@ def paired_comparisons(
         else:  # different or reordered example ids: align them the reference way
             for metric in metrics:
                 try:
-                    results[(i, metric)] = paired_bootstrap(
-                        sa.rows(), sb.rows(), metric, samples=samples, seed=seed, profile=_profile(pairs[i][1])
-                    )
+                    results[(i, metric)] = paired_bootstrap(sa.rows(), sb.rows(), metric, samples=samples, seed=seed,
+                                                            profile=_profile(pairs[i][1]))
                 except (ValueError, KeyError, TypeError):
                     pass
     for n, members in batched.items():
@@ -162,17 +149,8 @@ def paired_comparisons(
         for metric in metrics:
             res = results.get((i, metric))
             if res is not None:
-                out.append(
-                    {
-                        "dataset": labels(a["spec"])["dataset"],
-                        "a": _label(a),
-                        "b": _label(b),
-                        "kind": kind,
-                        "a_cell": a["cell_id"],
-                        "b_cell": b["cell_id"],
-                        **res,
-                    }
-                )
+                out.append({"dataset": labels(a["spec"])["dataset"], "a": _label(a), "b": _label(b), "kind": kind,
+                            "a_cell": a["cell_id"], "b_cell": b["cell_id"], **res})
     return out
 
 
@@ -180,29 +158,16 @@ def _summaries(metric: str, n: int, point: np.ndarray, diffs: np.ndarray) -> lis
     """paired_bootstrap's result for each row of ``diffs`` (pairs x samples)."""
     lo, hi = np.percentile(diffs, [2.5, 97.5], axis=1)
     p = np.mean(diffs > 0, axis=1) + 0.5 * np.mean(diffs == 0, axis=1)
-    return [
-        {
-            "metric": metric,
-            "n": n,
-            "diff": float(point[k]),
-            "ci95": [float(lo[k]), float(hi[k])],
-            "p_a_better": float(p[k]),
-        }
-        for k in range(len(point))
-    ]
+    return [{"metric": metric, "n": n, "diff": float(point[k]), "ci95": [float(lo[k]), float(hi[k])],
+             "p_a_better": float(p[k])} for k in range(len(point))]
 
 
-def _rouge_batch(
-    pairs: list, members: list[int], scores: dict[str, Scores | None], idx: np.ndarray, metric: str, results: dict
-) -> None:
-    usable = [
-        i
-        for i in members
-        if metric in scores[pairs[i][1]["cell_id"]].values  # type: ignore[union-attr]
-        and metric in scores[pairs[i][2]["cell_id"]].values
-    ]  # type: ignore[union-attr]
+def _rouge_batch(pairs: list, members: list[int], scores: dict[str, Scores | None], idx: np.ndarray, metric: str,
+                 results: dict) -> None:
+    usable = [i for i in members if metric in scores[pairs[i][1]["cell_id"]].values  # type: ignore[union-attr]
+              and metric in scores[pairs[i][2]["cell_id"]].values]  # type: ignore[union-attr]
     for start in range(0, len(usable), PAIR_CHUNK):
-        chunk = usable[start : start + PAIR_CHUNK]
+        chunk = usable[start:start + PAIR_CHUNK]
         va = np.stack([scores[pairs[i][1]["cell_id"]].values[metric] for i in chunk])  # type: ignore[union-attr]
         vb = np.stack([scores[pairs[i][2]["cell_id"]].values[metric] for i in chunk])  # type: ignore[union-attr]
         point = va.mean(axis=1) - vb.mean(axis=1)
@@ -211,24 +176,22 @@ def _rouge_batch(
             results[(i, metric)] = res
 
 
-def _bleu_batch(
-    pairs: list, members: list[int], scores: dict[str, Scores | None], idx: np.ndarray, results: dict
-) -> None:
+def _bleu_batch(pairs: list, members: list[int], scores: dict[str, Scores | None], idx: np.ndarray,
+                results: dict) -> None:
     n, samples = idx.shape[1], idx.shape[0]
     # Resample counts: BLEU statistics are integer counts, so counts @ stats sums exactly what stats[idx].sum(1)
     # sums (float64 holds integers exactly), in a fraction of the time.
     counts = np.bincount((np.arange(samples)[:, None] * n + idx).ravel(), minlength=samples * n)
     counts = counts.reshape(samples, n).astype(np.float64)
-    cells = sorted(
-        {pairs[i][k]["cell_id"] for i in members for k in (1, 2) if scores[pairs[i][k]["cell_id"]].bleu is not None}
-    )  # type: ignore[union-attr]
+    cells = sorted({pairs[i][k]["cell_id"] for i in members for k in (1, 2)
+                    if scores[pairs[i][k]["cell_id"]].bleu is not None})  # type: ignore[union-attr]
     pos = {cid: j for j, cid in enumerate(cells)}
     if not cells:
         return
     profile = {pairs[i][k]["cell_id"]: _profile(pairs[i][k]) for i in members for k in (1, 2)}
     point, boot = np.empty(len(cells)), np.empty((len(cells), samples))
     for start in range(0, len(cells), PAIR_CHUNK):
-        chunk = cells[start : start + PAIR_CHUNK]
+        chunk = cells[start:start + PAIR_CHUNK]
         stats = np.stack([scores[cid].bleu for cid in chunk])  # type: ignore[union-attr, misc]
         for name in sorted({profile[cid] for cid in chunk}):  # each cell's corpus BLEU as its profile defines it
             rows = np.asarray([j for j, cid in enumerate(chunk) if profile[cid] == name])
@@ -271,19 +234,10 @@ def example_rows(store: Store, c: Collected) -> dict[str, dict[str, Any]]:
         rows = []
         for row in preds[0][:EXAMPLES]:
             by_cell = [next((p["prediction"] for p in ps if p["id"] == row["id"]), "–") for ps in preds]
-            rows.append(
-                {
-                    "id": row["id"],
-                    "source": row["source"],
-                    "reference": row["reference"],
-                    "references": row.get("references"),
-                    "predictions": by_cell,
-                }
-            )
-        out[dataset] = {
-            "cells": [f"{labels(r['spec'])['model']}/{labels(r['spec'])['method']}" for r in chosen],
-            "rows": rows,
-        }
+            rows.append({"id": row["id"], "source": row["source"], "reference": row["reference"],
+                         "references": row.get("references"), "predictions": by_cell})
+        out[dataset] = {"cells": [f"{labels(r['spec'])['model']}/{labels(r['spec'])['method']}" for r in chosen],
+                        "rows": rows}
     return out
 
 

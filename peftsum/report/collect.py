@@ -24,13 +24,8 @@ class Collected:
 
 def labels(spec: dict[str, Any]) -> dict[str, Any]:
     """Human-readable axes of a cell spec (model '-' for model-free baselines)."""
-    return {
-        "model": (spec.get("model") or {}).get("name", "-"),
-        "method": spec["method"]["name"],
-        "method_type": spec["method"]["type"],
-        "dataset": spec["dataset"]["name"],
-        "seed": spec["seed"],
-    }
+    return {"model": (spec.get("model") or {}).get("name", "-"), "method": spec["method"]["name"],
+            "method_type": spec["method"]["type"], "dataset": spec["dataset"]["name"], "seed": spec["seed"]}
 
 
 def collect(store: Store, grid: str, pool: Any = None, cpu: list[float] | None = None) -> Collected:
@@ -49,7 +44,7 @@ def collect(store: Store, grid: str, pool: Any = None, cpu: list[float] | None =
     items = sorted(cells.items())
     if (pool is not None or not is_local(store)) and len(items) >= PARALLEL_FROM:
         size = max(16, -(-len(items) // (4 * getattr(pool, "_processes", 2))))
-        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
         parts = pmap(pool, _collect_chunk, [(store, grid, chunk) for chunk in chunks], cpu=cpu, store=store)
     else:
         parts = [_collect_chunk(store, grid, items)]
@@ -67,16 +62,14 @@ def collect(store: Store, grid: str, pool: Any = None, cpu: list[float] | None =
 PARALLEL_FROM = 64  # cells; below this a pool's start-up and pickling cost more than they save
 
 
-def _collect_chunk(
-    store: Store, grid: str, items: list[tuple[str, dict[str, Any]]]
-) -> list[tuple[str, str, dict[str, Any], dict[str, Any] | None]]:
+def _collect_chunk(store: Store, grid: str, items: list[tuple[str, dict[str, Any]]]
+                   ) -> list[tuple[str, str, dict[str, Any], dict[str, Any] | None]]:
     """("done", id, result, manifest) or ("not_done", id, entry, None) per cell."""
     return [_collect_one(store, grid, cell_id, spec) for cell_id, spec in items]
 
 
-def _collect_one(
-    store: Store, grid: str, cell_id: str, spec: dict[str, Any]
-) -> tuple[str, str, dict[str, Any], dict[str, Any] | None]:
+def _collect_one(store: Store, grid: str, cell_id: str, spec: dict[str, Any]
+                 ) -> tuple[str, str, dict[str, Any], dict[str, Any] | None]:
     try:
         manifest = layout.done_manifest(store, grid, cell_id)
     except StoreError as err:  # e.g. a manifest naming an unsafe key: never done, never fatal
@@ -92,18 +85,8 @@ def _collect_one(
         status = layout.read_status(store, grid, cell_id) or {"state": "missing", "reason": "not started"}
         if status.get("state") == "done":
             status = {"state": "failed", "reason": "status says done but _SUCCESS is missing or incomplete"}
-    return (
-        "not_done",
-        cell_id,
-        {
-            "cell_id": cell_id,
-            **labels(spec),
-            "state": status.get("state"),
-            "reason": status.get("reason"),
-            "progress": status.get("progress"),
-        },
-        None,
-    )
+    return "not_done", cell_id, {"cell_id": cell_id, **labels(spec), "state": status.get("state"),
+                                 "reason": status.get("reason"), "progress": status.get("progress")}, None
 
 
 def read_attempt_json(store: Store, c: Collected, cell_id: str, name: str) -> Any:

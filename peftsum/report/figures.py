@@ -22,14 +22,8 @@ MAX_BARS = 20  # cell groups per dataset figure: the best cells by ROUGE-L (the 
 MAX_HIST_LINES = 4  # tokenizers per histogram panel; the EDA table lists them all
 DPI = 72
 # Unhinted glyphs render ~40% faster (FreeType's hinter is most of the per-glyph cost) and look the same at 72 dpi.
-RC = {
-    "text.hinting": "no_hinting",
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "figure.titlesize": 11,
-}
+RC = {"text.hinting": "no_hinting", "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
+      "legend.fontsize": 8, "figure.titlesize": 11}
 TICK_FONT = 8
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
 
@@ -83,27 +77,13 @@ def _ticks(ax: Any, x: int = 5, y: int = 5, xlabels: bool = True, ylabels: bool 
             if along_x:
                 segments.append(((v, y0), (v, y1)))
                 if show:
-                    ax.text(
-                        v,
-                        -0.015,
-                        _label(v, step),
-                        transform=ax.get_xaxis_transform(),
-                        ha="center",
-                        va="top",
-                        fontsize=TICK_FONT,
-                    )
+                    ax.text(v, -0.015, _label(v, step), transform=ax.get_xaxis_transform(), ha="center", va="top",
+                            fontsize=TICK_FONT)
             else:
                 segments.append(((x0, v), (x1, v)))
                 if show:
-                    ax.text(
-                        -0.01,
-                        v,
-                        _label(v, step),
-                        transform=ax.get_yaxis_transform(),
-                        ha="right",
-                        va="center",
-                        fontsize=TICK_FONT,
-                    )
+                    ax.text(-0.01, v, _label(v, step), transform=ax.get_yaxis_transform(), ha="right",
+                            va="center", fontsize=TICK_FONT)
     ax.add_collection(LineCollection(segments, colors="#e4e4e4", linewidths=0.6, zorder=0), autolim=False)
 
 
@@ -133,17 +113,12 @@ def slim(r: dict[str, Any]) -> dict[str, Any]:
     """The parts of a result.json the figures read (labels, four metrics with CIs, the costs): a few hundred bytes
     to send to a worker instead of the whole result."""
     spec, res = r["spec"], r["resources"]
-    return {
-        "spec": {
-            "model": {"name": labels(spec)["model"]},
-            "method": spec["method"],
-            "dataset": spec["dataset"],
-            "seed": spec["seed"],
-        },
-        "metrics": {m: r["metrics"][m] for m in FIGURE_METRICS},
-        "train": {"seconds": r["train"]["seconds"]},
-        "resources": {k: res.get(k) for k in ("energy_joules", "adapter_bytes", "gpu_peak_bytes", "ram_peak_bytes")},
-    }
+    return {"spec": {"model": {"name": labels(spec)["model"]}, "method": spec["method"], "dataset": spec["dataset"],
+                     "seed": spec["seed"]},
+            "metrics": {m: r["metrics"][m] for m in FIGURE_METRICS},
+            "train": {"seconds": r["train"]["seconds"]},
+            "resources": {k: res.get(k) for k in ("energy_joules", "adapter_bytes", "gpu_peak_bytes",
+                                                  "ram_peak_bytes")}}
 
 
 def _name(r: dict[str, Any], seed: bool = True) -> str:
@@ -172,15 +147,8 @@ def metric_bars(dataset: str, results: list[dict[str, Any]]) -> bytes:
             hi = np.array([r["metrics"][m]["ci95"][1] for r in top], dtype=float)
             left, right, zero = xs - width / 2, xs + width / 2, np.zeros_like(xs)
             # One collection per metric: a Rectangle patch per bar costs ~2 ms each to add.
-            verts = np.stack(
-                [
-                    np.stack([left, zero], 1),
-                    np.stack([left, vals], 1),
-                    np.stack([right, vals], 1),
-                    np.stack([right, zero], 1),
-                ],
-                1,
-            )
+            verts = np.stack([np.stack([left, zero], 1), np.stack([left, vals], 1), np.stack([right, vals], 1),
+                              np.stack([right, zero], 1)], 1)
             ax.add_collection(PolyCollection(verts, facecolors=COLORS[k], linewidths=0, label=m))
             ax.vlines(xs, lo, hi, colors="k", linewidth=0.7)
             if len(top):
@@ -190,23 +158,11 @@ def metric_bars(dataset: str, results: list[dict[str, Any]]) -> bytes:
         _ticks(ax, 0, 5)
         # Cell names as plain texts under the axis, not tick labels (see _ticks).
         for i, r in enumerate(top):
-            ax.text(
-                i + 0.3,
-                -0.02,
-                _name(r, len(seeds) > 1),
-                transform=ax.get_xaxis_transform(),
-                rotation=35,
-                rotation_mode="anchor",
-                ha="right",
-                va="top",
-                fontsize=TICK_FONT,
-            )
+            ax.text(i + 0.3, -0.02, _name(r, len(seeds) > 1), transform=ax.get_xaxis_transform(), rotation=35,
+                    rotation_mode="anchor", ha="right", va="top", fontsize=TICK_FONT)
         ax.set_ylabel("score (0–1), 95% CI", labelpad=24)
-        ax.set_title(
-            f"{dataset}: quality"
-            + (f" (best {MAX_BARS} cells)" if len(results) > MAX_BARS else "")
-            + ("" if len(seeds) > 1 else f", seed {next(iter(seeds))}" if seeds else "")
-        )
+        ax.set_title(f"{dataset}: quality" + (f" (best {MAX_BARS} cells)" if len(results) > MAX_BARS else "")
+                     + ("" if len(seeds) > 1 else f", seed {next(iter(seeds))}" if seeds else ""))
         ax.legend(ncols=len(metrics), loc="upper right", frameon=False)
         return _png(fig)
 
@@ -215,10 +171,8 @@ COSTS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
     ("train seconds", lambda r: r["train"]["seconds"]),
     ("energy (J)", lambda r: r["resources"]["energy_joules"]),
     ("stored bytes", lambda r: r["resources"]["adapter_bytes"]),
-    (
-        "peak memory (bytes, GPU else RAM)",
-        lambda r: r["resources"]["gpu_peak_bytes"] or r["resources"]["ram_peak_bytes"],
-    ),
+    ("peak memory (bytes, GPU else RAM)",
+     lambda r: r["resources"]["gpu_peak_bytes"] or r["resources"]["ram_peak_bytes"]),
 )
 
 
@@ -252,9 +206,8 @@ def pareto(dataset: str, results: list[dict[str, Any]]) -> bytes:
             pts = [(math.log10(get(r)), r["metrics"]["rougeL"]["value"]) for r in results if get(r)]
             ax.set_xlabel(f"log10 {label}", labelpad=12)
             if not pts:
-                ax.text(
-                    0.5, 0.5, "no data\n(e.g. no NVML / untrained)", ha="center", va="center", transform=ax.transAxes
-                )
+                ax.text(0.5, 0.5, "no data\n(e.g. no NVML / untrained)", ha="center", va="center",
+                        transform=ax.transAxes)
                 ax.set_xticks([])
                 ax.set_yticks([])
                 continue
@@ -286,14 +239,8 @@ def histograms(dataset: str, edas: list[dict[str, Any]]) -> bytes:
                     total = sum(h["counts"])
                     share = [v / total for v in h["counts"]]
                     # A step line, not ax.stairs: a patch's data limits cost ~6 ms each to update.
-                    ax.plot(
-                        h["edges"],
-                        [share[0], *share],
-                        drawstyle="steps-pre",
-                        color=COLORS[k % len(COLORS)],
-                        lw=1.2,
-                        label=f"{eda['tokenizer']} ({eda.get('split', 'train')})",
-                    )
+                    ax.plot(h["edges"], [share[0], *share], drawstyle="steps-pre", color=COLORS[k % len(COLORS)],
+                            lw=1.2, label=f"{eda['tokenizer']} ({eda.get('split', 'train')})")
             ax.set_title(f"{part} tokens")
             ax.set_ylim(bottom=0)
         budgets = [e["source_token_budget"] for e in edas[:MAX_HIST_LINES] if e.get("source_token_budget")]
@@ -324,22 +271,14 @@ def learning_curves(dataset: str, cells: list[tuple[str, list[dict[str, Any]], f
         axes = fig.subplots(1, len(models), squeeze=False)[0]
         fig.subplots_adjust(left=0.07, right=0.99, bottom=0.15, top=0.82, wspace=0.15)
         for ax, model in zip(axes, models):
-            chosen = sorted(
-                by_model[model], key=lambda c: min(h["val_loss"] for h in c[1] if h.get("val_loss") is not None)
-            )
+            chosen = sorted(by_model[model], key=lambda c: min(h["val_loss"] for h in c[1]
+                                                                if h.get("val_loss") is not None))
             for k, (name, history, best) in enumerate(chosen[:MAX_HIST_LINES]):
                 color = COLORS[k % len(COLORS)]
                 epochs = [h["epoch"] for h in history]
                 ax.plot(epochs, [h["train_loss"] for h in history], "--", color=color, lw=1)
-                ax.plot(
-                    epochs,
-                    [h["val_loss"] for h in history],
-                    "o-",
-                    color=color,
-                    ms=3,
-                    lw=1.2,
-                    label=name.split("/", 1)[1],
-                )
+                ax.plot(epochs, [h["val_loss"] for h in history], "o-", color=color, ms=3, lw=1.2,
+                        label=name.split("/", 1)[1])
                 if best is not None:
                     at = next(h for h in history if h["epoch"] == best)
                     ax.plot([best], [at["val_loss"]], "*", color="k", ms=11, zorder=5)
@@ -360,33 +299,16 @@ def boxplots(dataset: str, edas: list[dict[str, Any]]) -> bytes:
         axes = fig.subplots(1, 3)
         fig.subplots_adjust(left=0.16, right=0.99, bottom=0.18, top=0.8, wspace=0.12)
         for ax, part in zip(axes, ("source", "summary", "merged")):
-            stats = [
-                {
-                    "med": e[part]["p50"],
-                    "q1": e[part]["p25"],
-                    "q3": e[part]["p75"],
-                    "whislo": e[part]["p5"],
-                    "whishi": e[part]["p95"],
-                    "mean": e[part]["mean"],
-                    "fliers": [],
-                }
-                for e in items
-            ]
+            stats = [{"med": e[part]["p50"], "q1": e[part]["p25"], "q3": e[part]["p75"], "whislo": e[part]["p5"],
+                      "whishi": e[part]["p95"], "mean": e[part]["mean"], "fliers": []} for e in items]
             if stats:
                 ax.bxp(stats, orientation="horizontal", showmeans=True, widths=0.5)
             ax.set_title(f"{part} tokens")
             ax.set_yticks([])
             _ticks(ax, 5, 0)
         for k, e in enumerate(items, 1):  # box labels as plain texts (see _ticks)
-            axes[0].text(
-                -0.02,
-                k,
-                f"{e['tokenizer']} ({e.get('split', 'train')})",
-                transform=axes[0].get_yaxis_transform(),
-                ha="right",
-                va="center",
-                fontsize=TICK_FONT,
-            )
+            axes[0].text(-0.02, k, f"{e['tokenizer']} ({e.get('split', 'train')})",
+                         transform=axes[0].get_yaxis_transform(), ha="right", va="center", fontsize=TICK_FONT)
         fig.suptitle(f"{dataset}: token lengths (box: quartiles; whiskers: 5th–95th percentile; ▲ mean)")
         return _png(fig)
 

@@ -77,14 +77,13 @@ class Pending:
                     return [f.result(timeout=POOL_TIMEOUT_S) for f in self.handle]
                 return self.handle.get(timeout=POOL_TIMEOUT_S)
             except Exception as err:  # any pool failure (a raising job too): redo the work here
-                print(
-                    f"peftsum report: worker pool failed ({type(err).__name__}: {err}); working in-process",
-                    file=sys.stderr,
-                )
+                print(f"peftsum report: worker pool failed ({type(err).__name__}: {err}); working in-process",
+                      file=sys.stderr)
         return [timed(self.fn, args) for args in self.jobs]
 
 
-def submit(pool: Any, fn: Callable[..., Any], jobs: Sequence[tuple], chunksize: int = 1, store: Any = None) -> Pending:
+def submit(pool: Any, fn: Callable[..., Any], jobs: Sequence[tuple], chunksize: int = 1,
+           store: Any = None) -> Pending:
     """Start ``fn(*args)`` for every args tuple in ``pool`` (None: nothing starts until ``get``).
 
     ``store``: the store the jobs read. Only a local folder's jobs go to the process pool; a remote store's client
@@ -108,14 +107,8 @@ def is_local(store: Any) -> bool:
     return isinstance(store, LocalStore)
 
 
-def pmap(
-    pool: Any,
-    fn: Callable[..., Any],
-    jobs: Sequence[tuple],
-    chunksize: int = 1,
-    cpu: list[float] | None = None,
-    store: Any = None,
-) -> list[Any]:
+def pmap(pool: Any, fn: Callable[..., Any], jobs: Sequence[tuple], chunksize: int = 1,
+         cpu: list[float] | None = None, store: Any = None) -> list[Any]:
     """``[fn(*args) for args in jobs]``, in ``pool`` when there is one (see :func:`submit` for ``store``); the CPU
     seconds spent in worker processes are appended to ``cpu``."""
     pending = submit(pool, fn, jobs, chunksize, store)

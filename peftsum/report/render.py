@@ -33,17 +33,11 @@ def table_md(t: Table) -> str:
 def table_html(t: Table) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in t.columns)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td{' class=b' if (i, j) in t.bold else ''}>{esc(v)}</td>" for j, v in enumerate(row))
-        + "</tr>"
-        for i, row in enumerate(t.rows)
-    )
+    body = "".join("<tr>" + "".join(f"<td{' class=b' if (i, j) in t.bold else ''}>{esc(v)}</td>"
+                                    for j, v in enumerate(row)) + "</tr>" for i, row in enumerate(t.rows))
     note = f"<p class=note>{esc(t.note)}</p>" if t.note else ""
-    return (
-        f'<h3 id="{esc(t.name)}">{esc(t.title)}</h3>{note}<table data-table="{esc(t.name)}">'
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    )
+    return (f'<h3 id="{esc(t.name)}">{esc(t.title)}</h3>{note}<table data-table="{esc(t.name)}">'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
 def render(title: str, intro: str, sections: list[tuple[str, list[Any]]], fmt: str) -> str:
@@ -60,10 +54,8 @@ def render(title: str, intro: str, sections: list[tuple[str, list[Any]]], fmt: s
                     out += [f"![{caption}](figures/{name}.png)", ""]
         return "\n".join(out)
     esc = html.escape
-    parts = [
-        f"<!doctype html><html><head><meta charset=utf-8><title>{esc(title)}</title><style>{CSS}</style>"
-        f"</head><body><h1>{esc(title)}</h1><p>{esc(intro)}</p>"
-    ]
+    parts = [f"<!doctype html><html><head><meta charset=utf-8><title>{esc(title)}</title><style>{CSS}</style>"
+             f"</head><body><h1>{esc(title)}</h1><p>{esc(intro)}</p>"]
     toc = "".join(f'<li><a href="#s{i}">{esc(h)}</a></li>' for i, (h, _) in enumerate(sections))
     parts.append(f"<ul>{toc}</ul>")
     for i, (heading, items) in enumerate(sections):
@@ -74,9 +66,7 @@ def render(title: str, intro: str, sections: list[tuple[str, list[Any]]], fmt: s
             else:
                 name, caption, png = item
                 data = base64.b64encode(png).decode()
-                parts.append(
-                    f'<figure><img alt="{esc(caption)}" data-figure="{esc(name)}" '
-                    f'src="data:image/png;base64,{data}"><figcaption>{esc(caption)}</figcaption></figure>'
-                )
+                parts.append(f'<figure><img alt="{esc(caption)}" data-figure="{esc(name)}" '
+                             f'src="data:image/png;base64,{data}"><figcaption>{esc(caption)}</figcaption></figure>')
     parts.append("</body></html>")
     return "".join(parts)

@@ -11,13 +11,8 @@ from typing import Any
 from peftsum.report.collect import Collected, labels
 
 QUALITY = ("bleu", "rouge1", "rouge2", "rougeL", "rougeLsum")
-QUALITY_NAMES = {
-    "bleu": "BLEU",
-    "rouge1": "ROUGE-1",
-    "rouge2": "ROUGE-2",
-    "rougeL": "ROUGE-L",
-    "rougeLsum": "ROUGE-Lsum",
-}
+QUALITY_NAMES = {"bleu": "BLEU", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L",
+                 "rougeLsum": "ROUGE-Lsum"}
 BASELINES = ("none", "lead")
 
 
@@ -111,58 +106,29 @@ def quality_tables(c: Collected) -> list[Table]:
         for p_index, group_results in enumerate(profiles.values()):
             groups = sorted(seed_groups(group_results).values(), key=lambda g: -_mean(g, "rougeL"))
             multi_seed = any(len(g) > 1 for g in groups)
-            columns = [
-                "model",
-                "method",
-                "seeds" if multi_seed else "n",
-                "BLEU",
-                "P1",
-                "P2",
-                "P3",
-                "P4",
-                "ROUGE-1",
-                "ROUGE-2",
-                "ROUGE-L",
-                "ROUGE-Lsum",
-            ]
+            columns = ["model", "method", "seeds" if multi_seed else "n", "BLEU", "P1", "P2", "P3", "P4",
+                       "ROUGE-1", "ROUGE-2", "ROUGE-L", "ROUGE-Lsum"]
             rows, bold = [], set()
             best = {m: max(_mean(g, m) for g in groups) for m in QUALITY}
             for i, g in enumerate(groups):
                 lab = labels(g[0]["spec"])
-                precs = [
-                    fmt(statistics.fmean(r["metrics"]["bleu_precisions"][k]["value"] for r in g)) for k in range(4)
-                ]
+                precs = [fmt(statistics.fmean(r["metrics"]["bleu_precisions"][k]["value"] for r in g))
+                         for k in range(4)]
                 n = str(len(g)) if multi_seed else str(g[0]["metrics"]["n"])
-                rows.append(
-                    [
-                        lab["model"],
-                        lab["method"],
-                        n,
-                        _quality_cell(g, "bleu"),
-                        *precs,
-                        *(_quality_cell(g, m) for m in QUALITY[1:]),
-                    ]
-                )
+                rows.append([lab["model"], lab["method"], n, _quality_cell(g, "bleu"), *precs,
+                             *(_quality_cell(g, m) for m in QUALITY[1:])])
                 for m, col in zip(QUALITY, (3, 8, 9, 10, 11)):
                     if _mean(g, m) == best[m]:
                         bold.add((i, col))
             name = f"quality-{dataset}" + (f"-profile{p_index + 1}" if p_index else "")
-            note = (
-                "Fractions in [0, 1]. "
-                + (
-                    "Mean ± sd across seeds."
-                    if multi_seed
-                    else "95% bootstrap CI over examples in brackets; n = examples."
-                )
-                + " Bold: best in the column."
-            )
+            note = ("Fractions in [0, 1]. " + ("Mean ± sd across seeds." if multi_seed else
+                                                "95% bootstrap CI over examples in brackets; n = examples.")
+                    + " Bold: best in the column.")
             profile = group_results[0].get("metric_profile") or {}
             note += f" Metric profile: {profile.get('name', 'peftsum')} (docs/report.md)."
             if len(profiles) > 1:
-                note += (
-                    f" Metric profile {p_index + 1} of {len(profiles)}: these numbers were computed differently "
-                    "from the other table(s) of this dataset and must not be compared with them."
-                )
+                note += (f" Metric profile {p_index + 1} of {len(profiles)}: these numbers were computed differently "
+                         "from the other table(s) of this dataset and must not be compared with them.")
             note += id_warning(group_results)
             tables.append(Table(name, f"Quality on {dataset}", columns, rows, bold, note))
     return tables
@@ -180,11 +146,9 @@ def id_warning(results: list[dict[str, Any]]) -> str:
                 groups[digest].append(f"{labels(r['spec'])['model']}/{labels(r['spec'])['method']}")
         if len(groups) > 1:
             sets = "; ".join(", ".join(sorted(set(cells))) for cells in sorted(groups.values(), key=len))
-            out += (
-                f" ⚠ Cells here were {what} different examples ({len(groups)} different sets: {sets}), so their "
-                "scores are not strictly comparable (set data.max_total_tokens and length_tokenizer to give "
-                "every model the same examples)."
-            )
+            out += (f" ⚠ Cells here were {what} different examples ({len(groups)} different sets: {sets}), so their "
+                    "scores are not strictly comparable (set data.max_total_tokens and length_tokenizer to give "
+                    "every model the same examples).")
     return out
 
 
@@ -193,25 +157,17 @@ def full_reference(c: Collected) -> dict[tuple[str, str, int], dict[str, Any]]:
     the "PEFT vs full" comparisons). With several full variants in a grid: the one named ``full``, else the first
     by name."""
     ref: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for r in sorted(
-        (r for r in c.results if r["spec"]["method"]["type"] == "full"),
-        key=lambda r: (r["spec"]["method"]["name"] != "full", r["spec"]["method"]["name"]),
-    ):
+    for r in sorted((r for r in c.results if r["spec"]["method"]["type"] == "full"),
+                    key=lambda r: (r["spec"]["method"]["name"] != "full", r["spec"]["method"]["name"])):
         lab = labels(r["spec"])
         ref.setdefault((lab["dataset"], lab["model"], r["spec"]["seed"]), r)
     return ref
 
 
 def _trained(c: Collected) -> list[dict[str, Any]]:
-    return sorted(
-        (r for r in c.results if r["train"]["seconds"] is not None),
-        key=lambda r: (
-            labels(r["spec"])["dataset"],
-            labels(r["spec"])["model"],
-            labels(r["spec"])["method"],
-            r["spec"]["seed"],
-        ),
-    )
+    return sorted((r for r in c.results if r["train"]["seconds"] is not None),
+                  key=lambda r: (labels(r["spec"])["dataset"], labels(r["spec"])["model"], labels(r["spec"])["method"],
+                                 r["spec"]["seed"]))
 
 
 def cost_disk_table(c: Collected) -> Table:
@@ -224,38 +180,14 @@ def cost_disk_table(c: Collected) -> Table:
         full_bytes = ref["resources"]["adapter_bytes"] if ref else None
         own = r["resources"]["adapter_bytes"]
         reduction = "–" if not full_bytes or own is None else f"{100 * (1 - own / full_bytes):.1f}%"
-        rows.append(
-            [
-                lab["model"],
-                lab["method"],
-                lab["dataset"],
-                str(lab["seed"]),
-                mib(full_bytes),
-                mib(own),
-                reduction,
-                fmt(r["resources"]["trainable_params"]),
-                fmt(r["resources"]["total_params"]),
-            ]
-        )
-    return Table(
-        "cost-disk",
-        "Storage: full checkpoint vs adapter (the study's Table 9)",
-        [
-            "model",
-            "method",
-            "dataset",
-            "seed",
-            "full FT MiB",
-            "stored MiB",
-            "reduction",
-            "trainable params",
-            "total params",
-        ],
-        rows,
-        note="Stored: the adapter (PEFT), the trained tensors (BitFit) or the full weights (full FT); "
-        "reduction against the full fine-tuning cell of the same model, dataset and seed. MiB = 2^20 "
-        'bytes, what the study\'s "MB" columns hold.',
-    )
+        rows.append([lab["model"], lab["method"], lab["dataset"], str(lab["seed"]), mib(full_bytes), mib(own),
+                     reduction, fmt(r["resources"]["trainable_params"]), fmt(r["resources"]["total_params"])])
+    return Table("cost-disk", "Storage: full checkpoint vs adapter (the study's Table 9)",
+                 ["model", "method", "dataset", "seed", "full FT MiB", "stored MiB", "reduction", "trainable params",
+                  "total params"], rows,
+                 note="Stored: the adapter (PEFT), the trained tensors (BitFit) or the full weights (full FT); "
+                      "reduction against the full fine-tuning cell of the same model, dataset and seed. MiB = 2^20 "
+                      "bytes, what the study's \"MB\" columns hold.")
 
 
 def device_peak(res: dict[str, Any]) -> int | None:
@@ -273,57 +205,24 @@ def cost_train_table(c: Collected) -> Table:
         ref = full.get((lab["dataset"], lab["model"], r["spec"]["seed"]))
         versus = ref is not None and ref is not r
         wall = res.get("wall_seconds")
-        rows.append(
-            [
-                lab["model"],
-                lab["method"],
-                lab["dataset"],
-                str(lab["seed"]),
-                duration(wall),
-                fmt(t["seconds"], 1),
-                pct(wall, ref["resources"].get("wall_seconds")) if versus else "–",
-                fmt(t["tokens_per_s"], 0),
-                fmt(t["padding_ratio"]),
-                mib(res.get("gpu_nvml_peak_bytes")),
-                mib(res["gpu_peak_bytes"]),
-                pct(device_peak(res), device_peak(ref["resources"])) if versus else "–",
-                mib(res["ram_peak_bytes"]),
-                mib(res.get("disk_peak_bytes")),
-                fmt(res["energy_joules"], 0),
-                epoch(t.get("best_epoch")),
-                fmt(t["final_train_loss"]),
-            ]
-        )
-    return Table(
-        "cost-train",
-        "Training cost (the study's Table 10)",
-        [
-            "model",
-            "method",
-            "dataset",
-            "seed",
-            "wall h:mm:ss",
-            "train loop s",
-            "Δ wall vs full",
-            "tokens/s",
-            "padding",
-            "GPU MiB (device)",
-            "GPU MiB (torch)",
-            "Δ GPU vs full",
-            "RAM MiB",
-            "disk MiB",
-            "energy J",
-            "best epoch",
-            "final loss",
-        ],
-        rows,
-        note="Wall: the whole cell (load, training with its evaluations and checkpoints, generation, "
-        "scoring, writing), as the study's training duration; train loop: the optimizer steps alone. "
-        "GPU (device): peak memory in use per NVML, as the device shows it; (torch): torch's allocated "
-        "peak. Disk: the most the cell itself held on local disk (caches it filled, checkpoints, "
-        "artifacts), not the whole machine's usage. Energy and GPU memory are blank where the cell ran "
-        "without a GPU/NVML (never estimated).",
-    )
+        rows.append([lab["model"], lab["method"], lab["dataset"], str(lab["seed"]), duration(wall),
+                     fmt(t["seconds"], 1),
+                     pct(wall, ref["resources"].get("wall_seconds")) if versus else "–",
+                     fmt(t["tokens_per_s"], 0), fmt(t["padding_ratio"]), mib(res.get("gpu_nvml_peak_bytes")),
+                     mib(res["gpu_peak_bytes"]),
+                     pct(device_peak(res), device_peak(ref["resources"])) if versus else "–",
+                     mib(res["ram_peak_bytes"]), mib(res.get("disk_peak_bytes")), fmt(res["energy_joules"], 0),
+                     epoch(t.get("best_epoch")), fmt(t["final_train_loss"])])
+    return Table("cost-train", "Training cost (the study's Table 10)",
+                 ["model", "method", "dataset", "seed", "wall h:mm:ss", "train loop s", "Δ wall vs full", "tokens/s",
+                  "padding", "GPU MiB (device)", "GPU MiB (torch)", "Δ GPU vs full", "RAM MiB", "disk MiB",
+                  "energy J", "best epoch", "final loss"], rows,
+                 note="Wall: the whole cell (load, training with its evaluations and checkpoints, generation, "
+                      "scoring, writing), as the study's training duration; train loop: the optimizer steps alone. "
+                      "GPU (device): peak memory in use per NVML, as the device shows it; (torch): torch's allocated "
+                      "peak. Disk: the most the cell itself held on local disk (caches it filled, checkpoints, "
+                      "artifacts), not the whole machine's usage. Energy and GPU memory are blank where the cell ran "
+                      "without a GPU/NVML (never estimated).")
 
 
 def pareto_tables(c: Collected) -> list[Table]:
@@ -334,41 +233,20 @@ def pareto_tables(c: Collected) -> list[Table]:
     tables = []
     for dataset, results in by_dataset(c.results).items():
         rows = [[label, name, f"{cost:,.4g}", f"{rl:.3f}"] for label, name, cost, rl in frontier_cells(results)]
-        tables.append(
-            Table(
-                f"pareto-{dataset}",
-                f"Pareto frontier on {dataset}",
-                ["cost", "cell", "cost value", "ROUGE-L"],
-                rows,
-                note="Cells that no other cell beats on both ROUGE-L and that cost, cheapest first.",
-            )
-        )
+        tables.append(Table(f"pareto-{dataset}", f"Pareto frontier on {dataset}", ["cost", "cell", "cost value",
+                                                                                  "ROUGE-L"], rows,
+                            note="Cells that no other cell beats on both ROUGE-L and that cost, cheapest first."))
     return tables
 
 
 def significance_table(comparisons: list[dict[str, Any]]) -> Table:
-    rows = [
-        [
-            x["dataset"],
-            x["a"],
-            x["b"],
-            x["kind"],
-            QUALITY_NAMES.get(x["metric"], x["metric"]),
-            f"{x['diff']:+.3f}",
-            f"[{x['ci95'][0]:+.3f}, {x['ci95'][1]:+.3f}]",
-            f"{x['p_a_better']:.3f}",
-            str(x["n"]),
-        ]
-        for x in comparisons
-    ]
-    return Table(
-        "significance",
-        "Paired bootstrap comparisons",
-        ["dataset", "A", "B", "comparison", "metric", "A − B", "95% CI", "P(A > B)", "n"],
-        rows,
-        note="Same resampled examples for A and B. A CI excluding 0 (P near 0 or 1) means the difference "
-        "is unlikely to be resampling noise.",
-    )
+    rows = [[x["dataset"], x["a"], x["b"], x["kind"], QUALITY_NAMES.get(x["metric"], x["metric"]),
+             f"{x['diff']:+.3f}", f"[{x['ci95'][0]:+.3f}, {x['ci95'][1]:+.3f}]", f"{x['p_a_better']:.3f}",
+             str(x["n"])] for x in comparisons]
+    return Table("significance", "Paired bootstrap comparisons",
+                 ["dataset", "A", "B", "comparison", "metric", "A − B", "95% CI", "P(A > B)", "n"], rows,
+                 note="Same resampled examples for A and B. A CI excluding 0 (P near 0 or 1) means the difference "
+                      "is unlikely to be resampling noise.")
 
 
 def sample_tables(examples: dict[str, dict[str, Any]]) -> list[Table]:
@@ -391,10 +269,8 @@ def examples_tables(examples: dict[str, dict[str, Any]]) -> list[Table]:
     tables = []
     for dataset, ex in sorted(examples.items()):
         columns = ["id", "source", "reference", *ex["cells"]]
-        rows = [
-            [row["id"], _clip(row["source"], 500), row["reference"], *(_clip(p, 300) for p in row["predictions"])]
-            for row in ex["rows"]
-        ]
+        rows = [[row["id"], _clip(row["source"], 500), row["reference"], *(_clip(p, 300) for p in row["predictions"])]
+                for row in ex["rows"]]
         tables.append(Table(f"examples-{dataset}", f"Example predictions on {dataset}", columns, rows))
     return tables
 
@@ -410,66 +286,23 @@ def eda_tables(edas: dict[str, list[dict[str, Any]]]) -> list[Table]:
         rows = []
         for e in items:
             s, m, merged = e["source"], e["summary"], e["merged"]
-            rows.append(
-                [
-                    e["tokenizer"],
-                    e.get("split", "train"),
-                    fmt(s.get("n")),
-                    fmt(s.get("mean"), 1),
-                    fmt(s.get("p50"), 0),
-                    fmt(s.get("p95"), 0),
-                    fmt(s.get("max")),
-                    fmt(m.get("mean"), 1),
-                    fmt(m.get("p95"), 0),
-                    fmt(merged.get("p95"), 0),
-                    fmt(e.get("source_token_budget")),
-                    f"{100 * e.get('dropped_share', 0):.1f}%",
-                ]
-            )
-        tables.append(
-            Table(
-                f"eda-{dataset}",
-                f"Token lengths of {dataset}",
-                [
-                    "tokenizer",
-                    "split",
-                    "examples",
-                    "source mean",
-                    "source p50",
-                    "source p95",
-                    "source max",
-                    "summary mean",
-                    "summary p95",
-                    "merged p95",
-                    "source budget",
-                    "dropped by filter",
-                ],
-                rows,
-                note="Counted under each model's tokenizer (whitespace words for model-free baselines). "
-                "Dropped: training examples that did not fit the context window.",
-            )
-        )
+            rows.append([e["tokenizer"], e.get("split", "train"), fmt(s.get("n")), fmt(s.get("mean"), 1),
+                         fmt(s.get("p50"), 0), fmt(s.get("p95"), 0), fmt(s.get("max")), fmt(m.get("mean"), 1),
+                         fmt(m.get("p95"), 0), fmt(merged.get("p95"), 0), fmt(e.get("source_token_budget")),
+                         f"{100 * e.get('dropped_share', 0):.1f}%"])
+        tables.append(Table(f"eda-{dataset}", f"Token lengths of {dataset}",
+                            ["tokenizer", "split", "examples", "source mean", "source p50", "source p95",
+                             "source max", "summary mean", "summary p95", "merged p95", "source budget",
+                             "dropped by filter"], rows,
+                            note="Counted under each model's tokenizer (whitespace words for model-free baselines). "
+                                 "Dropped: training examples that did not fit the context window."))
     return tables
 
 
 def not_done_table(c: Collected) -> Table:
-    rows = [
-        [
-            o["cell_id"],
-            o["model"],
-            o["method"],
-            o["dataset"],
-            str(o["seed"]),
-            str(o["state"]),
-            "" if o.get("progress") is None else f"{100 * o['progress']:.0f}%",
-            str(o["reason"] or ""),
-        ]
-        for o in c.not_done
-    ]
-    return Table(
-        "not-done",
-        "Cells not done",
-        ["cell", "model", "method", "dataset", "seed", "state", "progress", "reason"],
-        rows,
-        note="" if rows else "Every cell of the grid is done.",
-    )
+    rows = [[o["cell_id"], o["model"], o["method"], o["dataset"], str(o["seed"]), str(o["state"]),
+             "" if o.get("progress") is None else f"{100 * o['progress']:.0f}%", str(o["reason"] or "")]
+            for o in c.not_done]
+    return Table("not-done", "Cells not done", ["cell", "model", "method", "dataset", "seed", "state", "progress",
+                                                "reason"], rows,
+                 note="" if rows else "Every cell of the grid is done.")

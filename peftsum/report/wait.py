@@ -50,23 +50,14 @@ class Waited:
     def notes(self) -> dict[str, str]:
         """The reason the report shows for every cell that is not done."""
         out = {cid: f"the report stopped waiting: {why}" for cid, why in self.ended.items()}
-        out.update(
-            {
-                cid: f"still {state} when the report's wait ended after {self.waited_s / 3600:.1f} h"
-                for cid, state in self.open.items()
-            }
-        )
+        out.update({cid: f"still {state} when the report's wait ended after {self.waited_s / 3600:.1f} h"
+                    for cid, state in self.open.items()})
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "done": sorted(self.done),
-            "ended": dict(sorted(self.ended.items())),
-            "open": dict(sorted(self.open.items())),
-            "timed_out": self.timed_out,
-            "waited_s": round(self.waited_s, 1),
-            "polls": self.polls,
-        }
+        return {"done": sorted(self.done), "ended": dict(sorted(self.ended.items())),
+                "open": dict(sorted(self.open.items())), "timed_out": self.timed_out,
+                "waited_s": round(self.waited_s, 1), "polls": self.polls}
 
 
 def attempt_started(attempt: Any) -> datetime | None:
@@ -85,14 +76,8 @@ def _age(stamp: Any, now: datetime) -> float | None:
     return (now - (when if when.tzinfo else when.replace(tzinfo=timezone.utc))).total_seconds()
 
 
-def verdict(
-    status: dict[str, Any] | None,
-    *,
-    max_attempts: int,
-    job_deadline_s: float | None = None,
-    lost_after_s: float = LOST_AFTER_S,
-    now: datetime,
-) -> str | None:
+def verdict(status: dict[str, Any] | None, *, max_attempts: int, job_deadline_s: float | None = None,
+            lost_after_s: float = LOST_AFTER_S, now: datetime) -> str | None:
     """Why a cell that is not done cannot get further, or None while it still may (a pure function).
 
     Args:
@@ -115,16 +100,12 @@ def verdict(
         return f"failed {attempts} times, all the attempts its Job allows (backoffLimit {max_attempts - 1}){last}"
     started = attempt_started(status.get("attempt"))
     if job_deadline_s is not None and started is not None and (now - started).total_seconds() > job_deadline_s:
-        return (
-            f"its last attempt started {(now - started).total_seconds() / 3600:.1f} h ago, beyond the Job's "
-            f"activeDeadlineSeconds ({job_deadline_s:.0f} s): the Job has ended{last}"
-        )
+        return (f"its last attempt started {(now - started).total_seconds() / 3600:.1f} h ago, beyond the Job's "
+                f"activeDeadlineSeconds ({job_deadline_s:.0f} s): the Job has ended{last}")
     age = _age(status.get("heartbeat_at"), now)
     if state == "running" and attempts >= max_attempts and age is not None and age > lost_after_s:
-        return (
-            f"lost: its last allowed attempt ({attempts} of {max_attempts}) wrote no status for "
-            f"{age / 3600:.1f} h (OOMKilled, or its node was lost?)"
-        )
+        return (f"lost: its last allowed attempt ({attempts} of {max_attempts}) wrote no status for "
+                f"{age / 3600:.1f} h (OOMKilled, or its node was lost?)")
     return None
 
 
@@ -143,7 +124,8 @@ def cell_ids(store: Store, grid: str) -> list[str]:
     try:
         return sorted(layout.read_json(store, layout.grid_key(grid, "grid.json"))["cells"])
     except (StoreError, ValueError, KeyError, TypeError):
-        return sorted({k.split("/")[2] for k in store.list(layout.grid_key(grid, "cells")) if k.endswith("/spec.json")})
+        return sorted({k.split("/")[2] for k in store.list(layout.grid_key(grid, "cells"))
+                       if k.endswith("/spec.json")})
 
 
 def bad_spec(store: Store, grid: str, cell_id: str) -> str | None:
@@ -159,22 +141,12 @@ def bad_spec(store: Store, grid: str, cell_id: str) -> str | None:
     return None
 
 
-def wait_for_cells(
-    store: Store,
-    grid: str,
-    *,
-    deadline_s: float,
-    max_attempts: int,
-    job_deadline_s: float | None = None,
-    lost_after_s: float = LOST_AFTER_S,
-    first_poll_s: float = FIRST_POLL_S,
-    max_poll_s: float = MAX_POLL_S,
-    workers: int = 16,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-    log: Callable[[str], None] = print,
-) -> Waited:
+def wait_for_cells(store: Store, grid: str, *, deadline_s: float, max_attempts: int,
+                   job_deadline_s: float | None = None, lost_after_s: float = LOST_AFTER_S,
+                   first_poll_s: float = FIRST_POLL_S, max_poll_s: float = MAX_POLL_S, workers: int = 16,
+                   clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                   now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                   log: Callable[[str], None] = print) -> Waited:
     """Poll the store until no cell of ``grid`` can change any more, or ``deadline_s`` seconds pass.
 
     Each poll reads ``_SUCCESS`` and ``status.json`` of every cell not yet done (``workers`` at a time: on S3 each
@@ -202,18 +174,15 @@ def wait_for_cells(
                 if is_done:
                     done.add(cid)
                     continue
-                why = verdict(
-                    status, max_attempts=max_attempts, job_deadline_s=job_deadline_s, lost_after_s=lost_after_s, now=at
-                )
+                why = verdict(status, max_attempts=max_attempts, job_deadline_s=job_deadline_s,
+                              lost_after_s=lost_after_s, now=at)
                 if why:
                     ended[cid] = why
                 else:
                     still[cid] = describe(status)
             waited = clock() - start
-            log(
-                f"{grid}: {len(done)} done, {len(ended)} cannot get further, {len(still)} running or pending "
-                f"(poll {polls}, {waited / 60:.0f} min)"
-            )
+            log(f"{grid}: {len(done)} done, {len(ended)} cannot get further, {len(still)} running or pending "
+                f"(poll {polls}, {waited / 60:.0f} min)")
             if not still or waited >= deadline_s:
                 return Waited(sorted(done), ended, still, timed_out=bool(still), waited_s=waited, polls=polls)
             sleep(min(delay, deadline_s - waited))

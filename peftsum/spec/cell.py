@@ -75,12 +75,8 @@ class Cell:
     @property
     def labels(self) -> dict[str, str]:
         """Human-readable axes: model / method / dataset (+ seed)."""
-        return {
-            "model": self.model.name if self.model else "-",
-            "method": self.method.name,
-            "dataset": self.dataset.name,
-            "seed": str(self.seed),
-        }
+        return {"model": self.model.name if self.model else "-", "method": self.method.name,
+                "dataset": self.dataset.name, "seed": str(self.seed)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Cell:

@@ -63,12 +63,8 @@ def image_ref(value: Any, path: str) -> str:
     """A container image reference: registry/repository[:tag][@sha256:digest], lowercase, no spaces. A digest is
     recommended (every pod then runs the same bytes; ``launcher validate --k8s`` warns about a tag)."""
     if not IMAGE_REF.fullmatch(_string(value, path)) or len(value) > 512:
-        raise SpecError(
-            path,
-            value,
-            "must be an image reference like registry.example/peftsum@sha256:<64 hex> "
-            "(or registry.example/peftsum:0.1.0)",
-        )
+        raise SpecError(path, value, "must be an image reference like registry.example/peftsum@sha256:<64 hex> "
+                                     "(or registry.example/peftsum:0.1.0)")
     return value
 
 
@@ -96,11 +92,8 @@ def http_url(value: Any, path: str) -> str:
 def label_key(value: Any, path: str) -> str:
     """A label key: optional DNS-subdomain prefix and '/', then a name of ≤ 63 characters."""
     prefix, _, name = _string(value, path).rpartition("/")
-    if (
-        (prefix and (not DNS_SUBDOMAIN.fullmatch(prefix) or len(prefix) > 253))
-        or len(name) > 63
-        or not LABEL_KEY_NAME.fullmatch(name)
-    ):
+    if (prefix and (not DNS_SUBDOMAIN.fullmatch(prefix) or len(prefix) > 253)) or len(name) > 63 \
+            or not LABEL_KEY_NAME.fullmatch(name):
         raise SpecError(path, value, "must be a label key such as nvidia.com/gpu.product")
     return value
 
@@ -130,9 +123,8 @@ def tolerations(value: Any, path: str) -> tuple[dict[str, Any], ...]:
             raise SpecError(where, tol, "must be a mapping with key, operator, value, effect")
         for key in tol:
             if key not in TOLERATION_KEYS:
-                raise SpecError(
-                    f"{where}.{key}", tol[key], f"unknown key; known keys: {', '.join(sorted(TOLERATION_KEYS))}"
-                )
+                raise SpecError(f"{where}.{key}", tol[key],
+                                f"unknown key; known keys: {', '.join(sorted(TOLERATION_KEYS))}")
         item: dict[str, Any] = {}
         if "key" in tol:
             item["key"] = label_key(tol["key"], f"{where}.key")
@@ -150,21 +142,13 @@ def tolerations(value: Any, path: str) -> tuple[dict[str, Any], ...]:
             item["effect"] = tol["effect"]
         if "tolerationSeconds" in tol:
             secs = tol["tolerationSeconds"]
-            if (
-                isinstance(secs, bool)
-                or not isinstance(secs, int)
-                or not 0 <= secs <= INT64_MAX
-                or tol.get("effect") != "NoExecute"
-            ):
-                raise SpecError(
-                    f"{where}.tolerationSeconds",
-                    secs,
-                    "must be a non-negative integer (int64), and only with effect NoExecute",
-                )
+            if isinstance(secs, bool) or not isinstance(secs, int) or not 0 <= secs <= INT64_MAX \
+                    or tol.get("effect") != "NoExecute":
+                raise SpecError(f"{where}.tolerationSeconds", secs,
+                                "must be a non-negative integer (int64), and only with effect NoExecute")
             item["tolerationSeconds"] = secs
         out.append(item)
     return tuple(out)
-
 
 # --- cluster.pod: what clusters need on the pods, each value checked, rendered whole through tojson ---
 
@@ -172,47 +156,20 @@ def tolerations(value: Any, path: str) -> tuple[dict[str, Any], ...]:
 RESERVED_LABEL_PREFIXES = ("peftsum.io/", "app.kubernetes.io/", "batch.kubernetes.io/", "kueue.x-k8s.io/")
 RESERVED_LABELS = ("job-name", "controller-uid")
 # Environment the pods get from the launcher (launcher.k8s.render.pod_env; a test keeps the two in step).
-RESERVED_ENV = (
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_ENDPOINT_URL",
-    "AWS_DEFAULT_REGION",
-    "HF_TOKEN_PATH",
-    "HF_HOME",
-    "PEFTSUM_CACHE",
-    "PEFTSUM_IMAGE",
-    "PEFTSUM_PUSHGATEWAY",
-    "PEFTSUM_JOB_UID",
-    "PEFTSUM_REPORT_WORKERS",
-    "TMPDIR",
-    "HOME",
-    "PYTHONUNBUFFERED",
-)
+RESERVED_ENV = ("AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "HF_TOKEN_PATH", "HF_HOME",
+                "PEFTSUM_CACHE", "PEFTSUM_IMAGE", "PEFTSUM_PUSHGATEWAY", "PEFTSUM_JOB_UID", "PEFTSUM_REPORT_WORKERS",
+                "TMPDIR", "HOME", "PYTHONUNBUFFERED")
 # Credentials never travel as env values (secrets as files: a Secret volume, and a variable naming the file).
-CREDENTIAL_ENV = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "HF_TOKEN",
-    "HUGGING_FACE_HUB_TOKEN",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_TOKEN",
-)
+CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HF_TOKEN",
+                  "HUGGING_FACE_HUB_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 CREDENTIAL_SUFFIXES = ("_TOKEN", "_PASSWORD", "_SECRET", "_SECRET_KEY", "_ACCESS_KEY", "_API_KEY", "_CREDENTIALS")
 # Volume names and mount paths the launcher uses (tmp, cache, dshm, and one peftsum-secret-<name> per credential).
 RESERVED_VOLUMES = ("tmp", "cache", "dshm")
 RESERVED_VOLUME_PREFIX = "peftsum-"
 RESERVED_MOUNTS = ("/tmp", "/cache", "/dev/shm", "/var/run/secrets/peftsum")  # noqa: S108 - mount points, not temp files
 # Volume sources the Pod Security "restricted" profile allows (hostPath and the like are refused there anyway).
-VOLUME_SOURCES = (
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
-)
+VOLUME_SOURCES = ("configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected",
+                  "secret")
 MOUNT_KEYS = ("name", "mountPath", "readOnly", "subPath", "subPathExpr")
 AFFINITY_KEYS = ("nodeAffinity", "podAffinity", "podAntiAffinity")
 ANNOTATIONS_MAX_BYTES = 256 * 1024  # the API server's limit on all annotations of an object
@@ -249,12 +206,8 @@ def _mapping(value: Any, path: str, what: str) -> Mapping[str, Any]:
 
 def _not_reserved_key(key: str, path: str) -> None:
     if key.startswith(RESERVED_LABEL_PREFIXES) or key in RESERVED_LABELS:
-        raise SpecError(
-            path,
-            key,
-            f"is set by peftsum or Kubernetes (reserved: {', '.join(RESERVED_LABEL_PREFIXES)}, "
-            f"{', '.join(RESERVED_LABELS)})",
-        )
+        raise SpecError(path, key, f"is set by peftsum or Kubernetes (reserved: {', '.join(RESERVED_LABEL_PREFIXES)}, "
+                                   f"{', '.join(RESERVED_LABELS)})")
 
 
 def pod_labels(value: Any, path: str) -> dict[str, str]:
@@ -300,12 +253,8 @@ def pod_env(value: Any, path: str) -> tuple[dict[str, str], ...]:
     for i, item in enumerate(value):
         where = f"{path}[{i}]"
         if not isinstance(item, Mapping) or set(item) != {"name", "value"}:
-            raise SpecError(
-                where,
-                item,
-                "must be {name: ..., value: ...} (plain values only: no valueFrom; "
-                "credentials are files, see cluster.pod.volumes)",
-            )
+            raise SpecError(where, item, "must be {name: ..., value: ...} (plain values only: no valueFrom; "
+                                         "credentials are files, see cluster.pod.volumes)")
         name = _string(item["name"], f"{where}.name")
         if not ENV_NAME.fullmatch(name) or name in seen:
             raise SpecError(f"{where}.name", name, "must be a unique variable name (letters, digits, '_', '-', '.')")
@@ -313,13 +262,10 @@ def pod_env(value: Any, path: str) -> tuple[dict[str, str], ...]:
         if name in RESERVED_ENV:
             raise SpecError(f"{where}.name", name, "is set by the launcher (see docs/operations.md)")
         if name.upper() in CREDENTIAL_ENV or name.upper().endswith(CREDENTIAL_SUFFIXES):
-            raise SpecError(
-                f"{where}.name",
-                name,
-                "looks like a credential: credentials reach pods as files mounted from a Secret, never "
-                "as env values (cluster.s3_secret, cluster.hf_token_secret, or a Secret in "
-                "cluster.pod.volumes and a *_FILE variable naming the file)",
-            )
+            raise SpecError(f"{where}.name", name,
+                            "looks like a credential: credentials reach pods as files mounted from a Secret, never "
+                            "as env values (cluster.s3_secret, cluster.hf_token_secret, or a Secret in "
+                            "cluster.pod.volumes and a *_FILE variable naming the file)")
         out.append({"name": name, "value": _string(item["value"], f"{where}.value")})
     return tuple(out)
 
@@ -334,12 +280,8 @@ def pod_volumes(value: Any, path: str) -> tuple[dict[str, Any], ...]:
         vol = _mapping(vol, where, "name and one volume source")
         name = dns_label(vol.get("name"), f"{where}.name")
         if name in seen or name in RESERVED_VOLUMES or name.startswith(RESERVED_VOLUME_PREFIX):
-            raise SpecError(
-                f"{where}.name",
-                name,
-                f"must be unique and not one of the launcher's ("
-                f"{', '.join(RESERVED_VOLUMES)}, {RESERVED_VOLUME_PREFIX}*)",
-            )
+            raise SpecError(f"{where}.name", name, f"must be unique and not one of the launcher's ("
+                                                   f"{', '.join(RESERVED_VOLUMES)}, {RESERVED_VOLUME_PREFIX}*)")
         seen.add(name)
         sources = [k for k in vol if k != "name"]
         if len(sources) != 1 or sources[0] not in VOLUME_SOURCES:
@@ -371,18 +313,14 @@ def pod_volume_mounts(value: Any, path: str) -> tuple[dict[str, Any], ...]:
             raise SpecError(f"{where}.mountPath", target, "must be an absolute path without '..' or ':'")
         for taken in [*RESERVED_MOUNTS, *paths]:
             if _overlaps(target, taken):
-                raise SpecError(
-                    f"{where}.mountPath",
-                    target,
-                    f"overlaps {taken} (the launcher's mounts: {', '.join(RESERVED_MOUNTS)}; or another mount)",
-                )
+                raise SpecError(f"{where}.mountPath", target, f"overlaps {taken} (the launcher's mounts: "
+                                                              f"{', '.join(RESERVED_MOUNTS)}; or another mount)")
         paths.append(target)
         if "readOnly" in mount and not isinstance(mount["readOnly"], bool):
             raise SpecError(f"{where}.readOnly", mount["readOnly"], "must be a boolean")
         for k in ("subPath", "subPathExpr"):
-            if k in mount and (
-                not isinstance(mount[k], str) or mount[k].startswith("/") or ".." in mount[k].split("/")
-            ):
+            if k in mount and (not isinstance(mount[k], str) or mount[k].startswith("/")
+                               or ".." in mount[k].split("/")):
                 raise SpecError(f"{where}.{k}", mount[k], "must be a relative path without '..'")
         out.append(plain_data(mount, where))
     return tuple(out)
@@ -393,64 +331,31 @@ class PodSettings:
     """On every peftsum pod (the cells and the aggregation Job); each value checked, rendered through tojson."""
 
     annotations: Mapping[str, str] | None = setting(
-        None,
-        'annotations on the pods (e.g. sidecar.istio.io/inject: "false")',
-        kind=dict,
-        nullable=True,
-        check=pod_annotations,
-        type_doc="mapping key → string",
-    )
+        None, "annotations on the pods (e.g. sidecar.istio.io/inject: \"false\")", kind=dict, nullable=True,
+        check=pod_annotations, type_doc="mapping key → string")
     labels: Mapping[str, str] | None = setting(
-        None,
-        "labels on the pods (peftsum.io/*, app.kubernetes.io/* and Kubernetes' own are refused)",
-        kind=dict,
-        nullable=True,
-        check=pod_labels,
-        type_doc="mapping label → value",
-    )
+        None, "labels on the pods (peftsum.io/*, app.kubernetes.io/* and Kubernetes' own are refused)", kind=dict,
+        nullable=True, check=pod_labels, type_doc="mapping label → value")
     affinity: Mapping[str, Any] | None = setting(
-        None,
-        "the pods' affinity (nodeAffinity, podAffinity, podAntiAffinity; checked against the Kubernetes "
-        "schema by validate --k8s and submit)",
-        kind=dict,
-        nullable=True,
-        check=affinity,
-        type_doc="Kubernetes Affinity",
-    )
+        None, "the pods' affinity (nodeAffinity, podAffinity, podAntiAffinity; checked against the Kubernetes "
+              "schema by validate --k8s and submit)", kind=dict, nullable=True, check=affinity,
+        type_doc="Kubernetes Affinity")
     env: tuple[dict[str, str], ...] | None = setting(
-        None,
-        "extra plain environment variables [{name, value}]; no credentials (those are files)",
-        kind=list,
-        nullable=True,
-        check=pod_env,
-        type_doc="list of {name, value}",
-    )
+        None, "extra plain environment variables [{name, value}]; no credentials (those are files)", kind=list,
+        nullable=True, check=pod_env, type_doc="list of {name, value}")
     volumes: tuple[dict[str, Any], ...] | None = setting(
-        None,
-        "extra volumes (configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected, secret)",
-        kind=list,
-        nullable=True,
-        check=pod_volumes,
-        type_doc="list of Kubernetes volumes",
-    )
+        None, "extra volumes (configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected, "
+              "secret)", kind=list, nullable=True, check=pod_volumes, type_doc="list of Kubernetes volumes")
     volume_mounts: tuple[dict[str, Any], ...] | None = setting(
-        None,
-        "mounts of those volumes in the container [{name, mountPath, readOnly, subPath}]",
-        kind=list,
-        nullable=True,
-        check=pod_volume_mounts,
-        type_doc="list of volume mounts",
-    )
+        None, "mounts of those volumes in the container [{name, mountPath, readOnly, subPath}]", kind=list,
+        nullable=True, check=pod_volume_mounts, type_doc="list of volume mounts")
 
     def __post_init__(self) -> None:
         names = {v["name"] for v in self.volumes or ()}
         for i, mount in enumerate(self.volume_mounts or ()):
             if mount["name"] not in names:
-                raise SpecError(
-                    f"volume_mounts[{i}].name",
-                    mount["name"],
-                    f"names no volume of cluster.pod.volumes ({', '.join(sorted(names)) or 'none'})",
-                )
+                raise SpecError(f"volume_mounts[{i}].name", mount["name"],
+                                f"names no volume of cluster.pod.volumes ({', '.join(sorted(names)) or 'none'})")
 
 
 def pod_settings(value: Any, path: str) -> PodSettings:
@@ -462,162 +367,74 @@ def pod_settings(value: Any, path: str) -> PodSettings:
 class ClusterSettings:
     """Read only by ``launcher submit``/``render``; validated here so a bad value fails before anything is created."""
 
-    namespace: str = setting(
-        "peftsum", "namespace the Jobs run in", kind=str, check=dns_label, type_doc="DNS-1123 label"
-    )
+    namespace: str = setting("peftsum", "namespace the Jobs run in", kind=str, check=dns_label,
+                             type_doc="DNS-1123 label")
     image: str | None = setting(
-        None,
-        "the image that runs `peftsum cell` (images/Dockerfile.cuda); required to render Jobs; pin it by "
-        "digest: registry/peftsum@sha256:…",
-        kind=str,
-        nullable=True,
-        check=image_ref,
-        type_doc="image reference",
-    )
-    image_pull_policy: str = setting(
-        "IfNotPresent", "when the kubelet pulls the image", kind=str, choices=("IfNotPresent", "Always", "Never")
-    )
-    image_pull_secret: str | None = setting(
-        None, "Secret for a private registry", kind=str, nullable=True, check=dns_subdomain, type_doc="Secret name"
-    )
+        None, "the image that runs `peftsum cell` (images/Dockerfile.cuda); required to render Jobs; pin it by "
+              "digest: registry/peftsum@sha256:…", kind=str, nullable=True, check=image_ref,
+        type_doc="image reference")
+    image_pull_policy: str = setting("IfNotPresent", "when the kubelet pulls the image", kind=str,
+                                     choices=("IfNotPresent", "Always", "Never"))
+    image_pull_secret: str | None = setting(None, "Secret for a private registry", kind=str, nullable=True,
+                                            check=dns_subdomain, type_doc="Secret name")
     gpus: int = setting(1, "GPUs per cell (only 1 until multi-GPU training exists)", kind=int, lo=0, hi=1)
     cpu: str = setting("4", "CPU request and limit per cell", kind=str, check=quantity, type_doc="quantity")
-    memory: str = setting("32Gi", "memory request and limit per cell", kind=str, check=quantity, type_doc="quantity")
-    node_selector: Mapping[str, str] | None = setting(
-        None,
-        "node labels a cell's pod must match",
-        kind=dict,
-        nullable=True,
-        check=node_selector,
-        type_doc="mapping label → value",
-    )
+    memory: str = setting("32Gi", "memory request and limit per cell", kind=str, check=quantity,
+                          type_doc="quantity")
+    node_selector: Mapping[str, str] | None = setting(None, "node labels a cell's pod must match", kind=dict,
+                                                      nullable=True, check=node_selector,
+                                                      type_doc="mapping label → value")
     tolerations: tuple[dict[str, Any], ...] | None = setting(
-        None,
-        "tolerations of the cell pods (key, operator, value, effect, tolerationSeconds)",
-        kind=list,
-        nullable=True,
-        check=tolerations,
-        type_doc="list of tolerations",
-    )
-    priority_class: str | None = setting(
-        None,
-        "PriorityClass of the cell pods",
-        kind=str,
-        nullable=True,
-        check=dns_subdomain,
-        type_doc="PriorityClass name",
-    )
-    queue: str | None = setting(
-        None,
-        "Kueue LocalQueue name (label kueue.x-k8s.io/queue-name)",
-        kind=str,
-        nullable=True,
-        check=dns_label,
-        type_doc="DNS-1123 label",
-    )
+        None, "tolerations of the cell pods (key, operator, value, effect, tolerationSeconds)", kind=list,
+        nullable=True, check=tolerations, type_doc="list of tolerations")
+    priority_class: str | None = setting(None, "PriorityClass of the cell pods", kind=str, nullable=True,
+                                         check=dns_subdomain, type_doc="PriorityClass name")
+    queue: str | None = setting(None, "Kueue LocalQueue name (label kueue.x-k8s.io/queue-name)", kind=str,
+                                nullable=True, check=dns_label, type_doc="DNS-1123 label")
     service_account: str | None = setting(
-        None,
-        "ServiceAccount of the pods (IRSA / EKS Pod Identity / GKE workload identity); with it, s3_secret: "
-        "null renders no credentials at all",
-        kind=str,
-        nullable=True,
-        check=dns_subdomain,
-        type_doc="ServiceAccount name",
-    )
+        None, "ServiceAccount of the pods (IRSA / EKS Pod Identity / GKE workload identity); with it, s3_secret: "
+              "null renders no credentials at all", kind=str, nullable=True, check=dns_subdomain,
+        type_doc="ServiceAccount name")
     s3_secret: str | None = setting(
-        "peftsum-s3",
-        "Secret with a `credentials` key in the AWS shared-credentials (INI) format, mounted as a file "
-        "(AWS_SHARED_CREDENTIALS_FILE); null: the pods' own identity (service_account)",
-        kind=str,
-        nullable=True,
-        check=dns_subdomain,
-        type_doc="Secret name",
-    )
-    s3_endpoint: str | None = setting(
-        None,
-        "S3-compatible endpoint (AWS_ENDPOINT_URL), e.g. http://minio.minio:9000; null for AWS",
-        kind=str,
-        nullable=True,
-        check=http_url,
-        type_doc="http(s) URL",
-    )
-    s3_region: str | None = setting(
-        None,
-        "S3 region (AWS_DEFAULT_REGION); null: the SDK's default or the identity's",
-        kind=str,
-        nullable=True,
-        check=label_value,
-        type_doc="region name",
-    )
+        "peftsum-s3", "Secret with a `credentials` key in the AWS shared-credentials (INI) format, mounted as a file "
+                      "(AWS_SHARED_CREDENTIALS_FILE); null: the pods' own identity (service_account)", kind=str,
+        nullable=True, check=dns_subdomain, type_doc="Secret name")
+    s3_endpoint: str | None = setting(None, "S3-compatible endpoint (AWS_ENDPOINT_URL), e.g. http://minio.minio:9000; "
+                                            "null for AWS", kind=str, nullable=True, check=http_url,
+                                      type_doc="http(s) URL")
+    s3_region: str | None = setting(None, "S3 region (AWS_DEFAULT_REGION); null: the SDK's default or the "
+                                          "identity's", kind=str, nullable=True, check=label_value,
+                                    type_doc="region name")
     hf_token_secret: str | None = setting(
-        None,
-        "Secret with a `token` key for gated models, mounted as a file (HF_TOKEN_PATH)",
-        kind=str,
-        nullable=True,
-        check=dns_subdomain,
-        type_doc="Secret name",
-    )
-    pushgateway: str | None = setting(
-        None,
-        "Pushgateway URL the cells push metrics to",
-        kind=str,
-        nullable=True,
-        check=http_url,
-        type_doc="http(s) URL",
-    )
-    cache_pvc: str | None = setting(
-        None,
-        "PersistentVolumeClaim shared as the HF cache (else an emptyDir)",
-        kind=str,
-        nullable=True,
-        check=dns_subdomain,
-        type_doc="PVC name",
-    )
-    backoff_limit: int = setting(
-        3, "failed pods before a Job fails (preemption does not count)", kind=int, lo=0, hi=100
-    )
-    active_deadline_seconds: int | None = setting(
-        86400, "wall-clock limit of a cell's Job", kind=int, lo=60, hi=INT64_MAX, nullable=True
-    )
+        None, "Secret with a `token` key for gated models, mounted as a file (HF_TOKEN_PATH)", kind=str,
+        nullable=True, check=dns_subdomain, type_doc="Secret name")
+    pushgateway: str | None = setting(None, "Pushgateway URL the cells push metrics to", kind=str, nullable=True,
+                                      check=http_url, type_doc="http(s) URL")
+    cache_pvc: str | None = setting(None, "PersistentVolumeClaim shared as the HF cache (else an emptyDir)", kind=str,
+                                    nullable=True, check=dns_subdomain, type_doc="PVC name")
+    backoff_limit: int = setting(3, "failed pods before a Job fails (preemption does not count)", kind=int, lo=0,
+                                 hi=100)
+    active_deadline_seconds: int | None = setting(86400, "wall-clock limit of a cell's Job", kind=int, lo=60,
+                                                  hi=INT64_MAX, nullable=True)
     ttl_seconds_after_finished: int | None = setting(
-        604800,
-        "finished Jobs are deleted after this long (status then comes from the store)",
-        kind=int,
-        lo=0,
-        hi=INT32_MAX,
-        nullable=True,
-    )
+        604800, "finished Jobs are deleted after this long (status then comes from the store)", kind=int, lo=0,
+        hi=INT32_MAX, nullable=True)
     termination_grace_period_seconds: int = setting(
-        300, "time between SIGTERM and SIGKILL: the cell checkpoints and uploads in it", kind=int, lo=1, hi=86400
-    )
+        300, "time between SIGTERM and SIGKILL: the cell checkpoints and uploads in it", kind=int, lo=1, hi=86400)
     report_wait_seconds: int | None = setting(
-        604800,
-        "the aggregation Job `launcher submit` creates waits in the cluster this long for the cells, then "
-        "builds the report with what is done; null: no such Job (`launcher report --k8s` builds it)",
-        kind=int,
-        lo=60,
-        hi=31_536_000,
-        nullable=True,
-    )
+        604800, "the aggregation Job `launcher submit` creates waits in the cluster this long for the cells, then "
+                "builds the report with what is done; null: no such Job (`launcher report --k8s` builds it)",
+        kind=int, lo=60, hi=31_536_000, nullable=True)
     pod: PodSettings | None = setting(  # noqa: RUF009 - setting() returns a field(); PodSettings is frozen
-        None,
-        "pod settings: annotations, labels, affinity, env, volumes, volume_mounts (the `cluster.pod` table below)",
-        kind=dict,
-        nullable=True,
-        check=pod_settings,
-        type_doc="mapping",
-    )
+        None, "pod settings: annotations, labels, affinity, env, volumes, volume_mounts (the `cluster.pod` table "
+              "below)", kind=dict, nullable=True, check=pod_settings, type_doc="mapping")
 
 
 def require_image(cluster: ClusterSettings, file: str | None = None) -> str:
     """``cluster.image``, or a SpecError (exit 2) naming the field: it has no default, and rendering a Job needs it."""
     if not cluster.image:
-        raise SpecError(
-            "cluster.image",
-            cluster.image,
-            "is required to render Kubernetes Jobs: the image you built and pushed from "
-            "images/Dockerfile.cuda, pinned by digest (registry.example/peftsum@sha256:…); see "
-            "docs/operations.md",
-            file,
-        )
+        raise SpecError("cluster.image", cluster.image,
+                        "is required to render Kubernetes Jobs: the image you built and pushed from "
+                        "images/Dockerfile.cuda, pinned by digest (registry.example/peftsum@sha256:…); see "
+                        "docs/operations.md", file)
     return cluster.image

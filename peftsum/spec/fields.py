@@ -102,7 +102,7 @@ def check_value(meta: Mapping[str, Any], value: Any, path: str) -> Any:
             raise SpecError(path, value, f"must be one of {', '.join(map(str, meta['choices']))}")
         return value
     if kind is list:
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
             raise SpecError(path, value, "must be a non-empty list of strings")
         return tuple(value)
     raise TypeError(f"unsupported setting kind {kind!r}")  # a programming error, not user input

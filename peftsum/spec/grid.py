@@ -34,18 +34,8 @@ TOP_KEYS = {"name", "store", "defaults", "axes", "methods", "models", "datasets"
 DEFAULT_KEYS = {"preset", "seed", "train", "eval", "data"}
 AXIS_KEYS = ("model", "method", "dataset", "seed")
 MODEL_KEYS = {"hub_id", "arch", "family", "context", "revision", *SECTIONS}
-DATASET_KEYS = {
-    "source",
-    "id",
-    "kind",
-    "source_column",
-    "summary_column",
-    "config",
-    "revision",
-    "id_column",
-    "references",
-    *SECTIONS,
-}
+DATASET_KEYS = {"source", "id", "kind", "source_column", "summary_column", "config", "revision", "id_column",
+                "references", *SECTIONS}
 INCLUDE_KEYS = {*AXIS_KEYS, *SECTIONS}
 
 
@@ -59,12 +49,8 @@ class Grid:
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved grid as written to ``<store>/<grid>/grid.json``."""
-        return {
-            "name": self.name,
-            "store": self.store,
-            "cluster": dataclasses.asdict(self.cluster),
-            "cells": {c.cell_id: c.to_dict() for c in self.cells},
-        }
+        return {"name": self.name, "store": self.store, "cluster": dataclasses.asdict(self.cluster),
+                "cells": {c.cell_id: c.to_dict() for c in self.cells}}
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -91,11 +77,8 @@ def _unicode_str(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise yaml.constructor.ConstructorError(
-            None,
-            None,
-            f"{value!r} is not valid Unicode text (a lone surrogate escape such as \\ud83d)",
-            node.start_mark,
-        ) from None
+            None, None, f"{value!r} is not valid Unicode text (a lone surrogate escape such as \\ud83d)",
+            node.start_mark) from None
     return value
 
 
@@ -136,9 +119,8 @@ def _mapping(value: Any, path: str, keys: set[str] | None = None) -> dict[str, A
         if not isinstance(key, str):
             raise SpecError(path, key, "keys must be strings")
         if keys is not None and key not in keys:
-            raise SpecError(
-                f"{path}.{key}" if path else key, value[key], f"unknown key; known keys: {', '.join(sorted(keys))}"
-            )
+            raise SpecError(f"{path}.{key}" if path else key, value[key],
+                            f"unknown key; known keys: {', '.join(sorted(keys))}")
     return dict(value)
 
 
@@ -170,9 +152,8 @@ def expand(doc: Any, source: str = "<string>", store: str | None = None) -> Grid
 
     name = doc.get("name")
     if not isinstance(name, str) or len(name) > NAME_MAX or not DNS_LABEL.fullmatch(name):
-        raise SpecError(
-            "name", name, f"must be a DNS-1123 label (lowercase letters, digits, '-') of at most {NAME_MAX} characters"
-        )
+        raise SpecError("name", name, f"must be a DNS-1123 label (lowercase letters, digits, '-') of at most "
+                                      f"{NAME_MAX} characters")
     store_uri = store or doc.get("store") or "./runs"
     if not isinstance(store_uri, str):
         raise SpecError("store", store_uri, "must be a path or URI string")
@@ -199,13 +180,10 @@ def expand(doc: Any, source: str = "<string>", store: str | None = None) -> Grid
         for key in ("model", "method", "dataset"):
             if key not in axes:
                 raise SpecError(f"axes.{key}", None, "is required")
-            values[key] = [
-                _name(v, f"axes.{key}[{i}]") for i, v in enumerate(_list(axes[key], f"axes.{key}", allow_empty=False))
-            ]
-        values["seed"] = [
-            _seed(s, f"axes.seed[{i}]")
-            for i, s in enumerate(_list(axes.get("seed", [base_seed]), "axes.seed", allow_empty=False))
-        ]
+            values[key] = [_name(v, f"axes.{key}[{i}]") for i, v in
+                           enumerate(_list(axes[key], f"axes.{key}", allow_empty=False))]
+        values["seed"] = [_seed(s, f"axes.seed[{i}]") for i, s in
+                          enumerate(_list(axes.get("seed", [base_seed]), "axes.seed", allow_empty=False))]
         for key, vals in values.items():
             dup = next((v for v in vals if vals.count(v) > 1), None)
             if dup is not None:
@@ -219,7 +197,8 @@ def expand(doc: Any, source: str = "<string>", store: str | None = None) -> Grid
         if not ex:
             raise SpecError(f"exclude[{i}]", ex, "an empty exclude entry would remove every cell")
         excludes.append(ex)
-    combos = [(c, where) for c, where in combos if not any(all(c[k] == v for k, v in ex.items()) for ex in excludes)]
+    combos = [(c, where) for c, where in combos if not any(all(c[k] == v for k, v in ex.items())
+                                                             for ex in excludes)]
 
     for i, entry in enumerate(include):
         entry = _mapping(entry, f"include[{i}]", INCLUDE_KEYS)
@@ -247,13 +226,9 @@ def expand(doc: Any, source: str = "<string>", store: str | None = None) -> Grid
     return Grid(name=name, store=store_uri, cells=cells, cluster=cluster, source=source)
 
 
-def _resolve_names(
-    eval_settings: EvalSettings,
-    data: DataSettings,
-    dinfo: DatasetInfo,
-    models: Mapping[str, tuple[ModelInfo, dict]],
-    data_layers: tuple[tuple[str, Any], ...],
-) -> tuple[EvalSettings, DataSettings]:
+def _resolve_names(eval_settings: EvalSettings, data: DataSettings, dinfo: DatasetInfo,
+                   models: Mapping[str, tuple[ModelInfo, dict]], data_layers: tuple[tuple[str, Any], ...]
+                   ) -> tuple[EvalSettings, DataSettings]:
     """Settings that name something of the grid, resolved into what the cell runs with (not device-dependent, so
     not hashed as written): ``eval.references: auto`` becomes the dataset's default, ``data.length_tokenizer`` a
     model name becomes that model's hub id (a path or s3:// URI stays)."""
@@ -267,19 +242,10 @@ def _resolve_names(
     elif name.startswith("s3://") or _path_exists(name):
         resolved = name
     else:
-        where = next(
-            (
-                f"{label}.length_tokenizer"
-                for label, layer in reversed(data_layers)
-                if layer and "length_tokenizer" in layer
-            ),
-            "data.length_tokenizer",
-        )
-        raise SpecError(
-            where,
-            name,
-            "must be a model name (the catalog's or the grid's models section), an existing path or an s3:// URI",
-        )
+        where = next((f"{label}.length_tokenizer" for label, layer in reversed(data_layers)
+                      if layer and "length_tokenizer" in layer), "data.length_tokenizer")
+        raise SpecError(where, name, "must be a model name (the catalog's or the grid's models section), an "
+                                     "existing path or an s3:// URI")
     return eval_settings, dataclasses.replace(data, length_tokenizer=resolved)
 
 
@@ -305,15 +271,11 @@ def _model(name: str, raw: Any) -> tuple[ModelInfo, dict[str, dict[str, Any]]]:
     known = MODELS.get(name)
     arch = raw.get("arch") or raw.get("family") or (known.arch if known else None)
     if arch is None:
-        raise SpecError(
-            f"{path}.family",
-            None,
-            "is required for a model outside the registry (causal or seq2seq): its family cannot be known offline",
-        )
+        raise SpecError(f"{path}.family", None, "is required for a model outside the registry (causal or seq2seq): "
+                                                "its family cannot be known offline")
     if arch not in ARCH_FAMILY:
-        raise SpecError(
-            f"{path}.{'arch' if 'arch' in raw else 'family'}", arch, f"must be one of {', '.join(ARCH_FAMILY)}"
-        )
+        raise SpecError(f"{path}.{'arch' if 'arch' in raw else 'family'}", arch,
+                        f"must be one of {', '.join(ARCH_FAMILY)}")
     if "family" in raw and raw["family"] not in ("causal", "seq2seq"):
         raise SpecError(f"{path}.family", raw["family"], "must be causal or seq2seq")
     context = raw.get("context", known.context if known else None)
@@ -342,11 +304,8 @@ def _dataset(name: str, raw: Any) -> tuple[DatasetInfo, dict[str, dict[str, Any]
     for key in ("source", "id", "kind", "source_column", "summary_column"):
         if not isinstance(merged.get(key), str) or not merged[key]:
             raise SpecError(f"{path}.{key}", merged.get(key), "is required (a non-empty string)")
-    for key, allowed in (
-        ("source", ("hub", "local", "synthetic")),
-        ("kind", ("dialogue", "news")),
-        ("references", ("per_row", "grouped")),
-    ):
+    for key, allowed in (("source", ("hub", "local", "synthetic")), ("kind", ("dialogue", "news")),
+                         ("references", ("per_row", "grouped"))):
         if merged[key] not in allowed:
             raise SpecError(f"{path}.{key}", merged[key], f"must be one of {', '.join(allowed)}")
     if merged["source"] == "synthetic" and merged["id"] not in ("dialogsum", "news"):
@@ -371,15 +330,9 @@ def _variant(name: str, raw: Any) -> tuple[str, dict[str, Any], dict[str, dict[s
     return mtype, params, _sections(raw, path)
 
 
-def _cell(
-    combo: Mapping[str, Any],
-    where: str,
-    preset: str,
-    default_layers: Mapping[str, dict],
-    models: Mapping[str, tuple[ModelInfo, dict]],
-    datasets: Mapping[str, tuple[DatasetInfo, dict]],
-    variants: Mapping[str, tuple[str, dict, dict]],
-) -> Cell:
+def _cell(combo: Mapping[str, Any], where: str, preset: str, default_layers: Mapping[str, dict],
+          models: Mapping[str, tuple[ModelInfo, dict]], datasets: Mapping[str, tuple[DatasetInfo, dict]],
+          variants: Mapping[str, tuple[str, dict, dict]]) -> Cell:
     model_name, method_name, dataset_name = combo["model"], combo["method"], combo["dataset"]
     if method_name in variants:
         mtype, params, method_layers = variants[method_name]
@@ -397,49 +350,34 @@ def _cell(
     elif model_name in MODELS:
         info, model_layers = MODELS[model_name], {}
     else:
-        raise SpecError(
-            f"{where}.model",
-            model_name,
-            f"unknown model; known: {', '.join(sorted(MODELS))} (or declare it under models: with family and context)",
-        )
+        raise SpecError(f"{where}.model", model_name,
+                        f"unknown model; known: {', '.join(sorted(MODELS))} (or declare it under models: with "
+                        f"family and context)")
     if dataset_name in datasets:
         dinfo, dataset_layers = datasets[dataset_name]
     elif dataset_name in DATASETS:
         dinfo, dataset_layers = DATASETS[dataset_name], {}
     else:
-        raise SpecError(
-            f"{where}.dataset",
-            dataset_name,
-            f"unknown dataset; known: {', '.join(sorted(DATASETS))} (or declare it under datasets:)",
-        )
+        raise SpecError(f"{where}.dataset", dataset_name,
+                        f"unknown dataset; known: {', '.join(sorted(DATASETS))} (or declare it under datasets:)")
     reason = method.incompatible.get(info.arch) if info else None
     if reason:
-        raise SpecError(
-            f"{where}",
-            f"{model_name} x {method_name}",
-            f"method {mtype!r} cannot be applied to {info.arch} models: {reason}",
-        )
+        raise SpecError(f"{where}", f"{model_name} x {method_name}",
+                        f"method {mtype!r} cannot be applied to {info.arch} models: {reason}")
 
     family = ARCH_FAMILY[info.arch] if info else None
     settings = {}
     layers_of: dict[str, tuple[tuple[str, Any], ...]] = {}
     for section, cls in SECTIONS.items():
-        layers = merge(
-            preset_layer(preset, section, family),
-            default_layers[section],
-            dataset_layers.get(section),
-            model_layers.get(section),
-            method_layers.get(section),
-            _mapping(combo.get(section), f"{where}.{section}"),
-        )
+        layers = merge(preset_layer(preset, section, family), default_layers[section], dataset_layers.get(section),
+                       model_layers.get(section),
+                       method_layers.get(section), _mapping(combo.get(section), f"{where}.{section}"))
         # Report the path of the layer that supplied the bad value: check each layer's own keys first.
-        labelled = (
-            (f"defaults.{section}", default_layers[section]),
-            (f"datasets.{dataset_name}.{section}", dataset_layers.get(section)),
-            (f"models.{model_name}.{section}", model_layers.get(section)),
-            (f"methods.{method_name}.{section}", method_layers.get(section)),
-            (f"{where}.{section}", combo.get(section)),
-        )
+        labelled = ((f"defaults.{section}", default_layers[section]),
+                    (f"datasets.{dataset_name}.{section}", dataset_layers.get(section)),
+                    (f"models.{model_name}.{section}", model_layers.get(section)),
+                    (f"methods.{method_name}.{section}", method_layers.get(section)),
+                    (f"{where}.{section}", combo.get(section)))
         layers_of[section] = labelled
         for label, layer in labelled:
             if layer:
@@ -453,17 +391,13 @@ def _cell(
                 if layer:
                     build(cls, merge(preset_layer(preset, section, family), layer), label)
             raise
-    settings["eval"], settings["data"] = _resolve_names(
-        settings["eval"], settings["data"], dinfo, models, layers_of["data"]
-    )
+    settings["eval"], settings["data"] = _resolve_names(settings["eval"], settings["data"], dinfo, models,
+                                                        layers_of["data"])
 
     return Cell(
         model=ModelRef(model_name, info.hub_id, info.revision, info.arch, info.context) if info else None,
         method=MethodRef(method_name, mtype, params),
         dataset=DatasetRef(name=dataset_name, **dataclasses.asdict(dinfo)),
-        train=settings["train"],
-        eval=settings["eval"],
-        data=settings["data"],
-        seed=combo["seed"],
-        preset=preset,
+        train=settings["train"], eval=settings["eval"], data=settings["data"],
+        seed=combo["seed"], preset=preset,
     )

@@ -13,7 +13,7 @@ def open_store(uri: str) -> Store:
     if "://" in uri and not uri.startswith("file://"):
         raise StoreError(f"{uri}: unsupported store URI scheme (use s3://bucket/prefix or a local path)")
     if uri.startswith("file://"):
-        uri = uri[len("file://") :]
+        uri = uri[len("file://"):]
     return LocalStore(uri)
 
 

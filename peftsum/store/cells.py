@@ -57,23 +57,14 @@ def write_status(store: Store, grid: str, cell_id: str, state: str, **fields: An
     if state not in STATES:
         raise ValueError(f"unknown state {state!r}")
     counted = _COUNTED.get((grid, cell_id, str(fields.get("attempt"))), {})
-    status = {
-        "state": state,
-        "reason": None,
-        "exit_code": None,
-        "attempt": None,
-        "progress": None,
-        "heartbeat_at": now_iso(),
-        **counted,
-        **fields,
-    }
+    status = {"state": state, "reason": None, "exit_code": None, "attempt": None, "progress": None,
+              "heartbeat_at": now_iso(), **counted, **fields}
     write_json(store, cell_key(grid, cell_id, "status.json"), status)
     return status
 
 
-def begin_attempt(
-    store: Store, grid: str, cell_id: str, attempt: str, job: str | None = None, **fields: Any
-) -> dict[str, Any]:
+def begin_attempt(store: Store, grid: str, cell_id: str, attempt: str, job: str | None = None,
+                  **fields: Any) -> dict[str, Any]:
     """Write status.json ``running`` for a new attempt, with ``attempts``: how many attempts of this cell its Job's
     ``backoffLimit`` has counted so far, this one included (the aggregation Job stops waiting for a cell that failed
     that many times). One more than the previous status's count, except after a preemption (state ``pending``, exit
@@ -109,7 +100,8 @@ def object_sha256(store: Store, key: str) -> str:
         return sha256_file(path)
 
 
-def commit_success(store: Store, grid: str, cell_id: str, attempt_id: str, files: dict[str, dict[str, Any]]) -> bool:
+def commit_success(store: Store, grid: str, cell_id: str, attempt_id: str,
+                   files: dict[str, dict[str, Any]]) -> bool:
     """Write the ``_SUCCESS`` manifest last, first writer wins. Returns False if another attempt already won.
 
     Args:
@@ -130,9 +122,8 @@ def read_manifest(store: Store, grid: str, cell_id: str) -> dict[str, Any] | Non
     return manifest
 
 
-def manifest_problems(
-    store: Store, grid: str, cell_id: str, manifest: dict[str, Any], rehash: bool = False
-) -> Iterator[str]:
+def manifest_problems(store: Store, grid: str, cell_id: str, manifest: dict[str, Any],
+                      rehash: bool = False) -> Iterator[str]:
     """What is wrong with the files a manifest lists, lazily, one line per file ("<file>: <why>").
 
     Checked per file: present with the listed size; where the store keeps checksums (S3), the stored sha256 equal
@@ -170,8 +161,5 @@ def result_key(grid: str, cell_id: str, manifest: dict[str, Any], name: str = "r
 
 
 def new_attempt_id() -> str:
-    return (
-        time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        + "-"
-        + hashlib.sha256(f"{time.time_ns()}".encode()).hexdigest()[:6]
-    )
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + hashlib.sha256(
+        f"{time.time_ns()}".encode()).hexdigest()[:6]

@@ -76,11 +76,8 @@ class LocalStore:
         base = self._path(prefix)
         if not base.is_dir():
             return []
-        return sorted(
-            str(p.relative_to(self.root).as_posix())
-            for p in base.rglob("*")
-            if p.is_file() and not p.name.endswith(".tmp")
-        )
+        return sorted(str(p.relative_to(self.root).as_posix()) for p in base.rglob("*")
+                      if p.is_file() and not p.name.endswith(".tmp"))
 
     def delete_prefix(self, prefix: str) -> None:
         check_key(prefix)

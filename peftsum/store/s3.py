@@ -29,7 +29,7 @@ def parse_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` → (bucket, "some/prefix"). The prefix may be empty."""
     if not uri.startswith("s3://"):
         raise StoreError(f"not an s3:// URI: {uri!r}")
-    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
     if not bucket:
         raise StoreError(f"{uri!r}: no bucket name")
     prefix = prefix.strip("/")
@@ -42,13 +42,10 @@ def _client() -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(
-        retries={"mode": "standard", "total_max_attempts": int(os.environ.get("PEFTSUM_S3_ATTEMPTS", "8"))},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        connect_timeout=10,
-        read_timeout=60,
-    )
+    config = Config(retries={"mode": "standard",
+                                    "total_max_attempts": int(os.environ.get("PEFTSUM_S3_ATTEMPTS", "8"))},
+                    request_checksum_calculation="when_required", response_checksum_validation="when_required",
+                    connect_timeout=10, read_timeout=60)
     return boto3.client("s3", config=config)
 
 
@@ -96,13 +93,8 @@ class S3Store:
         return data
 
     def _put(self, key: str, data: bytes, **extra: Any) -> None:
-        self.client.put_object(
-            Bucket=self.bucket,
-            Key=self._key(key),
-            Body=data,
-            Metadata={META_SHA: hashlib.sha256(data).hexdigest()},
-            **extra,
-        )
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
+                               Metadata={META_SHA: hashlib.sha256(data).hexdigest()}, **extra)
 
     def write_bytes(self, key: str, data: bytes) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -131,13 +123,9 @@ class S3Store:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.upload_file(
-                str(path),
-                self.bucket,
-                self._key(key),
-                ExtraArgs={"Metadata": {META_SHA: sha256_file(path)}},
-                Config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD),
-            )
+            self.client.upload_file(str(path), self.bucket, self._key(key),
+                                    ExtraArgs={"Metadata": {META_SHA: sha256_file(path)}},
+                                    Config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD))
         except (ClientError, BotoCoreError) as err:
             raise self._error(key, err) from None
 
@@ -152,9 +140,8 @@ class S3Store:
         expected = info.sha256
         tmp = path.with_name(f".{path.name}.part")
         try:
-            self.client.download_file(
-                self.bucket, self._key(key), str(tmp), Config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD)
-            )
+            self.client.download_file(self.bucket, self._key(key), str(tmp),
+                                      Config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD))
             if expected and sha256_file(tmp) != expected:
                 raise StoreError(f"{self.uri}/{key}: downloaded content does not match its stored sha256")
             os.replace(tmp, path)
@@ -202,5 +189,5 @@ class S3Store:
     def delete_prefix(self, prefix: str) -> None:
         keys = self.list(prefix)
         for start in range(0, len(keys), 1000):
-            batch = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
+            batch = [{"Key": self._key(k)} for k in keys[start:start + 1000]]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})

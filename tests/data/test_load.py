@@ -73,7 +73,8 @@ class _WordTokenizer:
 
 def test_train_examples_that_do_not_fit_are_filtered_and_eval_sources_truncated() -> None:
     exs = [Example("short", "a b c", "s t"), Example("long", " ".join(["w"] * 100), "s t")]
-    enc = Encoder(_WordTokenizer(), "causal", "dialogue", context=64, max_source_tokens="auto", max_target_tokens=8)
+    enc = Encoder(_WordTokenizer(), "causal", "dialogue", context=64, max_source_tokens="auto",
+                  max_target_tokens=8)
     train = enc.train(exs)
     assert (train.kept, train.dropped) == (1, 1)
     assert len(train.input_ids[0]) <= 64
@@ -84,10 +85,8 @@ def test_train_examples_that_do_not_fit_are_filtered_and_eval_sources_truncated(
 
 def test_single_file_is_cut_into_disjoint_splits_by_source_hash(tmp_path: Path) -> None:
     """One file never puts a row in both train and test; the cut is 90/5/5, independent of row order."""
-    rows = [
-        {"doc": f"d{i}", "text": f"article number {i} about topic {i % 7}", "abstract": f"summary {i}"}
-        for i in range(2000)
-    ]
+    rows = [{"doc": f"d{i}", "text": f"article number {i} about topic {i % 7}", "abstract": f"summary {i}"}
+            for i in range(2000)]
     path = tmp_path / "all.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     ref = _grid_dataset(path)
@@ -108,8 +107,7 @@ def test_single_file_too_small_for_a_split_says_so(tmp_path: Path) -> None:
     path = tmp_path / "tiny.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     ref = _grid_dataset(path)
-    empty = next(
-        s for s in ("validation", "test") if not any(split_of(r["text"]) == s for r in rows)
-    )  # 3 rows: a 5% split is almost surely empty
+    empty = next(s for s in ("validation", "test")
+                 if not any(split_of(r["text"]) == s for r in rows))  # 3 rows: a 5% split is almost surely empty
     with pytest.raises(ValueError, match=f"'{empty}' split"):
         load_split(ref, empty)

@@ -18,14 +18,8 @@ PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/]+)(/log)?)?$")
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "status": "Failure",
-        "code": code,
-        "reason": reason,
-        "message": message,
-    }
+    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason,
+            "message": message}
 
 
 def _selected(obj: dict[str, Any], selector: str | None) -> bool:
@@ -79,9 +73,8 @@ class FakeApiServer:
                 if name is None:
                     sel = query.get("labelSelector")
                     items = [j for (n, _), j in server.jobs.items() if n == ns and _selected(j, sel)]
-                    return self._send(
-                        200, {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {}, "items": items}
-                    )
+                    return self._send(200, {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {},
+                                            "items": items})
                 job = server.jobs.get((ns, name))
                 if job is None:
                     return self._send(404, _status(404, "NotFound", f'jobs.batch "{name}" not found'))
@@ -101,7 +94,7 @@ class FakeApiServer:
                         return self._send(404, _status(404, "NotFound", f'pods "{name}" not found'))
                     lines = text.splitlines(keepends=True)
                     if "tailLines" in query:
-                        lines = lines[-int(query["tailLines"]) :]
+                        lines = lines[-int(query["tailLines"]):]
                     return self._send(200, "".join(lines), "text/plain")
                 return self._send(404, _status(404, "NotFound", "pod reads are not faked"))
 
@@ -128,13 +121,8 @@ class FakeApiServer:
 
     def kubeconfig(self, context: str = "fake", namespace: str = "peftsum") -> str:
         """A kubeconfig (YAML text) with one context pointing at this server."""
-        return json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": context,
-                "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-                "users": [{"name": "fake", "user": {"token": "not-a-secret"}}],
-                "contexts": [{"name": context, "context": {"cluster": "fake", "user": "fake", "namespace": namespace}}],
-            }
-        )
+        return json.dumps({"apiVersion": "v1", "kind": "Config", "current-context": context,
+                           "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                           "users": [{"name": "fake", "user": {"token": "not-a-secret"}}],
+                           "contexts": [{"name": context, "context": {"cluster": "fake", "user": "fake",
+                                                                       "namespace": namespace}}]})

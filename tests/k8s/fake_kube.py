@@ -79,9 +79,8 @@ class FakeKube:
         self.calls.append(("list_pods", selector))
         return [copy.deepcopy(p) for p in self.pods.values() if _matches(p, selector)]
 
-    def pod_log(
-        self, pod: str, container: str | None = None, tail: int | None = None, follow: bool = False
-    ) -> Iterator[str]:
+    def pod_log(self, pod: str, container: str | None = None, tail: int | None = None,
+                follow: bool = False) -> Iterator[str]:
         lines = self.logs.get(pod, [])
         return iter(lines[-tail:] if tail else lines)
 

@@ -19,15 +19,12 @@ from peftsum.telemetry import METRICS
 CHART = Path(__file__).resolve().parents[2] / "charts" / "peftsum"
 ALL_OPTIONS = {
     "namespace": {"create": True},
-    "launcher": {
-        "serviceAccount": {"annotations": {"iam.gke.io/gcp-service-account": "x@y.iam"}},
-        "rbac": {"extraSubjects": [{"kind": "Group", "name": "ml-team", "apiGroup": "rbac.authorization.k8s.io"}]},
-    },
+    "launcher": {"serviceAccount": {"annotations": {"iam.gke.io/gcp-service-account": "x@y.iam"}},
+                 "rbac": {"extraSubjects": [{"kind": "Group", "name": "ml-team",
+                                             "apiGroup": "rbac.authorization.k8s.io"}]}},
     "pushgateway": {"enabled": True, "image": {"digest": "sha256:" + "a" * 64}},
-    "monitoring": {
-        "podMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
-        "serviceMonitor": {"enabled": True},
-    },
+    "monitoring": {"podMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+                   "serviceMonitor": {"enabled": True}},
     "dashboard": {"annotations": {"grafana_folder": "peftsum"}},
     "cache": {"pvc": {"enabled": True, "storageClassName": "nfs-client"}},
     "kueue": {"localQueue": {"enabled": True, "clusterQueue": "gpu-queue"}},
@@ -59,21 +56,9 @@ def test_every_object_passes_its_schema(objects: list[dict]) -> None:
 def test_default_and_all_options_render_the_expected_kinds() -> None:
     kinds = lambda objs: sorted(o["kind"] for o in objs)  # noqa: E731
     assert kinds(render(None)) == ["ConfigMap", "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount"]
-    assert kinds(render(ALL_OPTIONS)) == [
-        "ConfigMap",
-        "Deployment",
-        "LocalQueue",
-        "Namespace",
-        "NetworkPolicy",
-        "NetworkPolicy",
-        "PersistentVolumeClaim",
-        "PodMonitor",
-        "Role",
-        "RoleBinding",
-        "Service",
-        "ServiceAccount",
-        "ServiceMonitor",
-    ]
+    assert kinds(render(ALL_OPTIONS)) == ["ConfigMap", "Deployment", "LocalQueue", "Namespace", "NetworkPolicy",
+                                          "NetworkPolicy", "PersistentVolumeClaim", "PodMonitor", "Role",
+                                          "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor"]
 
 
 def test_network_policy_denies_ingress_to_every_peftsum_pod(paper) -> None:
@@ -86,23 +71,16 @@ def test_network_policy_denies_ingress_to_every_peftsum_pod(paper) -> None:
     assert deny["spec"]["policyTypes"] == ["Ingress"] and "ingress" not in deny["spec"]
     selector = deny["spec"]["podSelector"]["matchLabels"]
     deployment = next(o for o in objects if o["kind"] == "Deployment")
-    pods = [
-        render_jobs.cell_job(paper, paper.cells[0], paper.cluster),
-        render_jobs.aggregate_job(paper, paper.cluster),
-        deployment,
-    ]
+    pods = [render_jobs.cell_job(paper, paper.cells[0], paper.cluster), render_jobs.aggregate_job(paper, paper.cluster),
+            deployment]
     for obj in pods:
         labels = obj["spec"]["template"]["metadata"]["labels"]
         assert selector.items() <= labels.items(), obj["metadata"]["name"]
-    assert (
-        gateway["spec"]["podSelector"]["matchLabels"].items()
-        <= deployment["spec"]["template"]["metadata"]["labels"].items()
-    )
+    assert gateway["spec"]["podSelector"]["matchLabels"].items() <= \
+        deployment["spec"]["template"]["metadata"]["labels"].items()
     assert gateway["spec"]["ingress"][0]["ports"] == [{"port": 9091, "protocol": "TCP"}]
-    assert (
-        deployment["spec"]["template"]["spec"]["containers"][0]["image"]
-        == "quay.io/prometheus/pushgateway@sha256:" + "a" * 64
-    )
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "quay.io/prometheus/pushgateway@sha256:" + "a" * 64
     off = render({"networkPolicy": {"enabled": False}})
     assert "NetworkPolicy" not in {o["kind"] for o in off}
 
@@ -110,10 +88,8 @@ def test_network_policy_denies_ingress_to_every_peftsum_pod(paper) -> None:
 def test_rbac_is_least_privilege() -> None:
     role = next(o for o in render(None) if o["kind"] == "Role")
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in role["rules"]}
-    assert rules == {
-        (("batch",), ("jobs",)): {"create", "get", "list", "watch", "delete"},
-        (("",), ("pods", "pods/log")): {"get", "list", "watch"},
-    }
+    assert rules == {(("batch",), ("jobs",)): {"create", "get", "list", "watch", "delete"},
+                     (("",), ("pods", "pods/log")): {"get", "list", "watch"}}
     text = json.dumps(role["rules"])
     assert "*" not in text and "secrets" not in text
 
@@ -175,15 +151,8 @@ def test_dashboard_queries_only_defined_metrics() -> None:
     assert used <= set(METRICS), f"not in peftsum.telemetry.METRICS: {used - set(METRICS)}"
     # the panels the issue asks for are there
     titles = {p["title"] for p in dashboard["panels"]}
-    assert {
-        "Training progress",
-        "Training tokens/s",
-        "Training loss",
-        "GPU memory peak",
-        "GPU energy",
-        "Phase durations",
-        "Eval scores by method",
-    } <= titles
+    assert {"Training progress", "Training tokens/s", "Training loss", "GPU memory peak", "GPU energy",
+            "Phase durations", "Eval scores by method"} <= titles
 
 
 def test_the_metric_check_can_fail() -> None:

@@ -32,10 +32,8 @@ CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 SUPPRESSED: dict[str, str] = {}
 
 pytestmark = pytest.mark.skipif(
-    not CHECKOV.exists(),
-    reason="checkov's own virtual environment is absent: run `bash scripts/install-checkov.sh` "
-    "(CI creates it through scripts/install-system.sh)",
-)
+    not CHECKOV.exists(), reason="checkov's own virtual environment is absent: run `bash scripts/install-checkov.sh` "
+                                 "(CI creates it through scripts/install-system.sh)")
 
 
 def _write(folder: Path, name: str, objects: list[dict]) -> None:
@@ -48,38 +46,24 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("checkov")
     paper = load_grid(REPO / "examples" / "paper.yaml")
     render.write_manifests(paper, paper.cluster, root / "paper")
-    text = (
-        (REPO / "examples" / "paper.yaml")
-        .read_text()
-        .replace(
-            "\n  s3_secret: peftsum-s3\n",
-            "\n  s3_secret: null\n  service_account: peftsum-cells\n"
-            "  hf_token_secret: hf-token\n  pod: " + json.dumps(FULL_POD) + "\n",
-        )
-    )
+    text = (REPO / "examples" / "paper.yaml").read_text().replace(
+        "\n  s3_secret: peftsum-s3\n", "\n  s3_secret: null\n  service_account: peftsum-cells\n"
+                                       "  hf_token_secret: hf-token\n  pod: " + json.dumps(FULL_POD) + "\n")
     variant_file = root / "variant.yaml"
     variant_file.write_text(text)
     variant = load_grid(variant_file)
     variant_file.unlink()
-    _write(
-        root / "variant",
-        "jobs.yaml",
-        [render.cell_job(variant, variant.cells[0], variant.cluster), render.aggregate_job(variant, variant.cluster)],
-    )
+    _write(root / "variant", "jobs.yaml", [render.cell_job(variant, variant.cells[0], variant.cluster),
+                                           render.aggregate_job(variant, variant.cluster)])
     _write(root / "chart", "default.yaml", render_chart(None))
     _write(root / "chart", "all-options.yaml", render_chart(copy.deepcopy(ALL_OPTIONS)))
-    offline = {
-        "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true",
-        "NO_PROXY": "",
-        "no_proxy": "",
-        **{k: "http://127.0.0.1:9" for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")},
-    }
+    offline = {"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "NO_PROXY": "", "no_proxy": "",
+               **{k: "http://127.0.0.1:9" for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")}}
     cmd = [str(CHECKOV), "-d", str(root), "--framework", "kubernetes", "--skip-download", "-o", "json"]
     if SUPPRESSED:
         cmd += ["--skip-check", ",".join(SUPPRESSED)]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, **offline}, cwd=root
-    )
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, **offline}, cwd=root)
     assert proc.stdout.strip(), proc.stderr[-3000:]
     reports = json.loads(proc.stdout)
     reports = reports if isinstance(reports, list) else [reports]
@@ -88,9 +72,8 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_no_failed_checks(scanned: dict) -> None:
-    failed = sorted(
-        {(f["check_id"], f["check_name"], f["file_path"], f["resource"]) for f in scanned["results"]["failed_checks"]}
-    )
+    failed = sorted({(f["check_id"], f["check_name"], f["file_path"], f["resource"])
+                     for f in scanned["results"]["failed_checks"]})
     assert failed == [], "\n".join(map(str, failed))
     assert scanned["summary"]["parsing_errors"] == 0
 

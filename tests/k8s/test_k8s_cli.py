@@ -58,9 +58,8 @@ def test_validate_k8s_recommends_a_digest(small_file: str, capsys: pytest.Captur
 
 def test_bad_grid_is_exit_2_before_any_api_call(tmp_path: Path, cli_cluster, capsys) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        "name: g\nstore: s3://b/p\naxes: {model: [gpt2], method: [lora], dataset: [samsum]}\ncluster: {gpus: 2}\n"
-    )
+    bad.write_text("name: g\nstore: s3://b/p\naxes: {model: [gpt2], method: [lora], dataset: [samsum]}\n"
+                   "cluster: {gpus: 2}\n")
     assert main(["submit", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "cluster.gpus" in err and "2" in err
@@ -101,16 +100,11 @@ def test_submit_status_logs_cancel(small_file: str, cli_cluster, store, capsys, 
     job_name = next(n for n in cli_cluster.jobs if n != "small-aggregate")
     cell_id = cli_cluster.jobs[job_name]["metadata"]["labels"][names.LABEL_CELL]
     layout.write_status(store, "small", cell_id, "running", attempt="a1", progress=0.5)
-    cli_cluster.add_pod(
-        {
-            "metadata": {
-                "name": "p1",
-                "creationTimestamp": "2026-01-01T00:00:00Z",
-                "labels": {names.LABEL_GRID: "small", names.LABEL_CELL: cell_id, names.LABEL_ROLE: "cell"},
-            },
-            "status": {"phase": "Running", "containerStatuses": [{"name": "cell", "state": {"running": {}}}]},
-        }
-    )
+    cli_cluster.add_pod({"metadata": {"name": "p1", "creationTimestamp": "2026-01-01T00:00:00Z",
+                                      "labels": {names.LABEL_GRID: "small", names.LABEL_CELL: cell_id,
+                                                 names.LABEL_ROLE: "cell"}},
+                         "status": {"phase": "Running",
+                                    "containerStatuses": [{"name": "cell", "state": {"running": {}}}]}})
     cli_cluster.logs["p1"] = ["step 1 loss 3.2", "step 2 loss 2.9"]
     assert main(["status", small_file, "--json"]) == 0
     states = {s["cell_id"]: s for s in json.loads(capsys.readouterr().out)}
@@ -166,9 +160,8 @@ def test_submit_wait_then_aggregates(small_file: str, cli_cluster, store, capsys
 
     def finishing(store_, grid, api):  # every cell's Job fails while we watch
         for name in cli_cluster.jobs:
-            cli_cluster.set_job_status(
-                name, {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
-            )
+            cli_cluster.set_job_status(name, {"conditions": [{"type": "Failed", "status": "True",
+                                                              "reason": "BackoffLimitExceeded"}]})
         return real(store_, grid, api)
 
     monkeypatch.setattr(watch_module, "grid_states", finishing)
@@ -221,19 +214,14 @@ class _Gateway:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
 
-def test_cancel_deletes_gateway_groups_even_when_the_cluster_is_unreachable(
-    small_file: str, monkeypatch, capsys
-) -> None:
+def test_cancel_deletes_gateway_groups_even_when_the_cluster_is_unreachable(small_file: str, monkeypatch,
+                                                                            capsys) -> None:
     def unreachable(namespace, context):
         raise KubeUnreachable("cannot load kube context 'gpu'")
 
     monkeypatch.setattr(commands, "connect", unreachable)
-    gw = _Gateway(
-        [
-            {"job": "peftsum", "grid": "small", "cell": "aaaaaaaaaaaa"},
-            {"job": "peftsum", "grid": "other", "cell": "bbbbbbbbbbbb"},
-        ]
-    )
+    gw = _Gateway([{"job": "peftsum", "grid": "small", "cell": "aaaaaaaaaaaa"},
+                   {"job": "peftsum", "grid": "other", "cell": "bbbbbbbbbbbb"}])
     try:
         assert main(["cancel", small_file, "--all", "--pushgateway", gw.url]) == 1
     finally:
@@ -249,13 +237,11 @@ def test_validate_k8s_imports_neither_ml_stack_nor_the_kube_client() -> None:
     import subprocess
     import sys
 
-    code = (
-        "import sys, io, contextlib\nfrom launcher.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    rc = main(['validate', {PAPER!r}, '--k8s', '1.31'])\n"
-        "assert rc == 0, rc\n"
-        "loaded = [m for m in ('torch', 'transformers', 'peft', 'kubernetes') if m in sys.modules]\n"
-        "print(','.join(loaded))\n"
-    )
+    code = ("import sys, io, contextlib\nfrom launcher.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    rc = main(['validate', {PAPER!r}, '--k8s', '1.31'])\n"
+            "assert rc == 0, rc\n"
+            "loaded = [m for m in ('torch', 'transformers', 'peft', 'kubernetes') if m in sys.modules]\n"
+            "print(','.join(loaded))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""

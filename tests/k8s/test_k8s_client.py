@@ -24,12 +24,9 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def test_job_round_trip_over_http(server: FakeApiServer) -> None:
     api = KubeClient("peftsum", context="fake")
-    body = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "g-000000000001", "labels": {names.LABEL_GRID: "g", names.LABEL_CELL: "c1"}},
-        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "cell", "image": "x"}]}}},
-    }
+    body = {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "g-000000000001", "labels": {names.LABEL_GRID: "g", names.LABEL_CELL: "c1"}},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "cell", "image": "x"}]}}}}
     created = api.create_job(body)
     assert created["metadata"]["creationTimestamp"]  # API-shaped (camelCase) dicts, not client models
     assert api.get_job("g-000000000001")["spec"]["template"]["spec"]["restartPolicy"] == "Never"

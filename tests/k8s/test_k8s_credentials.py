@@ -20,13 +20,8 @@ from launcher.k8s import render, schema
 from peftsum.spec import SpecError, load_grid, parse_grid
 
 REPO = Path(__file__).resolve().parents[2]
-CREDENTIAL_VARS = {
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "HF_TOKEN",
-    "HUGGING_FACE_HUB_TOKEN",
-}
+CREDENTIAL_VARS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HF_TOKEN",
+                   "HUGGING_FACE_HUB_TOKEN"}
 
 
 def _pod(job: dict) -> dict:
@@ -47,12 +42,8 @@ VARIANTS = {
     "keys + gated models": {"hf_token_secret": "hf-token"},
     "MinIO": {"s3_endpoint": "http://minio.minio:9000", "s3_region": "us-east-1", "s3_secret": "minio-creds"},
     "EKS IRSA": {"service_account": "peftsum-cells", "s3_secret": None, "s3_region": "eu-west-1"},
-    "GKE workload identity + HF token": {
-        "service_account": "peftsum-cells",
-        "s3_secret": None,
-        "s3_endpoint": "https://storage.googleapis.com",
-        "hf_token_secret": "hf",
-    },
+    "GKE workload identity + HF token": {"service_account": "peftsum-cells", "s3_secret": None,
+                                         "s3_endpoint": "https://storage.googleapis.com", "hf_token_secret": "hf"},
 }
 
 
@@ -73,11 +64,8 @@ def test_every_credential_is_a_file_from_a_secret(paper, variant: str) -> None:
         assert len(secrets) == len(files)
         for f in files:  # each credential: its Secret key as a read-only file, and the variable naming that file
             volume = next(v for v in secrets if v["name"] == f.volume)
-            assert volume["secret"] == {
-                "secretName": f.secret,
-                "items": [{"key": f.key, "path": f.key}],
-                "defaultMode": 0o440,
-            }
+            assert volume["secret"] == {"secretName": f.secret, "items": [{"key": f.key, "path": f.key}],
+                                        "defaultMode": 0o440}
             assert mounts[f.volume] == {"name": f.volume, "mountPath": f.folder, "readOnly": True}
             assert env[f.env] == {"name": f.env, "value": f.path}
         assert pod.get("serviceAccountName") == cluster.service_account
@@ -91,9 +79,8 @@ def test_service_account_without_s3_secret_renders_no_credentials(tmp_path: Path
     text = (REPO / "examples" / "paper.yaml").read_text()
     assert "\n  s3_secret: peftsum-s3\n" in text
     grid_file = tmp_path / "paper-irsa.yaml"
-    grid_file.write_text(
-        text.replace("\n  s3_secret: peftsum-s3\n", "\n  s3_secret: null\n  service_account: peftsum-cells\n")
-    )
+    grid_file.write_text(text.replace("\n  s3_secret: peftsum-s3\n",
+                                      "\n  s3_secret: null\n  service_account: peftsum-cells\n"))
     grid = load_grid(grid_file)
     objects = [*render.cell_jobs(grid).values(), render.aggregate_job(grid, grid.cluster)]
     assert len(objects) == 37
@@ -112,13 +99,8 @@ def test_pod_env_names_are_the_reserved_ones(paper) -> None:
     """cluster.pod.env refuses the names the launcher sets (peftsum.spec.cluster.RESERVED_ENV): the two lists agree."""
     from peftsum.spec.cluster import RESERVED_ENV
 
-    _, jobs = _variant(
-        paper,
-        hf_token_secret="hf",
-        s3_endpoint="http://m:9000",  # noqa: S106 - Secret names
-        s3_region="r",
-        pushgateway="http://pg:9091",
-    )
+    _, jobs = _variant(paper, hf_token_secret="hf", s3_endpoint="http://m:9000",  # noqa: S106 - Secret names
+                       s3_region="r", pushgateway="http://pg:9091")
     names = {n for job in jobs for n in _env(job)}
     assert names == set(RESERVED_ENV)
 
@@ -142,51 +124,33 @@ def _mounted_as_the_kubelet_would(job: dict, secrets: dict[str, dict[str, str]],
 def test_the_pod_reaches_s3_and_the_hub_with_its_files_alone(s3, paper, tmp_path: Path) -> None:
     """A Secret in the documented format (``credentials``: AWS shared-credentials INI; ``token``), mounted as the
     Job says, is all the pod needs: no AWS_* key or HF_TOKEN variable anywhere in its environment."""
-    cluster, _ = _variant(
-        paper,
-        s3_secret="peftsum-s3",
-        hf_token_secret="hf-token",  # noqa: S106 - Secret names
-        s3_endpoint=s3.endpoint,
-        s3_region="us-east-1",
-    )
+    cluster, _ = _variant(paper, s3_secret="peftsum-s3", hf_token_secret="hf-token",  # noqa: S106 - Secret names
+                          s3_endpoint=s3.endpoint, s3_region="us-east-1")
     grid = dataclasses.replace(paper, store=s3.uri)
     job = render.cell_job(grid, grid.cells[0], cluster)
-    secrets = {
-        "peftsum-s3": {"credentials": "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n"},
-        "hf-token": {"token": "hf_from_a_file\n"},
-    }
+    secrets = {"peftsum-s3": {"credentials": "[default]\naws_access_key_id = testing\n"
+                                             "aws_secret_access_key = testing\n"},
+               "hf-token": {"token": "hf_from_a_file\n"}}
     env = _mounted_as_the_kubelet_would(job, secrets, tmp_path / "root")
-    env.update(
-        {
-            "PATH": os.environ["PATH"],
-            "HOME": str(tmp_path),
-            "TMPDIR": str(tmp_path),
-            "HF_HOME": str(tmp_path / "hf"),
-            "PEFTSUM_CACHE": str(tmp_path / "cache"),
-            "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
-    )
+    env.update({"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TMPDIR": str(tmp_path),
+                "HF_HOME": str(tmp_path / "hf"), "PEFTSUM_CACHE": str(tmp_path / "cache"),
+                "AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_EC2_METADATA_DISABLED": "true"})
     assert not CREDENTIAL_VARS & env.keys()
-    code = (
-        f"import boto3, huggingface_hub\n"
-        f"from peftsum.store import open_store\n"
-        f"store = open_store({s3.uri!r})\n"
-        f"store.write_bytes('probe/x.txt', b'written by the pod')\n"
-        f"print(store.read_bytes('probe/x.txt').decode())\n"
-        f"print(boto3.Session().get_credentials().method)\n"
-        f"print(huggingface_hub.get_token())\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False
-    )
+    code = (f"import boto3, huggingface_hub\n"
+            f"from peftsum.store import open_store\n"
+            f"store = open_store({s3.uri!r})\n"
+            f"store.write_bytes('probe/x.txt', b'written by the pod')\n"
+            f"print(store.read_bytes('probe/x.txt').decode())\n"
+            f"print(boto3.Session().get_credentials().method)\n"
+            f"print(huggingface_hub.get_token())\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split("\n")[:3] == ["written by the pod", "shared-credentials-file", "hf_from_a_file"]
     # and without the file boto3 has no credentials: the file is what made it work
     env.pop("AWS_SHARED_CREDENTIALS_FILE")
-    proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False
-    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=120, check=False)
     assert proc.returncode != 0 and "Unable to locate credentials" in proc.stderr + proc.stdout
 
 
@@ -196,9 +160,8 @@ def test_a_grid_without_an_image_cannot_render_jobs(tmp_path: Path, capsys: pyte
     from launcher.cli import main
 
     grid = tmp_path / "local.yaml"
-    grid.write_text(
-        "name: local\nstore: s3://b/p\naxes: {model: [tiny-gpt2], method: [lora], dataset: [synthetic-dialogsum]}\n"
-    )
+    grid.write_text("name: local\nstore: s3://b/p\naxes: {model: [tiny-gpt2], method: [lora], "
+                    "dataset: [synthetic-dialogsum]}\n")
     assert main(["validate", str(grid)]) == 0
     capsys.readouterr()
     for argv in (["validate", str(grid), "--k8s", "1.31"], ["render", str(grid), "-o", str(tmp_path / "out")]):

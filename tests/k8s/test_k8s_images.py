@@ -23,9 +23,8 @@ RELOCK = "regenerate it with `bash scripts/lock-image.sh`"
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_hadolint_clean(dockerfile: Path) -> None:
-    proc = subprocess.run(
-        [str(HADOLINT), "--failure-threshold", "info", str(dockerfile)], capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run([str(HADOLINT), "--failure-threshold", "info", str(dockerfile)], capture_output=True,
+                          text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -79,9 +78,8 @@ def test_cuda_image_installs_the_pod_packages_and_torch_s_cuda_build() -> None:
     from importlib.metadata import version
 
     assert pins["torch"] == version("torch").split("+")[0] and "+cpu" not in pins["torch"]
-    cuda_libs = [
-        n for n in pins if n.startswith(("nvidia-cuda-runtime", "nvidia-cudnn", "nvidia-cublas", "nvidia-nccl"))
-    ]
+    cuda_libs = [n for n in pins
+                 if n.startswith(("nvidia-cuda-runtime", "nvidia-cudnn", "nvidia-cublas", "nvidia-nccl"))]
     assert len(cuda_libs) == 4, f"torch's CUDA libraries are missing ({cuda_libs}); {RELOCK}"
     blocks = CUDA_REQUIREMENTS.read_text().split("\n")
     hashed = [i for i, line in enumerate(blocks) if re.match(r"^[A-Za-z0-9_.-]+==", line)]
@@ -117,13 +115,8 @@ def test_templates_call_commands_the_image_provides(paper) -> None:
     jobs = [render.cell_job(paper, paper.cells[0], paper.cluster), render.aggregate_job(paper, paper.cluster)]
     for job in jobs:
         args = job["spec"]["template"]["spec"]["containers"][0]["args"]
-        proc = subprocess.run(
-            [sys.executable, "-m", "peftsum.cli", args[0], "--help"],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            check=False,
-        )
+        proc = subprocess.run([sys.executable, "-m", "peftsum.cli", args[0], "--help"], capture_output=True,
+                              text=True, cwd=REPO, check=False)
         assert proc.returncode == 0, proc.stderr
         for option in (a for a in args if a.startswith("--")):
             assert re.search(rf"(^|\s){re.escape(option)}\b", proc.stdout), f"peftsum {args[0]} has no {option}"

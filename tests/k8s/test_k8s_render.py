@@ -66,15 +66,11 @@ def _stable(text: str, cell_id: str | None = None) -> str:
     return re.sub(rf"({re.escape(names.ANNOTATION_HASH)}: )[0-9a-f]{{16}}", r"\1<job_hash>", text)
 
 
-@pytest.mark.parametrize(
-    ("model", "method", "dataset"), [("gpt2", "full", "dialogsum-test"), ("t5-base", "lora", "cnn_dailymail")]
-)
+@pytest.mark.parametrize(("model", "method", "dataset"), [("gpt2", "full", "dialogsum-test"),
+                                                         ("t5-base", "lora", "cnn_dailymail")])
 def test_golden(paper, model: str, method: str, dataset: str) -> None:
-    cell = next(
-        c
-        for c in paper.cells
-        if c.labels["model"] == model and c.labels["method"] == method and c.labels["dataset"] == dataset
-    )
+    cell = next(c for c in paper.cells if c.labels["model"] == model and c.labels["method"] == method
+                and c.labels["dataset"] == dataset)
     text = _stable(render.to_yaml(render.cell_job(paper, cell, paper.cluster)), cell.cell_id)
     path = GOLDEN / f"paper-{model}-{method}-{dataset}.yaml"
     if REGEN:
@@ -98,11 +94,8 @@ def test_job_has_the_batch_operator_settings(paper) -> None:
     assert job["metadata"]["name"] == f"paper-{cell.cell_id}" and len(job["metadata"]["name"]) <= 63
     rules = spec["podFailurePolicy"]["rules"]
     assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
-    assert rules[1] == {
-        "action": "FailJob",
-        "onExitCodes": {"containerName": "cell", "operator": "In", "values": [2]},
-        "onPodConditions": [],
-    }
+    assert rules[1] == {"action": "FailJob", "onExitCodes": {"containerName": "cell", "operator": "In", "values": [2]},
+                        "onPodConditions": []}
     assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (3, 86400, 604800)
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
     assert pod["terminationGracePeriodSeconds"] == 300
@@ -111,13 +104,9 @@ def test_job_has_the_batch_operator_settings(paper) -> None:
     # Pod Security "restricted"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert c["securityContext"] == {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
+    assert c["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                    "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+                                    "seccompProfile": {"type": "RuntimeDefault"}}
     mounts = {m["mountPath"] for m in c["volumeMounts"]}
     assert {"/tmp", "/cache"} <= mounts
     env = {e["name"]: e for e in c["env"]}
@@ -132,17 +121,11 @@ def test_job_has_the_batch_operator_settings(paper) -> None:
 
 def test_placement_and_queue(paper) -> None:
     cluster = dataclasses.replace(
-        paper.cluster,
-        node_selector={"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
-        queue="team-a",
+        paper.cluster, node_selector={"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}, queue="team-a",
         tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
-        priority_class="batch-low",
-        cache_pvc="hf-cache",
-        image_pull_secret="regcred",  # noqa: S106 - a name
+        priority_class="batch-low", cache_pvc="hf-cache", image_pull_secret="regcred",  # noqa: S106 - a name
         gpus=0,
-        active_deadline_seconds=None,
-        ttl_seconds_after_finished=None,
-    )
+        active_deadline_seconds=None, ttl_seconds_after_finished=None)
     job = render.cell_job(paper, paper.cells[0], cluster)
     pod = job["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
@@ -162,14 +145,8 @@ def test_shared_parse_equals_a_fresh_render(paper, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(render, "_skeletons", {})
     monkeypatch.setattr(render, "_shared_masks", [])
     assert render.cell_job(paper, cell, paper.cluster) == job
-    own = {
-        "name": "x",
-        "labels": {"a": "b", "empty": ""},
-        "annotations": {"c": "d\ne"},
-        "args": ["x", "y: z"],
-        "pod_labels": {"a": "b"},
-        "pod_annotations": {"c": "d\ne", "e": "f"},
-    }
+    own = {"name": "x", "labels": {"a": "b", "empty": ""}, "annotations": {"c": "d\ne"}, "args": ["x", "y: z"],
+           "pod_labels": {"a": "b"}, "pod_annotations": {"c": "d\ne", "e": "f"}}
     for image in ("registry.example/a:1", "registry.example/b:2"):  # two shared value sets, one shape
         cluster = dataclasses.replace(paper.cluster, image=image)
         shared = render.cell_shared(paper, cluster)
@@ -190,15 +167,8 @@ def test_a_template_that_edits_a_value_is_refused(monkeypatch: pytest.MonkeyPatc
         render.render_template("t", {}, name="job")
 
 
-NASTY = [
-    "evil\nkind: Secret\n---\napiVersion: v1",
-    "quote \" and ' here",
-    "colon: value # comment",
-    "{{ 7*7 }} {% if x %}",
-    "- [a, b]\n  c: &anchor d",
-    "emoji 😀 and \x85 next \u2028 line",
-    "trailing\\",
-]
+NASTY = ['evil\nkind: Secret\n---\napiVersion: v1', 'quote " and \' here', 'colon: value # comment',
+         '{{ 7*7 }} {% if x %}', '- [a, b]\n  c: &anchor d', 'emoji 😀 and \x85 next \u2028 line', 'trailing\\']
 
 
 @pytest.mark.parametrize("text", NASTY)
@@ -231,7 +201,7 @@ def yaml_str(text: str) -> str:
     return render.yaml_json(text)
 
 
-@pytest.mark.parametrize("name", ["bad\nname", 'a"b', "x: y", "{{ x }}"])
+@pytest.mark.parametrize("name", ['bad\nname', 'a"b', 'x: y', '{{ x }}'])
 def test_injection_through_axis_names_is_rejected(name: str) -> None:
     import json
 
@@ -240,45 +210,35 @@ def test_injection_through_axis_names_is_rejected(name: str) -> None:
     assert err.value.path == "axes.model[0]" and err.value.value == name
 
 
-@pytest.mark.parametrize(
-    ("key", "value", "path"),
-    [
-        ("namespace", '"Bad_NS"', "cluster.namespace"),
-        ("image", '"img:1\\nkind: Secret"', "cluster.image"),
-        ("memory", '"lots"', "cluster.memory"),
-        ("pushgateway", '"http://x:1/\\"q"', "cluster.pushgateway"),
-        ("node_selector", '{"a b": "c"}', "cluster.node_selector.a b"),
-        ("tolerations", '[{"key": "k", "operator": "Sometimes"}]', "cluster.tolerations[0].operator"),
-        (
-            "tolerations",
-            '[{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5}]',
-            "cluster.tolerations[0].tolerationSeconds",
-        ),
-        ("gpus", "2", "cluster.gpus"),
-        ("s3_secret", '"my secret"', "cluster.s3_secret"),
-        # Kubernetes stores these as int32 (ttlSecondsAfterFinished, backoffLimit) or int64: range-checked here, so
-        # `validate` names the field instead of the API server refusing the Job (issue 15 item 12)
-        ("ttl_seconds_after_finished", "1.0e+300", "cluster.ttl_seconds_after_finished"),
-        ("ttl_seconds_after_finished", "2147483648", "cluster.ttl_seconds_after_finished"),
-        ("active_deadline_seconds", "1.0e+300", "cluster.active_deadline_seconds"),
-        ("active_deadline_seconds", "9223372036854775808", "cluster.active_deadline_seconds"),
-        ("backoff_limit", "1.0e+10", "cluster.backoff_limit"),
-        ("termination_grace_period_seconds", "1.0e+300", "cluster.termination_grace_period_seconds"),
-        ("report_wait_seconds", "1.0e+300", "cluster.report_wait_seconds"),
-        (
-            "tolerations",
-            '[{"key": "k", "effect": "NoExecute", "tolerationSeconds": 1.0e+300}]',
-            "cluster.tolerations[0].tolerationSeconds",
-        ),
-        ("service_account", '"Bad SA"', "cluster.service_account"),
-        ("s3_endpoint", '"minio:9000"', "cluster.s3_endpoint"),
-    ],
-)
+@pytest.mark.parametrize(("key", "value", "path"), [
+    ("namespace", '"Bad_NS"', "cluster.namespace"),
+    ("image", '"img:1\\nkind: Secret"', "cluster.image"),
+    ("memory", '"lots"', "cluster.memory"),
+    ("pushgateway", '"http://x:1/\\"q"', "cluster.pushgateway"),
+    ("node_selector", '{"a b": "c"}', "cluster.node_selector.a b"),
+    ("tolerations", '[{"key": "k", "operator": "Sometimes"}]', "cluster.tolerations[0].operator"),
+    ("tolerations", '[{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5}]',
+     "cluster.tolerations[0].tolerationSeconds"),
+    ("gpus", "2", "cluster.gpus"),
+    ("s3_secret", '"my secret"', "cluster.s3_secret"),
+    # Kubernetes stores these as int32 (ttlSecondsAfterFinished, backoffLimit) or int64: range-checked here, so
+    # `validate` names the field instead of the API server refusing the Job (issue 15 item 12)
+    ("ttl_seconds_after_finished", "1.0e+300", "cluster.ttl_seconds_after_finished"),
+    ("ttl_seconds_after_finished", "2147483648", "cluster.ttl_seconds_after_finished"),
+    ("active_deadline_seconds", "1.0e+300", "cluster.active_deadline_seconds"),
+    ("active_deadline_seconds", "9223372036854775808", "cluster.active_deadline_seconds"),
+    ("backoff_limit", "1.0e+10", "cluster.backoff_limit"),
+    ("termination_grace_period_seconds", "1.0e+300", "cluster.termination_grace_period_seconds"),
+    ("report_wait_seconds", "1.0e+300", "cluster.report_wait_seconds"),
+    ("tolerations", '[{"key": "k", "effect": "NoExecute", "tolerationSeconds": 1.0e+300}]',
+     "cluster.tolerations[0].tolerationSeconds"),
+    ("service_account", '"Bad SA"', "cluster.service_account"),
+    ("s3_endpoint", '"minio:9000"', "cluster.s3_endpoint"),
+])
 def test_cluster_values_are_validated(key: str, value: str, path: str) -> None:
     with pytest.raises(SpecError) as err:
-        parse_grid(
-            f"name: g\naxes: {{model: [gpt2], method: [lora], dataset: [samsum]}}\ncluster: {{{key}: {value}}}\n"
-        )
+        parse_grid(f"name: g\naxes: {{model: [gpt2], method: [lora], dataset: [samsum]}}\n"
+                   f"cluster: {{{key}: {value}}}\n")
     assert err.value.path == path
 
 

@@ -41,19 +41,8 @@ def test_submit_creates_the_waiting_aggregation_job_once(small, store, fake) -> 
     started = any(r.action == "created" for r in results)
     assert submit_report_job(small, fake, cells_started=started) == (AGG, "created")
     job = fake.jobs[AGG]
-    assert _args(job) == [
-        "aggregate",
-        "--grid",
-        "small",
-        "--store",
-        "s3://bucket/runs",
-        "--wait",
-        "604800",
-        "--max-attempts",
-        "4",
-        "--job-deadline",
-        "86400",
-    ]
+    assert _args(job) == ["aggregate", "--grid", "small", "--store", "s3://bucket/runs", "--wait", "604800",
+                          "--max-attempts", "4", "--job-deadline", "86400"]
     assert job["spec"]["activeDeadlineSeconds"] == 604800 + render.REPORT_BUILD_SECONDS
     assert job["metadata"]["labels"][names.LABEL_ROLE] == "aggregate"
     pod = job["spec"]["template"]["spec"]
@@ -61,7 +50,8 @@ def test_submit_creates_the_waiting_aggregation_job_once(small, store, fake) -> 
     # a second submit: nothing new, the aggregation Job is left alone, also once it has finished
     creates = [c for c in fake.calls if c[0] == "create"]
     again = submit_grid(store, small, fake)
-    assert submit_report_job(small, fake, cells_started=any(r.action == "created" for r in again)) == (AGG, "unchanged")
+    assert submit_report_job(small, fake, cells_started=any(r.action == "created" for r in again)) == \
+        (AGG, "unchanged")
     _finish(fake, AGG)
     assert submit_report_job(small, fake, cells_started=False) == (AGG, "unchanged")
     assert [c for c in fake.calls if c[0] in ("create", "delete")] == creates
@@ -141,44 +131,26 @@ def test_report_job_over_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s
 # --- when a cell cannot get further (pure) -------------------------------------------------------------------------
 
 
-def _status(
-    state: str,
-    *,
-    attempts: int = 1,
-    code: int | None = None,
-    started: datetime = NOW,
-    beat: datetime = NOW,
-    reason: str | None = None,
-) -> dict:
-    return {
-        "state": state,
-        "attempts": attempts,
-        "exit_code": code,
-        "reason": reason,
-        "attempt": started.strftime("%Y%m%dT%H%M%S") + "-abcdef",
-        "heartbeat_at": beat.isoformat(),
-    }
+def _status(state: str, *, attempts: int = 1, code: int | None = None, started: datetime = NOW,
+            beat: datetime = NOW, reason: str | None = None) -> dict:
+    return {"state": state, "attempts": attempts, "exit_code": code, "reason": reason,
+            "attempt": started.strftime("%Y%m%dT%H%M%S") + "-abcdef", "heartbeat_at": beat.isoformat()}
 
 
-@pytest.mark.parametrize(
-    ("status", "ends"),
-    [
-        (None, None),
-        (_status("running"), None),
-        (_status("pending", code=3, reason="Preempted"), None),
-        (_status("failed", code=1, attempts=3, reason="boom"), None),  # the Job retries once more
-        (_status("failed", code=2, reason="bad spec: x"), "bad spec (exit code 2, never retried); last: bad spec: x"),
-        (
-            _status("failed", code=1, attempts=4, reason="boom"),
-            "failed 4 times, all the attempts its Job allows (backoffLimit 3); last: boom",
-        ),
-        (_status("failed", code=3, attempts=4, reason="OSError"), "failed 4 times"),  # I/O errors count too
-        (_status("running", started=NOW - timedelta(hours=25)), "beyond the Job's activeDeadlineSeconds"),
-        (_status("running", attempts=4, beat=NOW - timedelta(hours=7)), "lost: its last allowed attempt (4 of 4)"),
-        (_status("running", attempts=3, beat=NOW - timedelta(hours=7)), None),  # a retry may be pending, unscheduled
-        (_status("done"), "status.json says done but _SUCCESS is missing"),
-    ],
-)
+@pytest.mark.parametrize(("status", "ends"), [
+    (None, None),
+    (_status("running"), None),
+    (_status("pending", code=3, reason="Preempted"), None),
+    (_status("failed", code=1, attempts=3, reason="boom"), None),  # the Job retries once more
+    (_status("failed", code=2, reason="bad spec: x"), "bad spec (exit code 2, never retried); last: bad spec: x"),
+    (_status("failed", code=1, attempts=4, reason="boom"), "failed 4 times, all the attempts its Job allows "
+                                                           "(backoffLimit 3); last: boom"),
+    (_status("failed", code=3, attempts=4, reason="OSError"), "failed 4 times"),  # I/O errors count too
+    (_status("running", started=NOW - timedelta(hours=25)), "beyond the Job's activeDeadlineSeconds"),
+    (_status("running", attempts=4, beat=NOW - timedelta(hours=7)), "lost: its last allowed attempt (4 of 4)"),
+    (_status("running", attempts=3, beat=NOW - timedelta(hours=7)), None),  # a retry may be pending, unscheduled
+    (_status("done"), "status.json says done but _SUCCESS is missing"),
+])
 def test_verdict(status: dict | None, ends: str | None) -> None:
     got = wait.verdict(status, max_attempts=4, job_deadline_s=86400, now=NOW)
     assert (got is None) if ends is None else (got is not None and ends in got)
@@ -189,11 +161,8 @@ def test_verdict(status: dict | None, ends: str | None) -> None:
 
 def _grid_in(store, text: str):
     grid = parse_grid(text, source="small.yaml")
-    layout.write_json(
-        store,
-        layout.grid_key(grid.name, "grid.json"),
-        {"name": grid.name, "cells": {c.cell_id: c.to_dict() for c in grid.cells}},
-    )
+    layout.write_json(store, layout.grid_key(grid.name, "grid.json"),
+                      {"name": grid.name, "cells": {c.cell_id: c.to_dict() for c in grid.cells}})
     for c in grid.cells:
         layout.write_json(store, layout.cell_key(grid.name, c.cell_id, "spec.json"), c.to_dict())
     return grid
@@ -202,13 +171,8 @@ def _grid_in(store, text: str):
 def _commit(store, grid: str, cid: str) -> None:
     key = layout.cell_key(grid, cid, "attempts", "a1", "result.json")
     layout.write_json(store, key, {"ok": True})
-    layout.commit_success(
-        store,
-        grid,
-        cid,
-        "a1",
-        {"attempts/a1/result.json": {"bytes": store.size(key), "sha256": layout.object_sha256(store, key)}},
-    )
+    layout.commit_success(store, grid, cid, "a1", {"attempts/a1/result.json": {
+        "bytes": store.size(key), "sha256": layout.object_sha256(store, key)}})
 
 
 def test_wait_polls_s3_with_backoff_until_no_cell_can_change(s3, small_text: str) -> None:
@@ -220,19 +184,13 @@ def test_wait_polls_s3_with_backoff_until_no_cell_can_change(s3, small_text: str
     layout.write_status(store, "small", a, "running", attempt=stamp(), attempts=1)
     layout.write_status(store, "small", b, "failed", attempt=stamp(), attempts=1, exit_code=1, reason="boom")
     _commit(store, "small", d)
-    world = iter(
-        [
-            lambda: (
-                _commit(store, "small", a),  # a finishes; b fails again, its last allowed attempt
-                layout.write_status(
-                    store, "small", b, "failed", attempt=stamp(), attempts=2, exit_code=1, reason="boom"
-                ),
-            ),
-            lambda: layout.write_status(
-                store, "small", c, "failed", attempt=stamp(), attempts=1, exit_code=2, reason="bad spec: no"
-            ),
-        ]
-    )
+    world = iter([
+        lambda: (_commit(store, "small", a),  # a finishes; b fails again, its last allowed attempt
+                 layout.write_status(store, "small", b, "failed", attempt=stamp(), attempts=2, exit_code=1,
+                                     reason="boom")),
+        lambda: layout.write_status(store, "small", c, "failed", attempt=stamp(), attempts=1, exit_code=2,
+                                    reason="bad spec: no"),
+    ])
     sleeps: list[float] = []
     clock = {"t": 0.0}
 
@@ -241,16 +199,8 @@ def test_wait_polls_s3_with_backoff_until_no_cell_can_change(s3, small_text: str
         clock["t"] += seconds
         next(world)()
 
-    out = wait.wait_for_cells(
-        store,
-        "small",
-        deadline_s=3600,
-        max_attempts=2,
-        job_deadline_s=86400,
-        sleep=sleep,
-        clock=lambda: clock["t"],
-        log=lambda m: None,
-    )
+    out = wait.wait_for_cells(store, "small", deadline_s=3600, max_attempts=2, job_deadline_s=86400,
+                              sleep=sleep, clock=lambda: clock["t"], log=lambda m: None)
     assert sleeps == [30.0, 60.0] and out.polls == 3 and not out.timed_out
     assert out.done == sorted([a, d]) and set(out.ended) == {b, c} and out.open == {}
     assert out.ended[c].startswith("bad spec") and out.ended[b].startswith("failed 2 times")
@@ -266,9 +216,8 @@ def test_wait_ends_at_its_deadline_and_backs_off_to_ten_minutes(small_text: str,
         sleeps.append(seconds)
         clock["t"] += seconds
 
-    out = wait.wait_for_cells(
-        store, "small", deadline_s=3000, max_attempts=4, sleep=sleep, clock=lambda: clock["t"], log=lambda m: None
-    )
+    out = wait.wait_for_cells(store, "small", deadline_s=3000, max_attempts=4, sleep=sleep,
+                              clock=lambda: clock["t"], log=lambda m: None)
     assert sleeps == [30, 60, 120, 240, 480, 600, 600, 600, 270]  # the last sleep ends at the deadline
     assert out.timed_out and set(out.open) == {c.cell_id for c in grid.cells}
     assert set(out.open.values()) == {"not started"}
@@ -312,24 +261,8 @@ def test_peftsum_aggregate_wait_builds_the_report_with_the_reasons(tmp_path: Pat
     layout.write_status(store, "fake", bad, "failed", attempt=stamp, attempts=1, exit_code=2, reason="bad spec: x")
     layout.write_status(store, "fake", failing, "failed", attempt=stamp, attempts=2, exit_code=1, reason="OOM")
     layout.write_status(store, "fake", running, "running", attempt=stamp, attempts=1, progress=0.5)
-    assert (
-        main(
-            [
-                "aggregate",
-                "--grid",
-                "fake",
-                "--store",
-                str(root),
-                "--wait",
-                "0.5",
-                "--max-attempts",
-                "2",
-                "--job-deadline",
-                "86400",
-            ]
-        )
-        == 0
-    )
+    assert main(["aggregate", "--grid", "fake", "--store", str(root), "--wait", "0.5", "--max-attempts", "2",
+                 "--job-deadline", "86400"]) == 0
     out = capsys.readouterr().out
     assert out.strip().endswith("report/index.html")
     waited = json.loads((root / "fake" / "report" / "wait.json").read_text())

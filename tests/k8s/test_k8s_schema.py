@@ -81,28 +81,16 @@ def test_unsupported_keyword_fails_to_compile() -> None:
 
 def test_crds_are_strict() -> None:
     vals = schema.validators("1.31")
-    pm = {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PodMonitor",
-        "metadata": {"name": "m"},
-        "spec": {"selector": {"matchLabels": {"app": "x"}}, "podMetricsEndpoints": [{"port": "http"}]},
-    }
+    pm = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": {"name": "m"},
+          "spec": {"selector": {"matchLabels": {"app": "x"}}, "podMetricsEndpoints": [{"port": "http"}]}}
     assert vals.problems(pm) == []
     pm["spec"]["podMetricsEndpoints"][0]["prot"] = "typo"
     assert "additional property 'prot'" in vals.problems(pm)[0].message
-    sm = {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": {"name": "s"},
-        "spec": {"endpoints": [{"port": "http", "interval": "30 seconds"}], "selector": {}},
-    }
+    sm = {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "s"},
+          "spec": {"endpoints": [{"port": "http", "interval": "30 seconds"}], "selector": {}}}
     assert "interval" in vals.problems(sm)[0].message
-    lq = {
-        "apiVersion": "kueue.x-k8s.io/v1beta1",
-        "kind": "LocalQueue",
-        "metadata": {"name": "q"},
-        "spec": {"clusterQueue": "cluster-queue"},
-    }
+    lq = {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue", "metadata": {"name": "q"},
+          "spec": {"clusterQueue": "cluster-queue"}}
     assert vals.problems(lq) == []
     lq["metadata"]["nam"] = "typo"  # ObjectMeta comes from the Kubernetes schema, strict too
     assert vals.problems(lq)

@@ -24,9 +24,8 @@ def fixture(name: str) -> tuple[dict, list[dict]]:
 
 def test_oomkilled_comes_from_the_container_status() -> None:
     job, pods = fixture("oomkilled")
-    v = classify(
-        False, {"state": "running", "attempt": "a1", "heartbeat_at": "2026-05-01T10:29:00+00:00"}, job, pods, NOW
-    )
+    v = classify(False, {"state": "running", "attempt": "a1", "heartbeat_at": "2026-05-01T10:29:00+00:00"}, job,
+                 pods, NOW)
     assert (v.state, v.source) == ("failed", "cluster")
     assert v.reason.startswith("BackoffLimitExceeded") and "OOMKilled" in v.reason
 
@@ -48,11 +47,8 @@ def test_deadline_exceeded_names_the_limit() -> None:
 
 def test_bad_spec_exit_2_uses_the_cells_own_reason() -> None:
     job, pods = fixture("bad_spec")
-    status = {
-        "state": "failed",
-        "reason": "bad spec: spec.json hashes to 0123456789ab, not the cell id",
-        "exit_code": 2,
-    }
+    status = {"state": "failed", "reason": "bad spec: spec.json hashes to 0123456789ab, not the cell id",
+              "exit_code": 2}
     v = classify(False, status, job, pods, NOW)
     assert v.state == "failed"
     assert v.reason == "bad spec (exit code 2, never retried): spec.json hashes to 0123456789ab, not the cell id"
@@ -103,16 +99,13 @@ def test_completed_job_without_success_is_a_failure() -> None:
     assert classify(False, None, job, pods, NOW).state == "failed"
 
 
-@pytest.mark.parametrize(
-    ("status", "state", "text"),
-    [
-        (None, "pending", "not submitted"),
-        ({"state": "failed", "reason": "CUDA error", "exit_code": 1}, "failed", "CUDA error (exit code 1)"),
-        ({"state": "pending", "reason": "preempted: checkpoint written"}, "pending", "launcher submit` resumes"),
-        ({"state": "running", "heartbeat_at": "2026-05-01T11:58:00+00:00", "progress": 0.5}, "running", "no Job"),
-        ({"state": "running", "heartbeat_at": "2026-05-01T09:00:00+00:00"}, "failed", "lost"),
-    ],
-)
+@pytest.mark.parametrize(("status", "state", "text"), [
+    (None, "pending", "not submitted"),
+    ({"state": "failed", "reason": "CUDA error", "exit_code": 1}, "failed", "CUDA error (exit code 1)"),
+    ({"state": "pending", "reason": "preempted: checkpoint written"}, "pending", "launcher submit` resumes"),
+    ({"state": "running", "heartbeat_at": "2026-05-01T11:58:00+00:00", "progress": 0.5}, "running", "no Job"),
+    ({"state": "running", "heartbeat_at": "2026-05-01T09:00:00+00:00"}, "failed", "lost"),
+])
 def test_without_a_job_the_store_decides(status: dict | None, state: str, text: str) -> None:
     v = classify(False, status, None, [], NOW)
     assert v.state == state and text in v.reason
@@ -124,9 +117,8 @@ def test_grid_states_combines_store_and_cluster_and_survives_ttl(small, store, f
     attempt = "20260501T100000-abcdef"
     layout.write_json(store, layout.cell_key(small.name, cells[0], "attempts", attempt, "result.json"), {"x": 1})
     size = store.size(layout.cell_key(small.name, cells[0], "attempts", attempt, "result.json"))
-    layout.commit_success(
-        store, small.name, cells[0], attempt, {f"attempts/{attempt}/result.json": {"bytes": size, "sha256": "-"}}
-    )
+    layout.commit_success(store, small.name, cells[0], attempt,
+                          {f"attempts/{attempt}/result.json": {"bytes": size, "sha256": "-"}})
     # cell 1: OOMKilled Job in the cluster
     job, pods = fixture("oomkilled")
     job["metadata"]["labels"][names.LABEL_CELL] = cells[1]
@@ -159,9 +151,7 @@ def test_a_pod_stuck_creating_points_at_its_volumes() -> None:
     CreateContainerConfigError as a secretKeyRef did."""
     job, pods = fixture("running")
     pod = pods[-1]
-    pod["status"] = {
-        "phase": "Pending",
-        "containerStatuses": [{"name": "cell", "state": {"waiting": {"reason": "ContainerCreating"}}}],
-    }
+    pod["status"] = {"phase": "Pending", "containerStatuses": [
+        {"name": "cell", "state": {"waiting": {"reason": "ContainerCreating"}}}]}
     v = classify(False, None, job, [pod], NOW)
     assert v.state == "pending" and v.reason.startswith("ContainerCreating") and "FailedMount" in v.reason

@@ -14,9 +14,8 @@ from peftsum.store import cells as layout
 def _mark_done(store, grid: str, cell_id: str) -> None:
     key = layout.cell_key(grid, cell_id, "attempts", "a1", "result.json")
     layout.write_json(store, key, {"ok": True})
-    layout.commit_success(
-        store, grid, cell_id, "a1", {"attempts/a1/result.json": {"bytes": store.size(key), "sha256": "-"}}
-    )
+    layout.commit_success(store, grid, cell_id, "a1", {"attempts/a1/result.json": {"bytes": store.size(key),
+                                                                                   "sha256": "-"}})
 
 
 def test_writes_specs_first_then_creates_one_job_per_cell(small, store, fake) -> None:
@@ -28,14 +27,7 @@ def test_writes_specs_first_then_creates_one_job_per_cell(small, store, fake) ->
         assert spec == cell.to_dict()
         job = fake.jobs[names.cell_job_name(small.name, cell.cell_id)]
         assert job["spec"]["template"]["spec"]["containers"][0]["args"] == [
-            "cell",
-            "--store",
-            "s3://bucket/runs",
-            "--grid",
-            "small",
-            "--cell",
-            cell.cell_id,
-        ]
+            "cell", "--store", "s3://bucket/runs", "--grid", "small", "--cell", cell.cell_id]
 
 
 def test_skips_cells_done_in_the_store(small, store, fake) -> None:
@@ -141,12 +133,7 @@ def test_aggregate_job_is_created_then_replaced_when_finished(small, fake) -> No
     name, action = submit_aggregate(small, fake)
     assert (name, action) == ("small-aggregate", "created")
     assert fake.jobs[name]["spec"]["template"]["spec"]["containers"][0]["args"] == [
-        "aggregate",
-        "--grid",
-        "small",
-        "--store",
-        "s3://bucket/runs",
-    ]
+        "aggregate", "--grid", "small", "--store", "s3://bucket/runs"]
     assert submit_aggregate(small, fake)[1] == "running already"
     fake.set_job_status(name, {"conditions": [{"type": "Complete", "status": "True"}]})
     assert submit_aggregate(small, fake)[1] == "replaced"

@@ -19,18 +19,14 @@ def test_failed_cell_is_reported_and_others_finish(tmp_path: Path) -> None:
 name: mixed
 axes: {{model: [tiny-gpt2], method: [none], dataset: [synthetic-dialogsum, gone]}}
 datasets:
-  gone: {{source: local, id: "{tmp_path / "no-such-folder"}", kind: dialogue, source_column: dialogue,
+  gone: {{source: local, id: "{tmp_path / 'no-such-folder'}", kind: dialogue, source_column: dialogue,
           summary_column: summary}}
 defaults:
   eval: {{limit: 8, max_new_tokens: 8}}
 """)
     store = tmp_path / "store"
-    out = subprocess.run(
-        [sys.executable, "-m", "launcher.cli", "run", str(grid_file), "--store", str(store)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    out = subprocess.run([sys.executable, "-m", "launcher.cli", "run", str(grid_file), "--store", str(store)],
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 1, out.stderr
     assert "1 failed" in out.stderr and "no-such-folder" in out.stderr
     grid = load_grid(grid_file, store=str(store))
@@ -48,16 +44,10 @@ defaults:
 
 def test_invalid_grid_exits_2_before_anything_runs(tmp_path: Path) -> None:
     grid_file = tmp_path / "grid.yaml"
-    grid_file.write_text(
-        "name: bad\naxes: {model: [tiny-gpt2], method: [lora], dataset: [synthetic-dialogsum]}\n"
-        "defaults: {train: {warmup_ratio: 5}}\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-m", "launcher.cli", "run", str(grid_file), "--store", str(tmp_path / "store")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    grid_file.write_text("name: bad\naxes: {model: [tiny-gpt2], method: [lora], dataset: [synthetic-dialogsum]}\n"
+                         "defaults: {train: {warmup_ratio: 5}}\n")
+    out = subprocess.run([sys.executable, "-m", "launcher.cli", "run", str(grid_file), "--store",
+                          str(tmp_path / "store")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert "defaults.train.warmup_ratio" in out.stderr and "5" in out.stderr
     assert not (tmp_path / "store").exists()

@@ -166,7 +166,7 @@ def test_method_trains(model_name: str, method_name: str, examples: list[Example
     )
     losses = report.loss_history
     assert len(losses) == steps
-    # Virtual-token methods move a random-init model slowly; every method must still lower the loss.
+    # Virtual tokens and scaling vectors move the loss slowly in 12 steps; every method must still lower it.
     factor = 0.999 if method_name in ("prefix", "prompt", "ptuning", "ia3", "vera") else 0.99
     assert sum(losses[-3:]) / 3 < factor * sum(losses[:3]) / 3, losses
 

@@ -15,10 +15,8 @@ def test_lead_takes_first_turns_or_sentences() -> None:
 
 
 def test_lead_is_one_model_free_cell_per_dataset() -> None:
-    grid = parse_grid(
-        "name: t\naxes: {model: [tiny-gpt2, tiny-t5, gpt2], method: [lead, full], "
-        "dataset: [synthetic-dialogsum, synthetic-news]}\nmethods: {lead: {type: lead, k: 2}}\n"
-    )
+    grid = parse_grid("name: t\naxes: {model: [tiny-gpt2, tiny-t5, gpt2], method: [lead, full], "
+                      "dataset: [synthetic-dialogsum, synthetic-news]}\nmethods: {lead: {type: lead, k: 2}}\n")
     leads = [c for c in grid.cells if c.method.type == "lead"]
     assert sorted(c.dataset.name for c in leads) == ["synthetic-dialogsum", "synthetic-news"]
     assert all(c.model is None and c.method.params == {"k": 2} for c in leads)

@@ -30,17 +30,9 @@ from peftsum.store import open_store
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 # No network, no first-run UI, no background fetches; /tmp instead of a possibly tiny /dev/shm in containers.
-CHROME_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-dev-shm-usage",
-)
+CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                "--disable-dev-shm-usage")
 WIDTH, HEIGHT = 1400, 3000
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -49,10 +41,8 @@ def browser_missing() -> str | None:
     """Why the browser test cannot run here, or None."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if missing:
-        return (
-            f"needs the Debian packages chromium and chromium-driver ({', '.join(missing)} missing): "
-            "run scripts/install-system.sh"
-        )
+        return (f"needs the Debian packages chromium and chromium-driver ({', '.join(missing)} missing): "
+                "run scripts/install-system.sh")
     if importlib.util.find_spec("selenium") is None:
         return "needs the selenium package: .venv/bin/pip install selenium"
     return None
@@ -85,8 +75,7 @@ def open_page(driver: Any, html: Path, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if driver.execute_script(
-            "return document.readyState === 'complete' && Array.from(document.images).every(i => i.complete)"
-        ):
+                "return document.readyState === 'complete' && Array.from(document.images).every(i => i.complete)"):
             return
         time.sleep(0.1)
     raise TimeoutError(f"{html} did not finish loading in {timeout:g} s")
@@ -97,15 +86,12 @@ def screenshot(html: Path, out: Path, width: int = WIDTH, height: int = HEIGHT, 
 
     ``full_page`` grows the window to the document's height (at most 16,000 px) so the whole report is captured.
     """
-    with (
-        tempfile.TemporaryDirectory(prefix="peftsum-chromium-") as profile,
-        chromium(Path(profile), width, height, javascript=False) as driver,
-    ):
+    with tempfile.TemporaryDirectory(prefix="peftsum-chromium-") as profile, \
+            chromium(Path(profile), width, height, javascript=False) as driver:
         open_page(driver, html)
         if full_page:
             page, chrome_ui = driver.execute_script(
-                "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]"
-            )
+                "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]")
             driver.set_window_size(width, min(16_000, int(page) + int(chrome_ui)))
         out.parent.mkdir(parents=True, exist_ok=True)
         if not driver.save_screenshot(str(out)):
@@ -147,16 +133,15 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, fake_cells: ModuleT
     with chromium(tmp_path / "profile", javascript=False) as driver:
         open_page(driver, index)
         found = driver.execute_script(
-            "return Array.from(document.querySelectorAll('table[data-table]'), t => t.getAttribute('data-table'))"
-        )
+            "return Array.from(document.querySelectorAll('table[data-table]'), t => t.getAttribute('data-table'))")
         assert not expected - set(found), f"tables missing: {sorted(expected - set(found))}; found {found}"
-        listed = driver.execute_script("return document.querySelector('table[data-table=\"not-done\"]').textContent")
+        listed = driver.execute_script(
+            "return document.querySelector('table[data-table=\"not-done\"]').textContent")
         assert all(cell_id in listed for cell_id in not_done), f"not-done table lacks some of {not_done}"
 
         images = driver.execute_script(
             "return Array.from(document.images, i => ({src: (i.getAttribute('src') || '').slice(0, 30), "
-            "complete: i.complete, width: i.naturalWidth, alt: i.alt, figure: i.getAttribute('data-figure')}))"
-        )
+            "complete: i.complete, width: i.naturalWidth, alt: i.alt, figure: i.getAttribute('data-figure')}))")
         assert images, "the report has no <img>"
         broken = [i for i in images if not (i["complete"] and i["width"] > 0)]
         assert not broken, f"images that did not decode: {broken}"
@@ -165,8 +150,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, fake_cells: ModuleT
         assert curves and all(i["width"] > 300 for i in curves), f"no learning-curve figure among {images}"
         external = driver.execute_script(
             "return Array.from(document.querySelectorAll('[src], link[href]'), e => e.getAttribute('src') || "
-            "e.getAttribute('href')).filter(u => !u.startsWith('data:'))"
-        )
+            "e.getAttribute('href')).filter(u => !u.startsWith('data:'))")
         assert not external, f"the report loads external resources: {external}"
 
         assert driver.save_screenshot(str(shot))

@@ -48,7 +48,8 @@ def test_batched_comparisons_equal_paired_bootstrap(tmp_path: Path, fake_cells: 
         assert analysis.comparisons(store, c, pool=pool) == fast
 
 
-def test_cells_with_other_example_order_fall_back_to_paired_bootstrap(tmp_path: Path, fake_cells: ModuleType) -> None:
+def test_cells_with_other_example_order_fall_back_to_paired_bootstrap(tmp_path: Path,
+                                                                      fake_cells: ModuleType) -> None:
     fake_cells.write_fake_grid(tmp_path, "g", 12)
     store = open_store(str(tmp_path))
     c = collect(store, "g")
@@ -88,26 +89,9 @@ def test_worker_pool_changes_nothing_in_the_report(tmp_path: Path, fake_cells: M
 
 
 def test_benchmark_reports_phases_and_sizes(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "aggregate_bench.py"),
-            "--sizes",
-            "16,32",
-            "--repeat",
-            "1",
-            "--datasets",
-            "2",
-            "--examples",
-            "8",
-            "--keep",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "aggregate_bench.py"), "--sizes", "16,32",
+                          "--repeat", "1", "--datasets", "2", "--examples", "8", "--keep", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [ln["cells"] for ln in lines] == [16, 32]
@@ -124,9 +108,8 @@ def test_tick_labels_carry_the_decimals_their_step_needs() -> None:
     assert [_label(v, 250.0) for v in (0.0, 250.0)] == ["0", "250"]
 
 
-def test_report_from_s3_reads_in_threads_not_processes(
-    s3, fake_cells: ModuleType, tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_report_from_s3_reads_in_threads_not_processes(s3, fake_cells: ModuleType, tmp_path: Path,
+                                                       capfd: pytest.CaptureFixture[str]) -> None:
     """An S3 store's boto3 client neither pickles nor survives a fork: its reads run in threads, figures still in
     the pool, and the report equals the one built from a local copy."""
     fake_cells.write_fake_grid(tmp_path / "local", "g", 70, with_failures=True, n_examples=8)  # >= PARALLEL_FROM
@@ -137,7 +120,5 @@ def test_report_from_s3_reads_in_threads_not_processes(
     assert "worker pool failed" not in capfd.readouterr().err
     for name in ("results.csv", "report.md"):
         assert remote.read_bytes(f"g/report/{name}") == local.read_bytes(f"g/report/{name}")
-    assert (
-        json.loads(remote.read_bytes("g/report/results.json"))["comparisons"]
-        == json.loads(local.read_bytes("g/report/results.json"))["comparisons"]
-    )
+    assert json.loads(remote.read_bytes("g/report/results.json"))["comparisons"] == \
+        json.loads(local.read_bytes("g/report/results.json"))["comparisons"]

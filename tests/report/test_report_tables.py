@@ -45,13 +45,8 @@ def test_different_metric_profiles_never_share_a_table(tmp_path: Path, fake_cell
     c = collect(store, "g")
     c.results[0]["metric_profile"] = {**c.results[0]["metric_profile"], "rouge": {"version": "9.9"}}
     dataset = c.results[0]["spec"]["dataset"]["name"]
-    tables = [
-        t
-        for heading, items in build(store, c, significance=False)["sections"]
-        if heading == "Quality"
-        for t in items
-        if hasattr(t, "rows") and t.title == f"Quality on {dataset}"
-    ]
+    tables = [t for heading, items in build(store, c, significance=False)["sections"] if heading == "Quality"
+              for t in items if hasattr(t, "rows") and t.title == f"Quality on {dataset}"]
     assert len(tables) == 2
     assert "must not be compared" in tables[1].note
     assert sum(len(t.rows) for t in tables) == sum(1 for r in c.results if r["spec"]["dataset"]["name"] == dataset)
@@ -61,23 +56,14 @@ def test_seed_axis_gives_mean_and_sd(tmp_path: Path, fake_cells: ModuleType) -> 
     fake_cells.write_fake_grid(tmp_path, "g", 12, seeds=3)
     store = open_store(str(tmp_path))
     c = collect(store, "g")
-    quality = [
-        t
-        for heading, items in build(store, c, significance=False)["sections"]
-        if heading == "Quality"
-        for t in items
-        if hasattr(t, "rows")
-    ]
+    quality = [t for heading, items in build(store, c, significance=False)["sections"] if heading == "Quality"
+               for t in items if hasattr(t, "rows")]
     assert any("seeds" in t.columns for t in quality)
     row = next(r for t in quality for r in t.rows if "±" in r[-1])
     model, method = row[0], row[1]
-    values = [
-        r["metrics"]["rougeLsum"]["value"]
-        for r in c.results
-        if (r["spec"]["model"] or {}).get("name", "-") == model
-        and r["spec"]["method"]["name"] == method
-        and r["spec"]["dataset"]["name"] == next(t for t in quality if row in t.rows).title.split()[-1]
-    ]
+    values = [r["metrics"]["rougeLsum"]["value"] for r in c.results
+              if (r["spec"]["model"] or {}).get("name", "-") == model and r["spec"]["method"]["name"] == method
+              and r["spec"]["dataset"]["name"] == next(t for t in quality if row in t.rows).title.split()[-1]]
     import statistics
 
     assert row[-1] == f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
@@ -103,13 +89,10 @@ def test_launcher_report_reads_json_only(tmp_path: Path, fake_cells: ModuleType)
     spec = layout.read_json(open_store(str(tmp_path / "store")), "g/grid.json")
     assert spec["cells"]
     grid.write_text("name: g\naxes: {model: [tiny-gpt2], method: [full], dataset: [synthetic-dialogsum]}\n")
-    code = (
-        "import sys; from launcher.cli import main; rc = main(['report', sys.argv[1], '--store', sys.argv[2]]); "
-        "assert not {'torch', 'transformers', 'peft'} & set(sys.modules), 'ML stack imported'; sys.exit(rc)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(grid), str(tmp_path / "store")], capture_output=True, text=True, timeout=120
-    )
+    code = ("import sys; from launcher.cli import main; rc = main(['report', sys.argv[1], '--store', sys.argv[2]]); "
+            "assert not {'torch', 'transformers', 'peft'} & set(sys.modules), 'ML stack imported'; sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, str(grid), str(tmp_path / "store")], capture_output=True,
+                         text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("g/report/index.html")
 
@@ -122,19 +105,13 @@ def test_peft_is_compared_with_the_variant_named_full() -> None:
     from peftsum.report.tables import full_reference
     from peftsum.spec import parse_grid
 
-    grid = parse_grid(
-        "name: g\naxes: {model: [gpt2], method: [lora, full, full-slow], dataset: [dialogsum]}\n"
-        "methods: {full-slow: {type: full, train: {learning_rate: 1.0e-5}}}\n"
-    )
-    results = [
-        {"spec": c.to_dict(), "metrics": {"rougeL": {"value": v}}} for c, v in zip(grid.cells, (0.30, 0.31, 0.29))
-    ]
+    grid = parse_grid("name: g\naxes: {model: [gpt2], method: [lora, full, full-slow], dataset: [dialogsum]}\n"
+                      "methods: {full-slow: {type: full, train: {learning_rate: 1.0e-5}}}\n")
+    results = [{"spec": c.to_dict(), "metrics": {"rougeL": {"value": v}}}
+               for c, v in zip(grid.cells, (0.30, 0.31, 0.29))]
     for order in (results, results[::-1]):
-        peft = [
-            (a["spec"]["method"]["name"], b["spec"]["method"]["name"])
-            for kind, a, b in default_pairs(Collected("g", order, []))
-            if kind == "PEFT vs full"
-        ]
+        peft = [(a["spec"]["method"]["name"], b["spec"]["method"]["name"])
+                for kind, a, b in default_pairs(Collected("g", order, [])) if kind == "PEFT vs full"]
         assert peft == [("lora", "full")]
         # the % columns of the cost tables use the same reference
         (ref,) = full_reference(Collected("g", order, [])).values()

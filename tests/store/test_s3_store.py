@@ -89,12 +89,8 @@ def test_forged_checksum_is_caught_by_reading(s3, tmp_path: Path) -> None:
     store = open_store(s3.uri)
     manifest = _commit(store)
     rel = "attempts/a1/result.json"
-    s3.client.put_object(
-        Bucket=s3.bucket,
-        Key=f"peftsum/{GRID}/cells/{CID}/{rel}",
-        Body=b'{"bleu": 0.99}\n',
-        Metadata={"sha256": manifest[rel]["sha256"]},
-    )
+    s3.client.put_object(Bucket=s3.bucket, Key=f"peftsum/{GRID}/cells/{CID}/{rel}", Body=b'{"bleu": 0.99}\n',
+                         Metadata={"sha256": manifest[rel]["sha256"]})
     assert layout.done_manifest(store, GRID, CID) is not None  # size and stored checksum look right...
     assert layout.done_manifest(store, GRID, CID, rehash=True) is None  # ...re-hashing the bytes does not
     with pytest.raises(StoreError, match="sha256"):
@@ -162,10 +158,8 @@ def test_crash_before_the_manifest_leaves_the_cell_not_done(s3, monkeypatch: pyt
 
 
 def _lead_grid() -> str:
-    return (
-        "name: s3race\naxes: {model: [tiny-gpt2], method: [lead], dataset: [synthetic-dialogsum]}\n"
-        "defaults: {eval: {limit: 40, bootstrap_samples: 100}}\n"
-    )
+    return ("name: s3race\naxes: {model: [tiny-gpt2], method: [lead], dataset: [synthetic-dialogsum]}\n"
+            "defaults: {eval: {limit: 40, bootstrap_samples: 100}}\n")
 
 
 def test_two_concurrent_writers_of_one_cell(s3, tmp_path: Path) -> None:
@@ -175,7 +169,8 @@ def test_two_concurrent_writers_of_one_cell(s3, tmp_path: Path) -> None:
     cell = grid.cells[0]
     store = open_store(s3.uri)
     layout.write_json(store, layout.cell_key(grid.name, cell.cell_id, "spec.json"), cell.to_dict())
-    cmd = [sys.executable, "-m", "peftsum.cli", "cell", "--store", s3.uri, "--grid", grid.name, "--cell", cell.cell_id]
+    cmd = [sys.executable, "-m", "peftsum.cli", "cell", "--store", s3.uri, "--grid", grid.name,
+           "--cell", cell.cell_id]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
@@ -197,12 +192,8 @@ def test_a_cell_succeeds_over_a_flaky_link(s3) -> None:
     store = open_store(s3.uri)
     layout.write_json(store, layout.cell_key(grid.name, cell.cell_id, "spec.json"), cell.to_dict())
     s3.faults.every = 2
-    proc = subprocess.run(
-        [sys.executable, "-m", "peftsum.cli", "cell", "--store", s3.uri, "--grid", grid.name, "--cell", cell.cell_id],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = subprocess.run([sys.executable, "-m", "peftsum.cli", "cell", "--store", s3.uri, "--grid", grid.name,
+                           "--cell", cell.cell_id], capture_output=True, text=True, timeout=300)
     s3.faults.every = 0
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(s3.faults.injected) >= 5  # the cell really met failures...

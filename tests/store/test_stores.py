@@ -261,11 +261,8 @@ def _write_attempt(store: LocalStore, attempt: str, files: dict[str, bytes]) -> 
     return manifest
 
 
-FILES = {
-    "result.json": b'{"bleu": 0.25}\n',
-    "predictions.jsonl": b'{"id": 1}\n{"id": 2}\n',
-    "adapter/adapter_model.safetensors": b"\x00\x01" * 64,
-}
+FILES = {"result.json": b'{"bleu": 0.25}\n', "predictions.jsonl": b'{"id": 1}\n{"id": 2}\n',
+         "adapter/adapter_model.safetensors": b"\x00\x01" * 64}
 
 
 def test_not_done_without_success(store: LocalStore) -> None:
