@@ -1,4 +1,5 @@
-"""Shared fixtures: the tiny models are built once into a per-session cache (no network, no hub)."""
+"""Shared fixtures: one peftsum cache per session (dataset caches, token counts; the tiny models are shipped in the
+package), the hub offline, and the S3 test server."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Use the developer's cache when set (fast reruns), else one cache for the whole session."""
     cache = os.environ.get("PEFTSUM_CACHE") or str(tmp_path_factory.mktemp("peftsum-cache"))
     os.environ["PEFTSUM_CACHE"] = cache
