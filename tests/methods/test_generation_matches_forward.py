@@ -1,0 +1,69 @@
+"""What a trained method generates is what its forward pass predicts: greedy ``generate`` (the KV-cached path every
+cell scores with) equals greedy decoding by full forward passes (the path training computes its loss with).
+
+Reproduction of the bug this guards (peft 0.21, transformers 5): a prefix-tuned tiny-t5 generated exactly its base
+model's tokens, because peft hands the prefix to generation as ``past_key_values`` while transformers 5 reads the
+cache from ``cache``; prefix tuning was scored as the untrained model (ROUGE-L 0.143 = `none`'s 0.143).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from peftsum.methods import METHODS
+from peftsum.methods.base import MethodContext
+from peftsum.models.load import load_model
+from peftsum.spec import parse_grid
+from peftsum.spec.catalog import MODELS
+from peftsum.spec.fields import build
+
+NEW_TOKENS = 8
+PROMPT = "#Person1#: Hello, I want to book a table for Monday.\n#Person2#: Sure, for how many people?\nSummary:"
+# Found with this test and left open: peft's cached generation for causal prompt tuning emits a token that the
+# forward pass does not predict (strict: the day it passes, this mark must go).
+KNOWN = {("tiny-gpt2", "prompt")}
+PAIRS = [
+    pytest.param(m, name, marks=[pytest.mark.xfail(strict=True, reason="peft: causal prompt learning")]
+                 if (m, name) in KNOWN else [])
+    for m in ("tiny-gpt2", "tiny-t5") for name in METHODS.names()
+    if METHODS.get(name).trains and MODELS[m].arch not in METHODS.get(name).incompatible
+]
+
+
+def _forward_greedy(model, input_ids: torch.Tensor, causal: bool) -> list[int]:
+    out: list[int] = []
+    decoder = torch.zeros((1, 1), dtype=torch.long)  # T5's decoder start token is its pad id, 0
+    for _ in range(NEW_TOKENS):
+        if causal:
+            logits = model(input_ids=torch.cat([input_ids, torch.tensor([out], dtype=torch.long)], 1)).logits
+        else:
+            logits = model(input_ids=input_ids, decoder_input_ids=decoder).logits
+        out.append(int(logits[0, -1].argmax()))
+        decoder = torch.cat([decoder, torch.tensor([[out[-1]]])], 1)
+    return out
+
+
+@pytest.mark.parametrize(("model_name", "method_name"), PAIRS)
+def test_cached_generation_equals_forward_greedy(model_name: str, method_name: str) -> None:
+    info, method = MODELS[model_name], METHODS.get(method_name)
+    cell = parse_grid(f"name: t\naxes: {{model: [{model_name}], method: [{method_name}], "
+                      "dataset: [synthetic-dialogsum]}\n").cells[0]
+    torch.manual_seed(0)
+    model, tok = load_model(cell.model)
+    params = build(method.params, {}, "params")
+    model = method.apply(model, params, MethodContext(info.arch, info.family, 10)) if method.apply else model
+    model.eval()
+    with torch.no_grad():  # move every trainable tensor away from its identity init, as training would
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * (3.0 if p.ndim == 2 and p.shape[0] <= 64 else 0.3))
+    causal = info.family == "causal"
+    input_ids = tok([PROMPT], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        expected = _forward_greedy(model, input_ids, causal)
+        out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                             max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False,
+                             eos_token_id=None, pad_token_id=tok.pad_token_id)
+    generated = (out[0, input_ids.shape[1]:] if causal else out[0, 1:]).tolist()
+    assert generated == expected
