@@ -1,4 +1,4 @@
-"""Prometheus telemetry of a running cell, with exactly the metric names of DESIGN.md.
+"""Prometheus telemetry of a running cell, with exactly the metric names of docs/metrics.md.
 
 A cell is short-lived, so by default it pushes to a Pushgateway (grouping key grid + cell) every ``interval``
 seconds and once at the end; ``--metrics-port`` serves /metrics for a scraper instead. Values come from one

@@ -1,4 +1,4 @@
-"""Telemetry against Debian's real Prometheus Pushgateway and promtool: a tiny cell pushes the DESIGN.md metric
+"""Telemetry against Debian's real Prometheus Pushgateway and promtool: a tiny cell pushes the documented metric
 names with the right labels and values; what a cell exposes passes ``promtool check metrics``; deleting a grid's
 groups empties the gateway of that grid only. Energy accounting is tested with an injected counter."""
 
@@ -92,7 +92,7 @@ def test_a_cell_pushes_the_design_metrics(gateway: str, tmp_path: Path) -> None:
                  "peftsum_phase_duration_seconds", "peftsum_eval_score",
                  "peftsum_cell_last_success_timestamp_seconds"):
         assert name in samples, name
-    assert set(samples) <= set(METRICS)  # nothing outside the DESIGN.md list
+    assert set(samples) <= set(METRICS)  # nothing outside the documented list (docs/metrics.md)
     assert "peftsum_gpu_energy_joules_total" not in samples  # no NVML here: absent, never a fake zero
     for series in samples.values():
         for s in series:

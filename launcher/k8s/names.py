@@ -1,6 +1,6 @@
 """Names, labels and annotations every peftsum Kubernetes object carries (pure functions).
 
-Job name: ``<grid>-<cell_id>`` (DESIGN.md). The grid name is a DNS-1123 label of ≤ 40 characters and a cell id is
+Job name: ``<grid>-<cell_id>``. The grid name is a DNS-1123 label of ≤ 40 characters and a cell id is
 12 hex digits, so a cell Job name is at most 53 characters; :func:`job_name` still checks the rule, so a change
 upstream cannot produce a name the API server refuses. Human-readable model/method/dataset names are sanitised
 into label values (selectable) and kept verbatim in annotations (readable).

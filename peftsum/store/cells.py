@@ -1,4 +1,4 @@
-"""The store layout of DESIGN.md and the rules for when a cell is done.
+"""The store layout (docs/store.md) and the rules for when a cell is done.
 
     <grid>/grid.json
     <grid>/cells/<id>/spec.json | status.json | checkpoints/<step>/… | attempts/<attempt>/… | _SUCCESS
