@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the shipped tiny models (peftsum/models/weights/) from nothing: tokenizer, init, pretraining. About
-# 7 minutes, both models at once (one thread each). Prints each digest; exits 1 if one differs from DIGESTS in
+# 9 minutes, both models at once (one thread each). Prints each digest; exits 1 if one differs from DIGESTS in
 # peftsum/models/tiny.py (a recipe change: bump TINY_VERSION in peftsum/spec/catalog.py and commit the new digests).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run the quickstart grid on this machine: 6 cells, then the report.
+# Set up (if needed) and run the quickstart grid on this machine: 7 cells, then the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

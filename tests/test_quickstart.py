@@ -51,7 +51,7 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"store": store, "grid": grid, "results": results, "seconds": seconds, "stderr": first.stderr}
 
 
-def test_six_cells_done_with_report(quickstart: dict) -> None:
+def test_seven_cells_done_with_report(quickstart: dict) -> None:
     assert len(quickstart["results"]) == 7
     report = quickstart["store"] / "quickstart" / "report"
     assert (report / "report.md").read_text().count("| tiny-") >= 12  # quality + cost rows

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from peftsum.methods.base import MethodDef
-from peftsum.methods.prompts import VirtualTokenParams
+from peftsum.methods.prompts import VirtualTokenParams, input_prompt
 from peftsum.methods.wrap import peft_apply
 from peftsum.spec.fields import setting
 
@@ -16,8 +16,7 @@ class PTuningParams(VirtualTokenParams):
 def _config(p, ctx):
     from peft import PromptEncoderConfig
 
-    return PromptEncoderConfig(task_type=ctx.task_type, num_virtual_tokens=p.num_virtual_tokens,
-                               encoder_hidden_size=p.encoder_hidden_size)
+    return PromptEncoderConfig(**input_prompt(p, ctx), encoder_hidden_size=p.encoder_hidden_size)
 
 
 METHOD = MethodDef(name="ptuning", doc="P-tuning: soft prompts from a trained MLP encoder", params=PTuningParams,

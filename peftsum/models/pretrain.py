@@ -1,4 +1,5 @@
-"""Pretraining of the built-in tiny models: causal language modelling (GPT-2) and span corruption (T5).
+"""Pretraining of the built-in tiny models: causal language modelling (GPT-2) and span corruption (T5), each mixed
+with the objectives its recipe names (copying, prefix LM).
 
 Why: an adapter steers features the base model already has; on a random-init base it has none, so LoRA, IA3 or
 prefix tuning barely learn and the quickstart would answer *PEFT or full fine-tuning?* wrongly. The corpus is text
@@ -19,6 +20,7 @@ PRETRAIN_SEED = 20261203  # sources; summaries use PRETRAIN_SEED + 1 (unpaired w
 NOISE_DENSITY = 0.15  # T5's span corruption: share of tokens masked,
 MEAN_SPAN = 3.0  # in spans of this mean length,
 SENTINELS = [f"<extra_id_{i}>" for i in range(32)]  # each span replaced by one sentinel (as T5's <extra_id_N>)
+SPAN_MODE = SENTINELS[-1]  # with Recipe.span_mode: starts every span-corruption input (UL2's [NLU] mode token)
 MAX_TOKENS = 511  # a document is cut to this, + EOS = the tiny models' 512 positions
 
 
@@ -31,6 +33,9 @@ class Recipe:
     learning_rate: float
     documents: int = 2500  # per kind: dialogues, articles, dialogue summaries, news highlights
     prefix_lm: float = 0.0  # span_corruption only: this share of documents is prefix LM instead (T5 paper, §3.3)
+    denoise: float = 0.0  # span_corruption only: this share is BART's denoising (the decoder rewrites it whole)
+    repeat: float = 0.0  # causal only: this share of documents is read twice in a row
+    span_mode: bool = False  # span_corruption only: its inputs start with SPAN_MODE (spans use the other sentinels)
 
 
 def corpus(documents: int) -> list[str]:
@@ -77,32 +82,43 @@ def prefix_lm(ids: list[int], eos: int, rng: random.Random) -> tuple[list[int], 
     return ids[:cut] + [eos], ids[cut:] + [eos]
 
 
-def features(
-    tokenizer: Any, objective: str, texts: list[str], seed: int = PRETRAIN_SEED, prefix_share: float = 0.0
-) -> Any:
-    """TrainFeatures of the pretraining corpus under ``objective``: documents cut to MAX_TOKENS, those of fewer than 4
-    tokens left out."""
+def features(tokenizer: Any, recipe: Recipe, texts: list[str], seed: int = PRETRAIN_SEED) -> Any:
+    """TrainFeatures of the pretraining corpus under ``recipe``'s objectives: documents cut to MAX_TOKENS, those of
+    fewer than 4 tokens left out.
+
+    Both copy objectives (``denoise``, ``repeat``) teach what summarising needs and the other objectives do not: to
+    carry a name, a place or a day from the input into the output. Span corruption asks for tokens that are *absent*
+    from the encoder's input and prefix LM for new text; language modelling on short documents rarely sees a
+    name again. Neither copy objective pairs a source with its summary.
+    """
     from peftsum.data.features import TrainFeatures
 
     rng = random.Random(seed)
     eos = tokenizer.eos_token_id
     sentinel_ids = tokenizer.convert_tokens_to_ids(SENTINELS)
+    mode = []
+    if recipe.span_mode:
+        mode, sentinel_ids = [tokenizer.convert_tokens_to_ids(SPAN_MODE)], sentinel_ids[:-1]
+    gap = tokenizer("\n\n", add_special_tokens=False)["input_ids"]
     inputs, labels = [], []
     for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
         ids = ids[:MAX_TOKENS]
         if len(ids) < 4:
             continue
-        if objective == "causal":
-            inputs.append(ids + [eos])
-            labels.append(ids + [eos])
-        elif rng.random() < prefix_share:
+        draw = rng.random()
+        if recipe.objective == "causal":
+            if draw < recipe.repeat:
+                ids = (ids + gap + ids)[:MAX_TOKENS]
+            source = target = ids + [eos]
+        elif draw < recipe.prefix_lm:
             source, target = prefix_lm(ids, eos, rng)
-            inputs.append(source)
-            labels.append(target)
+        elif draw < recipe.prefix_lm + recipe.denoise:
+            source, target = span_corrupt(ids, sentinel_ids, eos, rng)[0], ids + [eos]
         else:
             source, target = span_corrupt(ids, sentinel_ids, eos, rng)
-            inputs.append(source)
-            labels.append(target)
+            source = mode + source
+        inputs.append(source)
+        labels.append(target)
     return TrainFeatures(
         inputs,
         labels,
@@ -132,7 +148,7 @@ def pretrain(
         batch_tokens=4096,
         checkpoint_every_seconds=None,
     )
-    feats = features(tokenizer, recipe.objective, corpus(recipe.documents), prefix_share=recipe.prefix_lm)
+    feats = features(tokenizer, recipe, corpus(recipe.documents))
     causal = recipe.objective == "causal"
     plan = make_plan(feats, settings, PRETRAIN_SEED, seq2seq=not causal)
 

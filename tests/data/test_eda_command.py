@@ -20,7 +20,7 @@ def test_eda_whitespace_and_model_tokenizer(tmp_path: Path, capsys) -> None:
         == 0
     )
     tok = json.loads((tmp_path / "m" / "eda.json").read_text())
-    assert tok["tokenizer"] == "builtin:tiny-gpt2@v2" and tok["source_token_budget"] < 512
+    assert tok["tokenizer"] == "builtin:tiny-gpt2@v3" and tok["source_token_budget"] < 512
     assert tok["kept"] + tok["dropped"] == 300
     assert "dropped by the context filter" in capsys.readouterr().out
 

@@ -78,7 +78,7 @@ defaults:
 
     from peftsum.models.load import resolve_path
 
-    tok = AutoTokenizer.from_pretrained(resolve_path("builtin:tiny-gpt2@v2"))  # the reference tokenizer, directly
+    tok = AutoTokenizer.from_pretrained(resolve_path("builtin:tiny-gpt2@v3"))  # the reference tokenizer, directly
 
     def kept(split: str) -> list[str]:
         rows = [json.loads(x) for x in (data / f"{split}.jsonl").read_text().splitlines()]

@@ -61,7 +61,6 @@ def expected_trainable(method: str, base: torch.nn.Module, arch: str, p: dict) -
     cfg = base.config
     d = cfg.hidden_size
     attn = {"gpt2": ("c_attn",), "t5": ("q", "v")}[arch]
-    seq2seq = arch == "t5"
     if method == "none":
         return 0
     if method == "full":
@@ -85,15 +84,17 @@ def expected_trainable(method: str, base: torch.nn.Module, arch: str, p: dict) -
         return sum(i if any(n.endswith(f) for f in ff) else o for n, i, o in _targets(base, targets))
     if method == "lokr":
         return None  # peft's Kronecker factorisation; checked by parameter names instead
-    n_sub = 2 if seq2seq else 1
-    vt = p["num_virtual_tokens"]
+    vt = p["num_virtual_tokens"]  # one set, before the (encoder) input: peftsum.methods.prompts.input_prompt
     if method == "prompt":
-        return vt * d * n_sub
+        return vt * d
     if method == "ptuning":
         h = p["encoder_hidden_size"]
-        return vt * d * n_sub + (d * h + h) + (h * h + h) + (h * d + d)
+        return vt * d + (d * h + h) + (h * h + h) + (h * d + d)
     if method == "prefix":
-        return vt * cfg.num_hidden_layers * 2 * d
+        kv = cfg.num_hidden_layers * 2 * d  # a key and a value per layer and virtual token
+        # With the projection (the default) a virtual token's d-wide embedding goes through Linear(d, d), tanh,
+        # Linear(d, kv); without it the prefix table itself trains.
+        return vt * d + (d * d + d) + (d * kv + kv) if p["projection"] else vt * kv
     raise AssertionError(f"no expected count for {method}: add one when registering a method")
 
 

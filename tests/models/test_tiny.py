@@ -1,5 +1,5 @@
 """The shipped tiny models: their files are the committed build, tampering is refused, their pretraining corpus is
-apart from every split the cells use, span corruption loses nothing, and (opt-in, ~7 min per model) a build from
+apart from every split the cells use, span corruption loses nothing, and (opt-in, ~9 min per model) a build from
 nothing gives the committed digest."""
 
 from __future__ import annotations
@@ -74,9 +74,39 @@ def test_span_corruption_hides_spans_behind_sentinels_and_loses_nothing() -> Non
     assert rebuilt == ids
 
 
+def test_each_objective_builds_its_pairs() -> None:
+    """Causal LM predicts the document (``repeat``: read twice); span corruption's target is the hidden spans (its
+    input led by the mode token with ``span_mode``), denoising's the whole document; prefix LM's encoder and decoder
+    halves make the document again."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny.WEIGHTS / "tiny-t5")
+    texts = [d["dialogue"] for d in generate("dialogsum", "train", 20)]
+    docs = [ids + [tok.eos_token_id] for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+    gap = tok("\n\n", add_special_tokens=False)["input_ids"]
+    sentinels = set(tok.convert_tokens_to_ids(pretrain.SENTINELS))
+
+    def pairs(objective: str, **shares: float) -> list[tuple[list[int], list[int]]]:
+        f = pretrain.features(tok, pretrain.Recipe(objective, 1, 1e-3, **shares), texts)
+        return list(zip(f.input_ids, f.labels))
+
+    assert pairs("causal") == [(d, d) for d in docs]
+    twice = [d[:-1] + gap + d for d in docs]
+    assert pairs("causal", repeat=1.0) == [(d, d) for d in twice]
+    for source, target in pairs("span_corruption", denoise=1.0):
+        assert target in docs and sentinels & set(source) and len(source) < len(target)
+    for source, target in pairs("span_corruption", prefix_lm=1.0):
+        assert source[:-1] + target in docs and not sentinels & set(source + target)
+    for _, target in pairs("span_corruption"):
+        assert target not in docs and sentinels & set(target)
+    mode = tok.convert_tokens_to_ids(pretrain.SPAN_MODE)
+    for source, target in pairs("span_corruption", span_mode=True):  # asks for spans, never stands for one
+        assert source[0] == mode and mode not in source[1:] + target
+
+
 @pytest.mark.skipif(
     os.environ.get("PEFTSUM_REBUILD_TINY") != "1",
-    reason="opt-in: PEFTSUM_REBUILD_TINY=1 rebuilds both tiny models from nothing (~7 min each)",
+    reason="opt-in: PEFTSUM_REBUILD_TINY=1 rebuilds both tiny models from nothing (~4 and ~9 min)",
 )
 @pytest.mark.parametrize("name", sorted(tiny.RECIPES))
 def test_building_from_nothing_gives_the_committed_digest(name: str, tmp_path: Path) -> None:
