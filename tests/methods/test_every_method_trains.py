@@ -34,7 +34,7 @@ PARAMS = {
 }
 # Virtual tokens move the pretrained tiny-t5 slowly: 12 steps do not lower its loss, 40 do.
 STEPS = {("tiny-t5", "prompt"): 40, ("tiny-t5", "ptuning"): 40}
-LR = {"prefix": 3e-2, "prompt": 3e-2, "ptuning": 1e-2, "vera": 3e-2, "ia3": 1e-1, "bitfit": 1e-2}
+LR = {"prefix": 3e-2, "prompt": 3e-2, "ptuning": 3e-2, "vera": 3e-2, "ia3": 1e-1, "bitfit": 1e-2}
 # Model-free methods (lead) have nothing to train: tests/methods/test_lead.py covers them.
 PAIRS = [(m, name) for m in MODEL_NAMES for name in METHODS.names() if METHODS.get(name).needs_model]
 
