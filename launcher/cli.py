@@ -26,8 +26,12 @@ RUN_EPILOG = """examples:
   launcher run examples/quickstart.yaml                 # results in ./runs/quickstart/
   launcher run grid.yaml --store /data/runs --jobs 2    # two cells at a time
 
-Each cell runs in its own `peftsum cell` process; done cells are skipped, so rerunning resumes the grid.
-exit codes: 0 every cell done, 1 some cell failed (the others still ran; see the report), 2 invalid grid."""
+Each cell runs in its own `peftsum cell` process; done cells are skipped, so rerunning resumes the grid. A cell
+another run is running (its lease in the store) is skipped. SIGTERM/Ctrl-C reaches the running cells: each
+checkpoints and stops, and a rerun resumes them.
+exit codes: 0 every cell done, 1 some cell failed (the others still ran; see the report), is being run by
+another launcher, or the store failed,
+2 invalid grid or a store that refuses access, 3 interrupted by a signal (rerun to resume)."""
 
 
 REPORT_EPILOG = """examples:
@@ -124,12 +128,12 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from launcher.local import run_grid
+    from launcher.local import EXIT_INTERRUPTED, run_grid
     from peftsum.report import aggregate
-    from peftsum.store import StoreError, open_store
+    from peftsum.store import StoreDenied, StoreError, open_store
     from peftsum.store import cells as layout
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, emoji=False, highlight=False)
     if args.jobs < 1:
         console.print(f"launcher run: --jobs must be at least 1 (got {args.jobs})")
         return EXIT_BAD_GRID
@@ -158,6 +162,10 @@ def _run(args: argparse.Namespace) -> int:
                 running[o.cell.cell_id] = time.monotonic()
                 console.print(f"[{finished['n']}/{total}] start   {label(o)}", markup=False)
                 return
+            if kind == "repair":
+                console.print(f"[{finished['n']}/{total}] repair  {label(o)}: {o.reason}; its _SUCCESS is moved "
+                              "aside and the cell runs again", markup=False)
+                return
             running.pop(o.cell.cell_id, None)
             finished["n"] += 1
             extra = f" ({o.seconds:.0f}s)" if kind == "done" else (f": {o.reason}" if o.reason else "")
@@ -180,17 +188,30 @@ def _run(args: argparse.Namespace) -> int:
     console.print(f"{grid.name}: {total} cells → {store.uri}/{grid.name}", markup=False)
     try:
         outcomes = run_grid(store, grid, jobs=args.jobs, on_event=on_event)
+    except StoreError as err:
+        console.print(f"launcher run: the store cannot be used: {err}", markup=False)
+        return EXIT_BAD_GRID if isinstance(err, StoreDenied) else EXIT_FAILED
     finally:
         stop.set()
         beat.join(timeout=30)  # the report forks workers: no thread may be mid-I/O holding a lock then
-    report = aggregate(store, grid.name)
+    report_failed = False
+    try:
+        report = aggregate(store, grid.name)
+    except StoreError as err:  # a full or read-only store: say so, the cells' own results stand
+        report, report_failed = f"not written ({err})", True
     failed = [o for o in outcomes if o.state == "failed"]
+    interrupted = [o for o in outcomes if o.state == "interrupted"]
+    elsewhere = [o for o in outcomes if o.state == "elsewhere"]
     done = sum(o.state in ("done", "skipped") for o in outcomes)
-    console.print(f"{done}/{total} cells done, {len(failed)} failed in {time.monotonic() - t_start:.0f}s; "
-                  f"report: {report}", markup=False)
+    console.print(f"{done}/{total} cells done, {len(failed)} failed"
+                  + (f", {len(interrupted)} interrupted (rerun to resume)" if interrupted else "")
+                  + (f", {len(elsewhere)} being run by another launcher" if elsewhere else "")
+                  + f" in {time.monotonic() - t_start:.0f}s; report: {report}", markup=False)
     for o in failed:
         console.print(f"  failed {label(o)}: {o.reason}", markup=False)
-    return EXIT_FAILED if failed else EXIT_OK
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if failed or elsewhere or report_failed else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -105,14 +105,13 @@ class Verdict:
 
 
 def verify(store: Store, grid: str, cell_ids: Iterable[str]) -> list[Verdict]:
-    """Re-hash every file of every done cell in place. A manifest whose files no longer match is *corrupt*."""
+    """Re-hash every file of every done cell in place. A manifest that is malformed, or whose files no longer
+    match, is *corrupt*. Raises StoreError when the store cannot be read (never "not done")."""
     out = []
     for cid in cell_ids:
-        manifest = layout.read_manifest(store, grid, cid)
-        if manifest is None:
-            out.append(Verdict(cid, "not-done"))
-            continue
-        bad = list(layout.manifest_problems(store, grid, cid, manifest, rehash=True))
-        out.append(Verdict(cid, "corrupt", "; ".join(bad)) if bad else
-                   Verdict(cid, "verified", f"{len(manifest['files'])} files"))
+        manifest, problem = layout.check_done(store, grid, cid, rehash=True)
+        if manifest is not None:
+            out.append(Verdict(cid, "verified", f"{len(manifest['files'])} files"))
+        else:
+            out.append(Verdict(cid, "corrupt", problem) if problem else Verdict(cid, "not-done"))
     return out

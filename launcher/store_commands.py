@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from peftsum.spec import SpecError, load_grid
-from peftsum.store import StoreError, open_store
+from peftsum.store import StoreDenied, StoreError, open_store
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_GRID = 0, 1, 2
 
@@ -21,14 +21,15 @@ PULL_EPILOG = """examples:
 
 The target mirrors the store layout, so it is a local store itself: `launcher report grid.yaml --store out`.
 Every file is checked against its cell's _SUCCESS manifest (sha256); rerunning skips what is already there.
-exit codes: 0 all selected files of all done cells pulled, 1 some file failed verification or download,
-2 invalid grid or store."""
+exit codes: 0 all selected files of all done cells pulled, 1 some file failed verification or download, or the
+store could not be read (unreachable), 2 invalid grid, or a store that refuses access (missing bucket, denied)."""
 
 VERIFY_EPILOG = """examples:
   launcher verify examples/paper.yaml                     # every done cell's files re-hashed in the store
   launcher verify grid.yaml --store ./pulled              # or a pulled copy
 
-exit codes: 0 nothing corrupt (cells not done are listed), 1 some cell's files differ from its manifest."""
+exit codes: 0 nothing corrupt (cells not done are listed), 1 some cell's manifest is malformed or its files differ
+from it, or the store could not be read (unreachable), 2 invalid grid, or a store that refuses access."""
 
 STAGE_EPILOG = """examples:
   launcher stage examples/paper.yaml --store s3://bucket/peftsum --out staged.yaml
@@ -91,7 +92,7 @@ def pull_command(args: argparse.Namespace) -> int:
                          predictions=args.predictions, report=args.report, progress=progress)
         except StoreError as err:
             print(f"launcher pull: {err}", file=sys.stderr)
-            return EXIT_FAILED
+            return EXIT_BAD_GRID if isinstance(err, StoreDenied) else EXIT_FAILED
     print(f"{grid.name}: {len(ids) - len(stats.not_done)}/{len(ids)} cells done; pulled {stats.files} files "
           f"({stats.bytes / 1e6:.1f} MB), {stats.skipped} already there and verified → {args.to}")
     for cid in stats.not_done:
@@ -107,7 +108,11 @@ def verify_command(args: argparse.Namespace) -> int:
     grid, store = _open(args, "verify")
     if grid is None:
         return EXIT_BAD_GRID
-    verdicts = verify(store, grid.name, [c.cell_id for c in grid.cells])
+    try:
+        verdicts = verify(store, grid.name, [c.cell_id for c in grid.cells])
+    except StoreError as err:  # nothing could be read: not "nothing is done"
+        print(f"launcher verify: {err}", file=sys.stderr)
+        return EXIT_BAD_GRID if isinstance(err, StoreDenied) else EXIT_FAILED
     for v in verdicts:
         print(f"{v.cell_id}  {v.state:9} {v.detail}")
     counts = {s: sum(v.state == s for v in verdicts) for s in ("verified", "not-done", "corrupt")}

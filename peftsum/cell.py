@@ -1,11 +1,14 @@
 """``peftsum cell``: run one cell end to end, idempotently.
 
 load data → load model → apply method → train (resumable) → generate → score → measure → write the attempt's
-files → ``_SUCCESS`` last (first writer wins). Exit codes: 0 done (or already done), 2 bad spec, 3 retryable.
+files → ``_SUCCESS`` last (first writer wins). Exit codes (docs/architecture.md, "Exit codes"): 0 done (or already
+done), 1 failed, 2 the spec or the configuration can never run (a person must fix it), 3 retryable (preempted, the
+store unreachable or full).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -13,18 +16,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from peftsum.result import SCHEMA_VERSION
+from peftsum.preempt import Preempted, Preemption, fault_point
+from peftsum.result import SCHEMA_VERSION, finite
 from peftsum.spec import Cell, SpecError
 from peftsum.store import Store, StoreError
 from peftsum.store import cells as layout
-from peftsum.store.base import sha256_file
+from peftsum.store.base import MissingObject, StoreDenied, UnsafeKeyError, sha256_file
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC, EXIT_RETRY = 0, 1, 2, 3
+
+
+def exit_code(err: BaseException) -> int:
+    """The exit code an exception ends a cell with: 2 only when retrying can never help."""
+    if isinstance(err, (SpecError, StoreDenied, UnsafeKeyError)):
+        return EXIT_BAD_SPEC
+    if isinstance(err, (Preempted, OSError)):  # StoreUnavailable, a plain StoreError, an I/O error
+        return EXIT_RETRY
+    return EXIT_FAILED
 
 
 def log(cell_id: str, msg: str) -> None:
@@ -32,77 +46,93 @@ def log(cell_id: str, msg: str) -> None:
 
 
 def load_spec(store: Store, grid: str, cell_id: str) -> Cell:
-    """Read ``cells/<id>/spec.json`` and check that it hashes to ``cell_id`` (else SpecError: exit 2)."""
+    """Read ``cells/<id>/spec.json`` and check that it hashes to ``cell_id`` (else SpecError: exit 2). A store that
+    cannot be read raises its StoreError (unavailable: exit 3; denied: exit 2, naming the bucket)."""
     try:
         data = layout.read_json(store, layout.cell_key(grid, cell_id, "spec.json"))
-    except (StoreError, ValueError) as err:
-        raise SpecError("spec.json", cell_id, f"cannot read the cell spec: {err}") from None
+    except MissingObject as err:
+        raise SpecError("spec.json", cell_id, f"no cell spec: {err} (was the grid submitted?)") from None
+    except (ValueError, RecursionError) as err:
+        raise SpecError("spec.json", cell_id, f"the cell spec is not JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise SpecError("spec.json", cell_id, "the cell spec is not a JSON object")
     cell = Cell.from_dict(data)
     if cell.cell_id != cell_id:
         raise SpecError("spec.json", cell_id, f"hashes to {cell.cell_id}, not to the cell id it is stored under")
     return cell
 
 
+def _set_status(store: Store, grid: str, cell_id: str, state: str, **fields: Any) -> None:
+    """Write status.json, but never let a failing store hide the cell's own outcome (exit code, log)."""
+    try:
+        layout.write_status(store, grid, cell_id, state, **fields)
+    except StoreError as err:
+        log(cell_id, f"could not write status.json ({state}): {err}")
+
+
 def run_cell(store: Store, grid: str, cell: Cell, metrics: Any = None) -> int:
     """Run ``cell`` into ``store``; returns the process exit code.
+
+    A ``_SUCCESS`` that fails verification (malformed, or a listed file missing or changed) is moved aside
+    (``_SUCCESS.corrupt-<time>``) and the cell runs again: otherwise the new attempt would lose the first-writer
+    race to it on every run. SIGTERM/SIGINT anywhere ends the attempt with exit 3 (``peftsum.preempt``).
 
     Args:
         metrics: a ``peftsum.telemetry.CellMetrics`` to keep current (pushed or scraped by the caller), or None.
     """
     cell_id = cell.cell_id
-    if layout.done_manifest(store, grid, cell_id):
-        log(cell_id, "already done")
-        return EXIT_OK
-    attempt = layout.new_attempt_id()
-    started = layout.now_iso()
-    layout.begin_attempt(
-        store, grid, cell_id, attempt, os.environ.get("PEFTSUM_JOB_UID") or None, progress=0.0, started_at=started
-    )
+    attempt = None
     try:
-        with tempfile.TemporaryDirectory(prefix=f"peftsum-{cell_id}-") as tmp:
-            result = _execute(store, grid, cell, attempt, started, Path(tmp), metrics)
-            if result is None:  # another attempt committed first: its result stands, ours is discarded
-                manifest = layout.read_manifest(store, grid, cell_id) or {}
-                layout.write_status(
-                    store, grid, cell_id, "done", exit_code=EXIT_OK, attempt=manifest.get("attempt_id"), progress=1.0
-                )
-                log(cell_id, "another attempt finished first; keeping its result")
+        with Preemption() as preemption:
+            manifest, problem = layout.check_done(store, grid, cell_id)
+            if manifest is not None:
+                log(cell_id, "already done")
+                if not cell.train.keep_checkpoints:  # a kill between _SUCCESS and the cleanup left them
+                    layout.clear_checkpoints(store, grid, cell_id)
                 return EXIT_OK
-    except SpecError as err:
-        layout.write_status(
-            store, grid, cell_id, "failed", reason=f"bad spec: {err}", exit_code=EXIT_BAD_SPEC, attempt=attempt
-        )
-        log(cell_id, f"bad spec: {err}")
-        return EXIT_BAD_SPEC
+            if problem:
+                aside = layout.quarantine_manifest(store, grid, cell_id, problem)
+                log(cell_id, f"_SUCCESS failed verification ({problem}); moved aside to {aside}, running again")
+            attempt = layout.new_attempt_id()
+            started = layout.now_iso()
+            layout.begin_attempt(store, grid, cell_id, attempt, os.environ.get("PEFTSUM_JOB_UID") or None,
+                                 progress=0.0, started_at=started)
+            with tempfile.TemporaryDirectory(prefix=f"peftsum-{cell_id}-") as tmp:
+                result = _execute(store, grid, cell, attempt, started, Path(tmp), metrics, preemption)
     except Exception as err:
-        from peftsum.train import Preempted
-
-        code = EXIT_RETRY if isinstance(err, (Preempted, OSError)) else EXIT_FAILED
-        state = "pending" if isinstance(err, Preempted) else "failed"
-        layout.write_status(
-            store, grid, cell_id, state, reason=f"{type(err).__name__}: {err}", exit_code=code, attempt=attempt
-        )
-        log(cell_id, f"{state}: {type(err).__name__}: {err}")
+        code = exit_code(err)
+        state = "pending" if isinstance(err, Preempted) else "failed"  # pending: not counted as a failure
+        reason = f"bad spec: {err}" if isinstance(err, SpecError) else f"{type(err).__name__}: {err}"
+        _set_status(store, grid, cell_id, state, reason=reason, exit_code=code, attempt=attempt)
+        log(cell_id, f"{state} (exit {code}): {reason}")
         if code == EXIT_FAILED:
             import traceback
 
             traceback.print_exc()
         return code
-    layout.write_status(
-        store,
-        grid,
-        cell_id,
-        "done",
-        exit_code=EXIT_OK,
-        attempt=attempt,
-        progress=1.0,
-        metrics={k: result["metrics"][k]["value"] for k in ("rougeL", "bleu")},
-    )
+    if result is None:  # another attempt committed first: its result stands, ours is discarded
+        with _quietly(cell_id):
+            store.delete_prefix(layout.cell_key(grid, cell_id, "attempts", attempt))
+        winner = layout.done_manifest(store, grid, cell_id) or {}
+        _set_status(store, grid, cell_id, "done", exit_code=EXIT_OK, attempt=winner.get("attempt_id"), progress=1.0)
+        log(cell_id, "another attempt finished first; keeping its result")
+        return EXIT_OK
     m = result["metrics"]
+    _set_status(store, grid, cell_id, "done", exit_code=EXIT_OK, attempt=attempt, progress=1.0,
+                metrics={k: m[k]["value"] for k in ("rougeL", "bleu")})
     if metrics is not None:
         metrics.succeeded({k: v["value"] for k, v in m.items() if isinstance(v, dict) and "value" in v})
     log(cell_id, f"done: ROUGE-L {m['rougeL']['value']:.3f}, BLEU {m['bleu']['value']:.3f}")
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _quietly(cell_id: str) -> Iterator[None]:
+    """Best-effort cleanup: a store error is logged, not raised (the cell's outcome is already decided)."""
+    try:
+        yield
+    except StoreError as err:
+        log(cell_id, f"cleanup failed: {err}")
 
 
 @dataclass
@@ -133,7 +163,8 @@ class Predicted:
 
 
 def _execute(
-    store: Store, grid: str, cell: Cell, attempt: str, started: str, workdir: Path, metrics: Any = None
+    store: Store, grid: str, cell: Cell, attempt: str, started: str, workdir: Path, metrics: Any,
+    preemption: Preemption,
 ) -> dict | None:
     from peftsum import scoring
     from peftsum.artifacts import write_jsonl
@@ -183,7 +214,8 @@ def _execute(
         if cell.model is None:
             raise SpecError("model", None, f"method {cell.method.type!r} needs a model")
         pred = _predict_with_model(
-            store, grid, cell, method, attempt, started, timer, out, metrics, nvml_memory, checkpointer, disk
+            store, grid, cell, method, attempt, started, timer, out, metrics, nvml_memory, checkpointer, disk,
+            preemption,
         )
     else:
         pred = _predict_without_model(cell, method, timer, disk)
@@ -278,13 +310,16 @@ def _execute(
         },
     }
     with timer.phase("upload"):
-        (out / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+        result = finite(result)
+        (out / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True, allow_nan=False))
         files = _upload(store, grid, cell_id, attempt, out)
         disk.sample()
-    if not layout.commit_success(store, grid, cell_id, attempt, files):
-        return None
+    with preemption.deferred():  # a signal here waits: _SUCCESS is written, or not, never half-decided
+        if not layout.commit_success(store, grid, cell_id, attempt, files):
+            return None
     if not cell.train.keep_checkpoints:
-        checkpointer.clear()
+        with _quietly(cell_id):
+            checkpointer.clear()
     return result
 
 
@@ -292,11 +327,13 @@ def _data_record(
     cell: Cell, eval_split: Any, train_split: Any = None, train_ids: list[str] | None = None, validation: Any = None
 ) -> dict[str, Any]:
     """result.json "data": which examples the cell used (ids hashed, so the report can tell when cells it compares
-    used different ones) and what the shared length filter and the grouping did."""
+    used different ones), the rows the data contract dropped (peftsum.data.contract) and what the shared length
+    filter and the grouping did."""
     from peftsum.data.load import ids_sha256
 
     splits = {"train": train_split, "validation": validation, cell.eval.split: eval_split}
     return {
+        "rows_dropped": {name: dict(sp.dropped) for name, sp in splits.items() if sp is not None},
         "train_ids_sha256": ids_sha256(train_ids) if train_ids is not None else None,
         "eval_ids_sha256": eval_split.ids_sha256,
         "eval_examples": len(eval_split.examples),
@@ -374,6 +411,7 @@ def _predict_with_model(
     nvml_memory: Any,
     checkpointer: Any,
     disk: Any,
+    preemption: Preemption,
 ) -> Predicted:
     """Load data and model, apply the method, train (resumably, validating and selecting as configured),
     generate."""
@@ -511,6 +549,7 @@ def _predict_with_model(
                 progress=progress,
                 compile_model=runtime.compile,
                 validate=validate if validating else None,
+                preemption=preemption,
             )
         if report.best is not None:
             best = report.history[report.best]
@@ -521,6 +560,7 @@ def _predict_with_model(
     eval_pairs = encoder.train(eval_examples)  # (source, summary) ids of the scored examples that fit
     test_loss = teacher_forced_loss(model, eval_pairs, tokenizer.pad_token_id, causal, device, autocast)
 
+    fault_point("generate")
     with timer.phase("generate"):
         log(cell_id, f"generating {len(eval_features.ids)} summaries")
         gen = predict(eval_features)

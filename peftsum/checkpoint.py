@@ -4,6 +4,11 @@ A checkpoint holds the trainable tensors (safetensors), the optimizer and schedu
 (torch.save), and the trainer's counters and evaluation history (JSON); with ``train.select_best``, also the best
 evaluation's trainable tensors (``best.safetensors``) when they are not the checkpoint's own. Only a checkpoint
 whose COMPLETE marker exists is ever loaded, so a process killed mid-upload leaves the previous one in charge.
+
+COMPLETE lists every file with its size and sha256 (local folders keep no checksums of their own). Resuming tries
+the newest checkpoint first and falls back to older ones: a checkpoint with a missing, resized or changed file, or
+one that does not load, is deleted (when the store could be read at all) and the next older one tried; with none
+usable, training starts over. A damaged checkpoint costs the steps since the previous one, never the cell.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from peftsum.store import Store
-from peftsum.store.cells import cell_key
+from peftsum.store import Store, StoreError
+from peftsum.store.base import StoreDenied, StoreUnavailable, sha256_file
+from peftsum.store.cells import cell_key, clear_checkpoints
 
 FILES = ("weights.safetensors", "training.pt", "state.json")
 BEST = "best.safetensors"
@@ -64,41 +70,55 @@ class Checkpointer:
             if best is not None:
                 save_file({k: v.detach().contiguous().cpu() for k, v in best.items()}, tmp / BEST)
                 files.append(BEST)
-            size = 0
+            listing = {f: {"bytes": (tmp / f).stat().st_size, "sha256": sha256_file(tmp / f)} for f in files}
             for f in files:
                 self.store.upload(self._key(name, f), tmp / f)
-                size += (tmp / f).stat().st_size
+            size = sum(meta["bytes"] for meta in listing.values())
             if self.on_written is not None:
                 self.on_written()
-        self.store.write_bytes(self._key(name, "COMPLETE"), b"")
+        self.store.write_bytes(self._key(name, "COMPLETE"), json.dumps({"files": listing}, sort_keys=True).encode())
         for old in self.complete_steps()[: -self.keep]:
             self.store.delete_prefix(self._key(f"{old:09d}"))
         return size
 
     def load_latest(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any] | None] | None:
-        """(weights, training, state, best weights or None) of the newest complete checkpoint, or None."""
-        steps = self.complete_steps()
-        if not steps:
-            return None
+        """(weights, training, state, best weights or None) of the newest usable checkpoint, or None."""
+        for step in reversed(self.complete_steps()):
+            name = f"{step:09d}"
+            try:
+                loaded = self._load(name)
+            except (StoreDenied, StoreUnavailable):
+                raise  # the store, not the checkpoint: retry the cell later
+            except (StoreError, ValueError, RuntimeError, KeyError, EOFError, OSError) as err:
+                print(f"[checkpoint] {name} is unusable ({type(err).__name__}: {err}); deleting it and trying the "
+                      "previous one", flush=True)
+                self.store.delete_prefix(self._key(name))
+                continue
+            self.loaded_state = loaded[2]
+            return loaded
+        return None
+
+    def _load(self, name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any] | None]:
         import torch
         from safetensors.torch import load_file
 
-        name = f"{steps[-1]:09d}"
+        listing = json.loads(self.store.read_bytes(self._key(name, "COMPLETE")) or b"{}").get("files")
+        files = list(listing) if listing else [*FILES, *([BEST] if self.store.stat(self._key(name, BEST)) else [])]
         tmp = Path(tempfile.mkdtemp(prefix="peftsum-resume-", dir=self.workdir))
         try:
-            for f in FILES:
+            for f in files:
                 self.store.download(self._key(name, f), tmp / f)
+                if listing and sha256_file(tmp / f) != listing[f].get("sha256"):
+                    raise StoreError(f"{f}: content differs from the checksum in COMPLETE")
             weights = load_file(tmp / FILES[0])
             training = torch.load(tmp / FILES[1], weights_only=True)
             state = json.loads((tmp / FILES[2]).read_text())
-            best = None
-            if self.store.stat(self._key(name, BEST)) is not None:
-                self.store.download(self._key(name, BEST), tmp / BEST)
-                best = load_file(tmp / BEST)
+            if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+                raise ValueError(f"{FILES[2]} holds no step counter")
+            best = load_file(tmp / BEST) if BEST in files else None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        self.loaded_state = state
         return weights, training, state, best
 
     def clear(self) -> None:
-        self.store.delete_prefix(self._key())
+        clear_checkpoints(self.store, self.grid, self.cell_id)

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from peftsum.cell import EXIT_BAD_SPEC
+from peftsum.cell import EXIT_BAD_SPEC, exit_code
 from peftsum.spec import Cell, SpecError, parse_grid
 from peftsum.store import StoreError, open_store
 
@@ -29,7 +29,9 @@ AGGREGATE_EPILOG = """examples:
   peftsum aggregate --grid paper --store s3://b/p --wait 604800 --max-attempts 4 --job-deadline 86400
   → what the aggregation Job of `launcher submit` runs: poll the store (backing off from 30 s to 10 min) until
     every cell is done or cannot get further, at most --wait seconds, then build the report; report/wait.json
-    says why the wait ended for each cell not done"""
+    says why the wait ended for each cell not done
+
+exit codes: 0 report written, 2 no such grid in the store (the message lists the grids there), 1 store errors."""
 
 
 EDA_EPILOG = """examples:
@@ -117,9 +119,11 @@ def _stage(args: argparse.Namespace) -> int:
 
 def _aggregate(args: argparse.Namespace) -> int:
     from peftsum.report import aggregate
+    from peftsum.report.collect import GridNotFound, grid_cells
 
     try:
         store = open_store(args.store)
+        grid_cells(store, args.grid)  # a grid name the store does not hold: exit 2 before waiting or writing
         notes = None
         if args.wait is not None:
             from peftsum.report.wait import wait_for_cells
@@ -132,6 +136,9 @@ def _aggregate(args: argparse.Namespace) -> int:
             for cid, why in sorted(notes.items()):
                 print(f"  {cid}: {why}", flush=True)
         out = aggregate(store, args.grid, notes=notes)
+    except GridNotFound as err:
+        print(f"peftsum aggregate: {err}", file=sys.stderr)
+        return EXIT_BAD_SPEC
     except StoreError as err:
         print(f"peftsum aggregate: {err}", file=sys.stderr)
         return 1
@@ -204,7 +211,12 @@ def main(argv: list[str] | None = None) -> int:
             text = sys.stdin.read() if args.spec == "-" else open(args.spec, encoding="utf-8").read()
             cell = Cell.from_dict(json.loads(text))
             layout.write_json(store, layout.cell_key(args.grid, cell.cell_id, "spec.json"), cell.to_dict())
-    except (SpecError, ValueError, KeyError, TypeError, OSError) as err:
+    except StoreError as err:  # unreachable (3, retried) or denied / misconfigured (2, needs a person)
+        code = exit_code(err)
+        print(f"peftsum cell: store {args.store}: {err} ({'retryable' if code == 3 else 'not retryable'})",
+              file=sys.stderr)
+        return code
+    except (SpecError, ValueError, KeyError, TypeError, OSError) as err:  # OSError here: the --spec file
         print(f"peftsum cell: bad spec: {err}", file=sys.stderr)
         return EXIT_BAD_SPEC
     metrics, pusher = _telemetry(args, cell)

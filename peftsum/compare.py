@@ -7,6 +7,7 @@ differences resample each cell's per-example sufficient statistics and recompute
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,16 @@ def bleu_stats_matrix(rows: list[dict[str, Any]]) -> np.ndarray:
 
 
 def align(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
-    """The rows of both cells restricted to their shared example ids, in one order."""
+    """The rows of both cells restricted to their shared example ids, in one order.
+
+    Ids must be unique within each cell (the data contract refuses a split with duplicate ids): with a duplicate,
+    pairing by id is ambiguous, so this raises ValueError naming it rather than pair every copy with one row."""
+    for name, rows in (("a", a), ("b", b)):
+        duplicated = sorted(str(i) for i, k in Counter(r["id"] for r in rows).items() if k > 1)
+        if duplicated:
+            shown = ", ".join(repr(d) for d in duplicated[:5]) + (", …" if len(duplicated) > 5 else "")
+            raise ValueError(f"cell {name} lists example id(s) {shown} more than once: examples cannot be paired by "
+                             "id (rescore the cell from a dataset with unique ids)")
     by_id = {r["id"]: r for r in b}
     shared = [r for r in a if r["id"] in by_id]
     return shared, [by_id[r["id"]] for r in shared]

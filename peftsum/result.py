@@ -5,6 +5,7 @@ these files, and still reads version 1 results (the keys version 2 added are the
 
 from __future__ import annotations
 
+import math
 from typing import Any, TypedDict, get_type_hints, is_typeddict
 
 SCHEMA_VERSION = 2
@@ -129,3 +130,15 @@ class Result(TypedDict):
 def required_keys(cls: type = Result) -> dict[str, Any]:
     """Nested key tree of a TypedDict, for schema tests: {key: subtree or None}."""
     return {key: required_keys(tp) if is_typeddict(tp) else None for key, tp in get_type_hints(cls).items()}
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None: JSON has no NaN, and a diverged run's losses
+    must read as "no value", not break every reader of result.json."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj

@@ -17,6 +17,12 @@ With several references per example (``eval.references: grouped``), ROUGE takes,
 the best F1 (rouge-score's ``score_multi``, as evaluate does) and BLEU clips n-gram matches by the most any reference
 has. Each example keeps its BLEU sufficient statistics (n-gram matches and totals, hypothesis and reference lengths),
 so the bootstrap resamples those and recomputes corpus BLEU, as corpus BLEU is not a mean of sentence scores.
+
+ROUGE reads at most ``MAX_ROUGE_TOKENS`` (1024) tokens of the prediction and of each reference: rouge-score's LCS is
+quadratic in pure Python (one 20k-word prediction against a 20k-word reference took 204 s), so a longer text is cut
+after its 1024th rouge-score token (a run of ASCII letters and digits) before scoring. 1024 is the most
+``eval.max_new_tokens`` allows, so a generated summary is never cut; only longer references and ``lead`` outputs
+are. The cap is recorded in the metric profile (``rouge.max_tokens``). BLEU, linear in length, reads everything.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ import numpy as np
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 PROFILES = ("peftsum", "evaluate")
 MAX_ORDER = 4
+MAX_ROUGE_TOKENS = 1024  # tokens of a prediction / reference ROUGE reads (the module docstring says why)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_ROUGE_TOKEN = re.compile(r"[A-Za-z0-9]+")  # rouge-score's tokens: runs of [a-z0-9] after lowercasing
 
 
 def metric_profile(name: str = "peftsum") -> dict[str, Any]:
@@ -44,7 +52,8 @@ def metric_profile(name: str = "peftsum") -> dict[str, Any]:
                   "tokenizer": "rouge-score default (lowercase, non-alphanumeric split)",
                   "lsum_sentence_split": "newlines + regex (?<=[.!?])\\s+" if stemmed else "newlines",
                   "score": "F1", "aggregate": "mean of per-example F1",
-                  "multi_reference": "best F1 per ROUGE type (rouge-score score_multi)"},
+                  "multi_reference": "best F1 per ROUGE type (rouge-score score_multi)",
+                  "max_tokens": MAX_ROUGE_TOKENS},
         "bleu": {"implementation": "sacrebleu" if stemmed else "tensorflow/nmt compute_bleu (as evaluate's bleu)",
                  "version": version("sacrebleu"), "tokenize": "13a", "smooth": "exp" if stemmed else "none",
                  "reference_length": "closest" if stemmed else "shortest", "lowercase": False,
@@ -55,6 +64,17 @@ def metric_profile(name: str = "peftsum") -> dict[str, Any]:
 
 def lsum_lines(text: str) -> str:
     return "\n".join(s for line in text.splitlines() for s in _SENTENCE_END.split(line.strip()) if s)
+
+
+def rouge_truncate(text: str, limit: int = MAX_ROUGE_TOKENS) -> str:
+    """``text`` up to the end of its ``limit``-th rouge-score token (all of it when it has no more), line breaks and
+    punctuation kept, so ROUGE-Lsum still sees the sentences of what remains."""
+    if len(text) < 2 * limit:  # a token and a separator per token: cannot hold more than limit tokens
+        return text
+    for count, match in enumerate(_ROUGE_TOKEN.finditer(text), 1):
+        if count == limit:
+            return text[: match.end()]
+    return text
 
 
 def _as_reference_lists(references: Sequence[str | Sequence[str]]) -> list[list[str]]:
@@ -73,9 +93,10 @@ def rouge_per_example(predictions: list[str], references: Sequence[str | Sequenc
     scorer = rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=profile == "peftsum")
     out = {k: np.zeros(len(predictions)) for k in ROUGE_KEYS}
     for i, (pred, refs) in enumerate(zip(predictions, _as_reference_lists(references), strict=True)):
-        targets = [prepare(r) for r in refs]
-        scores = scorer.score(targets[0], prepare(pred)) if len(targets) == 1 else \
-            scorer.score_multi(targets, prepare(pred))
+        targets = [prepare(rouge_truncate(r)) for r in refs]
+        hypothesis = prepare(rouge_truncate(pred))
+        scores = scorer.score(targets[0], hypothesis) if len(targets) == 1 else \
+            scorer.score_multi(targets, hypothesis)
         for k in ROUGE_KEYS:
             out[k][i] = scores[k].fmeasure
     return out

@@ -5,21 +5,29 @@ seconds and once at the end; ``--metrics-port`` serves /metrics for a scraper in
 snapshot the cell updates, exposed by a custom collector: the token counter survives a resume (it continues from
 the checkpoint's count instead of restarting at zero), and GPU energy/memory are simply absent without NVML.
 Pure of ML: prometheus-client and the standard library only.
+
+A Pushgateway behind basic auth: the credentials come from two files named by ``PEFTSUM_PUSHGATEWAY_USERNAME_FILE``
+and ``PEFTSUM_PUSHGATEWAY_PASSWORD_FILE`` (on a cluster: keys of the Secret ``cluster.pushgateway_secret``, mounted
+by the Job), or, on a laptop, from the URL's ``user:password@``. Either way they only ever travel in the
+Authorization header: every URL this module logs or puts in an error goes through :func:`redact_url`.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, push_to_gateway
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import delete_from_gateway
+from prometheus_client.exposition import basic_auth_handler, default_handler, delete_from_gateway
 
 JOB = "peftsum"
 LABELS = ("grid", "cell", "model", "method", "dataset")
@@ -38,6 +46,87 @@ METRICS: dict[str, tuple[str, str, str | None]] = {
     "peftsum_cell_last_success_timestamp_seconds": ("gauge", "Unix time the cell last finished successfully.",
                                                     None),
 }
+
+
+# The variables naming the files of the gateway's basic-auth user name and password (launcher.k8s.render mounts both).
+USERNAME_FILE_ENV = "PEFTSUM_PUSHGATEWAY_USERNAME_FILE"
+PASSWORD_FILE_ENV = "PEFTSUM_PUSHGATEWAY_PASSWORD_FILE"  # noqa: S105 - a variable's name, not a password
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the user information before its host replaced by ``***`` (``http://***@pg:9091``): the one form
+    in which a gateway URL is logged or shown. Everything up to the last ``@`` before the path counts, so a password
+    holding ``/``, ``:`` or ``@`` is hidden whole."""
+    scheme, sep, rest = str(url).partition("://")
+    if not sep:
+        scheme, rest = "", str(url)
+    if "@" not in rest:
+        return str(url)
+    return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """A Pushgateway: its URL without credentials, and the basic-auth credentials to send (never logged:
+    ``str()`` and ``repr()`` show the URL only)."""
+
+    url: str
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return self.url
+
+    def handler(self) -> Callable[..., Callable[[], None]]:
+        """prometheus_client's push/delete ``handler``: basic auth when there are credentials."""
+        if self.username is None:
+            return default_handler
+        user, password = self.username, self.password
+
+        def handle(url: str, method: str, timeout: float | None, headers: list, data: bytes) -> Callable[[], None]:
+            return basic_auth_handler(url, method, timeout, headers, data, user, password)
+
+        return handle
+
+    def headers(self) -> dict[str, str]:
+        """The Authorization header for plain urllib requests (the gateway's /api/v1/metrics)."""
+        if self.username is None:
+            return {}
+        token = base64.b64encode(f"{self.username}:{self.password or ''}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+
+def gateway(url: str | Gateway, env: Mapping[str, str] | None = None) -> Gateway:
+    """``url`` split into a :class:`Gateway`: credentials from its ``user:password@`` (percent-decoded) if it has
+    any, else from the files ``$PEFTSUM_PUSHGATEWAY_USERNAME_FILE`` and ``$PEFTSUM_PUSHGATEWAY_PASSWORD_FILE`` name
+    (trailing newline stripped), else none. ValueError (naming the variable and the file, never its content) when
+    only one of the two is set or a file cannot be read."""
+    if isinstance(url, Gateway):
+        return url
+    env = os.environ if env is None else env
+    scheme, sep, rest = str(url).partition("://")
+    if not sep:
+        scheme, sep, rest = "http", "://", str(url)  # prometheus_client's default scheme
+    if "@" in rest:
+        userinfo, _, host = rest.rpartition("@")
+        user, _, password = userinfo.partition(":")
+        return Gateway(f"{scheme}{sep}{host}", urllib.parse.unquote(user), urllib.parse.unquote(password))
+    files = {name: env.get(name) for name in (USERNAME_FILE_ENV, PASSWORD_FILE_ENV)}
+    if not any(files.values()):
+        return Gateway(str(url))
+    if not all(files.values()):
+        missing = next(name for name, path in files.items() if not path)
+        raise ValueError(f"Pushgateway basic auth: {missing} is not set (set both {USERNAME_FILE_ENV} and "
+                         f"{PASSWORD_FILE_ENV}, or neither)")
+    values = []
+    for name, path in files.items():
+        try:
+            with open(path, encoding="utf-8") as f:  # type: ignore[arg-type]
+                values.append(f.read().rstrip("\r\n"))
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"Pushgateway basic auth: cannot read {name}={path}: "
+                             f"{getattr(err, 'strerror', None) or type(err).__name__}") from None
+    return Gateway(str(url), values[0], values[1])
 
 
 class CellMetrics:
@@ -100,8 +189,10 @@ class CellMetrics:
     def describe(self) -> Iterator[Metric]:
         return iter(())  # families vary with the snapshot; nothing to pre-declare
 
-    def push(self, gateway: str) -> None:
-        push_to_gateway(gateway, job=JOB, registry=self.registry, timeout=10,
+    def push(self, to: str | Gateway) -> None:
+        """Push the snapshot to a gateway (a URL, with credentials resolved by :func:`gateway`)."""
+        gw = gateway(to)
+        push_to_gateway(gw.url, job=JOB, registry=self.registry, timeout=10, handler=gw.handler(),
                         grouping_key={"grid": self.labels["grid"], "cell": self.labels["cell"]})
 
     def serve(self, port: int) -> None:
@@ -116,8 +207,13 @@ class Pusher:
     A gateway that is down costs a warning, never the cell: telemetry must not fail training.
     """
 
-    def __init__(self, metrics: CellMetrics, gateway: str, interval: float = 15.0, warn: Any = print) -> None:
-        self.metrics, self.gateway, self.interval, self.warn = metrics, gateway, interval, warn
+    def __init__(self, metrics: CellMetrics, url: str, interval: float = 15.0, warn: Any = print) -> None:
+        self.metrics, self.interval, self.warn = metrics, interval, warn
+        try:
+            self.gateway = gateway(url)
+        except ValueError as err:  # credentials files missing or unreadable: say so, push without them
+            warn(f"telemetry: {err}; pushing to {redact_url(url)} without credentials")
+            self.gateway = Gateway(url)  # no user information in it: only files fail to resolve
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="peftsum-pusher", daemon=True)
         self._failed = False
@@ -130,9 +226,9 @@ class Pusher:
         try:
             self.metrics.push(self.gateway)
             self._failed = False
-        except OSError as err:
+        except (OSError, ValueError) as err:  # ValueError: http.client's InvalidURL (a URL it cannot connect to)
             if not self._failed:  # once per outage, not every 15 s
-                self.warn(f"telemetry: cannot push to {self.gateway}: {err}")
+                self.warn(f"telemetry: cannot push to {redact_url(self.gateway.url)}: {err}")
             self._failed = True
 
     def _loop(self) -> None:
@@ -145,12 +241,14 @@ class Pusher:
         self._push()
 
 
-def grid_groups(gateway: str, grid: str) -> list[dict[str, str]]:
+def grid_groups(url: str | Gateway, grid: str) -> list[dict[str, str]]:
     """Grouping keys ({grid, cell}) of every group of ``grid`` on the Pushgateway (its /api/v1/metrics)."""
-    url = gateway.rstrip("/") + "/api/v1/metrics"
-    if urllib.parse.urlparse(url).scheme not in ("http", "https"):
-        raise ValueError(f"pushgateway URL must be http(s): {gateway!r}")
-    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (scheme checked above)
+    gw = gateway(url)
+    api = gw.url.rstrip("/") + "/api/v1/metrics"
+    if urllib.parse.urlparse(api).scheme not in ("http", "https"):
+        raise ValueError(f"pushgateway URL must be http(s): {redact_url(gw.url)!r}")
+    request = urllib.request.Request(api, headers=gw.headers())  # noqa: S310 (scheme checked above)
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
         data = json.load(resp).get("data") or []
     groups = []
     for group in data:
@@ -160,12 +258,13 @@ def grid_groups(gateway: str, grid: str) -> list[dict[str, str]]:
     return sorted(groups, key=lambda g: g["cell"])
 
 
-def delete_grid_groups(gateway: str, grid: str, cell_id: str | None = None) -> list[str]:
+def delete_grid_groups(url: str | Gateway, grid: str, cell_id: str | None = None) -> list[str]:
     """Delete the grid's groups (or one cell's) from the Pushgateway; returns the cell ids deleted."""
+    gw = gateway(url)
     deleted = []
-    for key in grid_groups(gateway, grid):
+    for key in grid_groups(gw, grid):
         if cell_id is None or key["cell"] == cell_id:
-            delete_from_gateway(gateway, job=JOB, grouping_key=key, timeout=10)
+            delete_from_gateway(gw.url, job=JOB, grouping_key=key, timeout=10, handler=gw.handler())
             deleted.append(key["cell"])
     return deleted
 

@@ -1,7 +1,9 @@
 """The one training loop every method uses: read it top to bottom.
 
 Own loop rather than HF Trainer: token-budget batches, a data position that is just the step counter (exact
-resume), store-backed checkpoints, SIGTERM handling and one place where tokens/s and padding are counted. With
+resume), store-backed checkpoints (one more when training ends, holding the weights generation will use, so a
+cell preempted after training resumes at generation), SIGTERM handling and one place where tokens/s and padding
+are counted. With
 ``train.eval_every`` the loop computes the validation loss at each epoch end (or every N steps) and at the last
 step; with ``train.select_best`` it keeps the best weights so far (in every checkpoint too) and leaves the model
 holding them, as the study's ``load_best_model_at_end`` did.
@@ -10,7 +12,6 @@ holding them, as the study's ``load_best_model_at_end`` did.
 from __future__ import annotations
 
 import math
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,14 +21,13 @@ import torch
 
 from peftsum.batching import BatchPlan, collate, plan_batches
 from peftsum.data.features import TrainFeatures
+from peftsum.preempt import Preempted, Preemption, fault_point
 from peftsum.spec.settings import TrainSettings
 
 if TYPE_CHECKING:  # the store layer is only needed by callers that checkpoint (peftsum bench does not)
     from peftsum.checkpoint import Checkpointer
 
-
-class Preempted(Exception):
-    """SIGTERM or SIGINT arrived; a checkpoint was written. The cell exits 3 (retryable)."""
+__all__ = ["Preempted", "train"]  # Preempted lives in peftsum.preempt; re-exported for callers of the loop
 
 
 @dataclass
@@ -210,6 +210,7 @@ def train(
     progress: Callable[[TrainReport, int], None] | None = None,
     compile_model: bool = False,
     validate: Callable[[Any], dict[str, float | None]] | None = None,
+    preemption: Preemption | None = None,
 ) -> TrainReport:
     """Train ``model`` in place for ``plan.total_steps`` optimizer steps, resuming from the latest checkpoint.
 
@@ -218,6 +219,8 @@ def train(
     dynamic shapes, since token-budget batches vary in both batch size and length. ``validate(model)`` returns
     ``{"val_loss": …}`` (and ``"val_rougeL"`` where measured) at the steps ``plan.eval_steps(settings.eval_every)``
     names; with ``settings.select_best`` the model ends holding the weights of the best evaluation.
+    ``preemption`` (the cell's): a signal during a step waits for the step to end, then a checkpoint is written
+    and Preempted raised.
     """
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     decay = [p for n, p in params.items() if p.ndim >= 2]
@@ -242,6 +245,13 @@ def train(
         with torch.no_grad():
             for name, tensor in weights.items():
                 params[name].copy_(tensor)
+        if state.get("trained"):  # training had ended: these are the weights to generate with
+            report.resumed_from_step = report.steps = state["step"]
+            report.loss_history, report.seconds = state["loss_history"], state["seconds"]
+            report.tokens, report.padded_tokens = state["tokens"], state["padded_tokens"]
+            report.history, report.best = state.get("history", []), state.get("best")
+            model.eval()
+            return report
         optimizer.load_state_dict(training["optimizer"])
         scheduler.load_state_dict(training["scheduler"])
         torch.set_rng_state(training["rng_cpu"])
@@ -255,12 +265,11 @@ def train(
         if report.best is not None and best_weights is None:  # the best was this checkpoint's own weights
             best_weights = weights
 
-    def save_checkpoint() -> None:
-        training = {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
-        }
+    def save_checkpoint(trained: bool = False) -> None:
+        """A resumable checkpoint; ``trained``: the final one, the weights to generate with and no optimizer."""
+        training: dict[str, Any] = {"rng_cpu": torch.get_rng_state()}
+        if not trained:
+            training |= {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
         if torch.cuda.is_available():
             training["rng_cuda"] = torch.cuda.get_rng_state()
         state = {
@@ -271,8 +280,9 @@ def train(
             "seconds": report.seconds,
             "history": report.history,
             "best": report.best,
+            "trained": trained,
         }
-        best_is_current = report.best is not None and report.history[report.best]["step"] == step
+        best_is_current = trained or (report.best is not None and report.history[report.best]["step"] == step)
         report.checkpoint_bytes = checkpointer.save(
             step, params, training, state, best=None if best_is_current else best_weights
         )
@@ -280,13 +290,11 @@ def train(
     eval_at = set(plan.eval_steps(settings.eval_every)) if validate is not None else set()
 
     # SIGTERM (pod preemption) and SIGINT (Ctrl-C on launcher run) finish the step, checkpoint and exit 3.
-    stop = {"sigterm": False}
-    handled = (signal.SIGTERM, signal.SIGINT) if checkpointer is not None and _main_thread() else ()
-    previous = {sig: signal.signal(sig, lambda *_: stop.update(sigterm=True)) for sig in handled}
+    preemption = preemption or Preemption()  # without the cell's: signals keep their handlers (bench, pretrain)
     model.train()
     forward = torch.compile(model, dynamic=True) if compile_model else model  # shares the parameters
     last_ckpt = time.monotonic()
-    try:
+    with preemption.deferred():
         while step < plan.total_steps:
             t0 = time.perf_counter()
             micro = plan.micro_batches(step)
@@ -312,6 +320,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             step += 1
             report.steps = step
+            fault_point("step", step)
             report.loss_history.append(step_loss.item())
             report.seconds += time.perf_counter() - t0
             if progress is not None:
@@ -341,19 +350,20 @@ def train(
                         and time.monotonic() - last_ckpt >= settings.checkpoint_every_seconds
                     )
                 )
-                if due or stop["sigterm"]:
+                if due or preemption.requested:
                     save_checkpoint()
                     last_ckpt = time.monotonic()
-                if stop["sigterm"]:
+                if preemption.requested:
                     raise Preempted(f"signalled at step {step}; checkpoint written")
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    report.steps = step
-    if best_weights is not None:  # select_best: generate with the best evaluation's weights
-        with torch.no_grad():
-            for name, tensor in best_weights.items():
-                params[name].copy_(tensor)
+        report.steps = step
+        if best_weights is not None:  # select_best: generate with the best evaluation's weights
+            with torch.no_grad():
+                for name, tensor in best_weights.items():
+                    params[name].copy_(tensor)
+        if checkpointer is not None:
+            save_checkpoint(trained=True)
+    if preemption.requested:
+        raise Preempted(f"signalled at step {step}, after training; the trained weights are checkpointed")
     model.eval()
     return report
 
@@ -385,8 +395,3 @@ def teacher_forced_loss(
             count += n
     return total / count if count else None
 
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()

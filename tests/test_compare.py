@@ -68,3 +68,17 @@ def test_aligns_by_example_id(data) -> None:
     assert res["n"] == 100
     with pytest.raises(ValueError, match="share no example"):
         paired_bootstrap(a, [{**r, "id": "other" + r["id"]} for r in b], "rougeL")
+
+
+def test_duplicate_ids_are_never_paired(data) -> None:
+    """Reproduction: two cells scored on a split whose four rows all had id "same" compared as "+0.375 [+0.375,
+    +0.375]": align paired every row of one cell with the other cell's last duplicate. Refused, naming the id."""
+    refs, good, bad = data
+    a, b = _rows(good[:4], refs[:4]), _rows(bad[:4], refs[:4])
+    for rows in (a, b):
+        for r in rows:
+            r["id"] = "same"
+    with pytest.raises(ValueError, match="'same' more than once"):
+        paired_bootstrap(a, b, "rougeL")
+    with pytest.raises(ValueError, match="cell b lists example id"):
+        paired_bootstrap(_rows(good[:4], refs[:4]), [*_rows(bad[:4], refs[:4]), {"id": "x0"}], "rougeL")

@@ -321,3 +321,37 @@ def test_multi_reference_rouge_takes_the_best_reference(profile: str) -> None:
 def test_unknown_profile_refused() -> None:
     with pytest.raises(ValueError, match="unknown metric profile"):
         scoring.score(PREDS, REFS, profile="rouge-only")
+
+
+def test_a_20k_word_example_scores_in_seconds_and_rouge_reads_the_first_1024_tokens() -> None:
+    """Reproduction: ROUGE on one 20,000-word prediction against a 20,000-word reference took 204 s (rouge-score's
+    LCS is quadratic). ROUGE now reads the first MAX_ROUGE_TOKENS rouge-score tokens of each text (recorded in the
+    metric profile); BLEU reads everything."""
+    import random
+    import time
+
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(3000)]
+
+    def text(n: int) -> str:
+        return " ".join(rng.choice(words) + ("." if i % 20 == 19 else "") for i in range(n))
+
+    pred, ref = text(20000), text(20000)
+    t0 = time.perf_counter()
+    metrics, per_example = scoring.score([pred], [ref], samples=100)
+    assert time.perf_counter() - t0 < 20  # about 2 s here; 204 s before
+    limit = scoring.MAX_ROUGE_TOKENS
+    assert scoring.metric_profile()["rouge"]["max_tokens"] == limit == 1024
+    cut_pred, cut_ref = " ".join(pred.split()[:limit]), " ".join(ref.split()[:limit])  # one token per word here
+    for key in ("rouge1", "rougeL"):
+        direct = rouge_scorer.RougeScorer([key], use_stemmer=True).score(cut_ref, cut_pred)[key].fmeasure
+        assert per_example[0][key] == pytest.approx(direct, abs=1e-12)
+    assert metrics["translation_length"] == 21000 == metrics["reference_length"]  # BLEU is not cut (13a: 1000 "."s)
+
+
+def test_rouge_truncate_keeps_text_up_to_the_limit_th_token() -> None:
+    assert scoring.rouge_truncate("Short text.", 1024) == "Short text."
+    text = "One-two, three.\nFour five " * 200
+    cut = scoring.rouge_truncate(text, 7)
+    assert cut == "One-two, three.\nFour five One-two"  # line breaks and punctuation kept, cut after token 7
+    assert len(scoring.rouge_truncate("a " * 5000, 1024).split()) == 1024

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -215,3 +216,119 @@ def test_launcher_cancel_deletes_the_grids_groups(gateway: str, tmp_path: Path) 
     assert grid_groups(gateway, "cancel-me") == []
     assert [g["cell"] for g in grid_groups(gateway, "other")] == ["eeeeeeeeeeee"]
     assert out.returncode == 1 and "unreachable" in out.stderr  # Jobs could not be deleted: said, not hidden
+
+
+# --- credentials: never in a log, only in the Authorization header ---------------------------------------------------
+
+PASSWORD = "s3cr/et:p@ss"  # noqa: S105 - '/', ':' and '@' too: a password that naive URL parsing would split
+
+
+class _AuthGateway:
+    """A Pushgateway stand-in over real HTTP that records each request's method, path and Authorization header."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[tuple[str, str, str | None]] = []
+        seen = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _answer(self, body: bytes = b"") -> None:
+                seen.append((self.command, self.path, self.headers.get("Authorization")))
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_PUT(self) -> None:
+                self._answer()
+
+            def do_DELETE(self) -> None:
+                self._answer()
+
+            def do_GET(self) -> None:
+                labels = {"job": "peftsum", "grid": "g", "cell": "0123456789ab"}
+                self._answer(json.dumps({"status": "success", "data": [{"labels": labels}]}).encode())
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def auth_gateway():
+    gw = _AuthGateway()
+    yield gw
+    gw.httpd.shutdown()
+
+
+def _basic(user: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_url_credentials_never_reach_a_log(auth_gateway, tmp_path: Path) -> None:
+    """Reproduction: ``peftsum cell --pushgateway http://alice:<password>@host:port`` with the gateway down printed
+    ``telemetry: cannot push to http://alice:<password>@…`` in the cell's log (and a URL without a port raised
+    InvalidURL, with the password, out of the pusher); the credentials did not even reach the gateway. Now every
+    logged URL is redacted, and the credentials travel as basic auth only."""
+    from peftsum.telemetry import Pusher, redact_url
+
+    quoted = urllib.parse.quote(PASSWORD, safe="")
+    assert redact_url(f"http://alice:{PASSWORD}@pg:9091/x") == "http://***@pg:9091/x"
+    assert redact_url("http://pg:9091") == "http://pg:9091" and redact_url("alice:pw@pg") == "***@pg"
+    warnings: list[str] = []
+    m = CellMetrics("g", "0123456789ab", "gpt2", "lora", "dialogsum")
+    m.set("peftsum_train_loss", 1.0)
+    for down in (f"http://alice:{PASSWORD}@127.0.0.1:1", f"http://alice:{PASSWORD}@127.0.0.1"):  # refused; no port
+        Pusher(m, down, 60, warnings.append).start().close()
+    assert len(warnings) == 2 and all("cannot push to http://127.0.0.1" in w for w in warnings)
+    Pusher(m, f"http://alice:{quoted}@127.0.0.1:{auth_gateway.port}", 60, warnings.append).start().close()
+    push = ("PUT", "/metrics/job/peftsum/cell/0123456789ab/grid/g", _basic("alice", PASSWORD))
+    assert auth_gateway.requests == [push]
+    assert len(warnings) == 2 and not any("alice" in w or "s3cr" in w for w in warnings)
+
+    # the same through the real command line: a model-free cell, the gateway refusing connections
+    cell = parse_grid("name: t\naxes: {model: [tiny-gpt2], method: [lead], dataset: [synthetic-dialogsum]}\n"
+                      "methods: {lead: {type: lead, k: 2}}\ndefaults: {eval: {limit: 4}}\n").cells[0]
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(cell.to_dict()))
+    proc = subprocess.run([sys.executable, "-m", "peftsum.cli", "cell", "--store", str(tmp_path / "s"), "--grid", "t",
+                           "--spec", str(spec), "--pushgateway", f"http://alice:{PASSWORD}@127.0.0.1:1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "telemetry: cannot push to http://127.0.0.1:1" in proc.stderr
+    assert "s3cr" not in proc.stdout + proc.stderr and "alice" not in proc.stdout + proc.stderr
+
+
+def test_credentials_from_files_authenticate_push_list_and_delete(auth_gateway, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a pod does with cluster.pushgateway_secret: the two files the Job mounts, named by
+    $PEFTSUM_PUSHGATEWAY_USERNAME_FILE / _PASSWORD_FILE, give basic auth to every request (push, and launcher
+    cancel's listing and deletion); a missing file costs a warning naming the variable, never the cell."""
+    from peftsum.telemetry import PASSWORD_FILE_ENV, USERNAME_FILE_ENV, Pusher
+
+    (tmp_path / "username").write_text("cells\n")
+    (tmp_path / "password").write_text(PASSWORD + "\n")
+    monkeypatch.setenv(USERNAME_FILE_ENV, str(tmp_path / "username"))
+    monkeypatch.setenv(PASSWORD_FILE_ENV, str(tmp_path / "password"))
+    url = f"http://127.0.0.1:{auth_gateway.port}"
+    m = CellMetrics("g", "0123456789ab", "gpt2", "lora", "dialogsum")
+    m.set("peftsum_train_loss", 1.0)
+    warnings: list[str] = []
+    Pusher(m, url, 60, warnings.append).start().close()
+    assert grid_groups(url, "g") == [{"grid": "g", "cell": "0123456789ab"}]
+    assert delete_grid_groups(url, "g") == ["0123456789ab"]
+    assert [r[0] for r in auth_gateway.requests] == ["PUT", "GET", "GET", "DELETE"]  # delete lists first
+    assert {r[2] for r in auth_gateway.requests} == {_basic("cells", PASSWORD)}
+    assert warnings == []
+    monkeypatch.setenv(PASSWORD_FILE_ENV, str(tmp_path / "missing"))
+    Pusher(m, url, 60, warnings.append).start().close()
+    assert len(warnings) == 1 and PASSWORD_FILE_ENV in warnings[0] and "without credentials" in warnings[0]
+    assert auth_gateway.requests[-1][2] is None  # pushed anyway, unauthenticated: the gateway decides

@@ -32,8 +32,9 @@ import jinja2
 import yaml
 
 from launcher.k8s import names
-from peftsum.spec import Cell, Grid
+from peftsum.spec import Cell, Grid, SpecError
 from peftsum.spec.cluster import ClusterSettings, require_image
+from peftsum.telemetry import PASSWORD_FILE_ENV, USERNAME_FILE_ENV, redact_url
 
 
 def _templates_dir() -> Path:
@@ -225,14 +226,30 @@ class SecretFile:
 
 
 def secret_files(cluster: ClusterSettings) -> list[SecretFile]:
-    """Every credential of the pods. None at all with ``s3_secret: null`` and no ``hf_token_secret`` (the pods then
-    use their service account's identity: IRSA, EKS Pod Identity, GKE workload identity)."""
+    """Every credential of the pods. None at all with ``s3_secret: null`` and no ``hf_token_secret`` or
+    ``pushgateway_secret`` (the pods then use their service account's identity: IRSA, EKS Pod Identity, GKE workload
+    identity)."""
     out = []
     if cluster.s3_secret:  # AWS shared-credentials INI, read by boto3 (and every AWS SDK) from this variable
         out.append(SecretFile("s3", cluster.s3_secret, "credentials", "AWS_SHARED_CREDENTIALS_FILE"))
     if cluster.hf_token_secret:  # huggingface_hub reads the token from the file HF_TOKEN_PATH names
         out.append(SecretFile("hf", cluster.hf_token_secret, "token", "HF_TOKEN_PATH"))
+    if cluster.pushgateway_secret:  # peftsum.telemetry reads the gateway's basic auth from these two files
+        out.append(SecretFile("pushgateway-username", cluster.pushgateway_secret, "username", USERNAME_FILE_ENV))
+        out.append(SecretFile("pushgateway-password", cluster.pushgateway_secret, "password", PASSWORD_FILE_ENV))
     return out
+
+
+def plain_pushgateway(cluster: ClusterSettings, file: str | None = None) -> str | None:
+    """``cluster.pushgateway``, refused (SpecError, exit 2 naming the field) when it carries ``user:password@``: the
+    URL is plain text in every Job's environment, so the gateway's credentials come from ``pushgateway_secret``."""
+    url = cluster.pushgateway
+    if url and "@" in url.partition("://")[2]:
+        raise SpecError("cluster.pushgateway", redact_url(url),
+                        "must not carry credentials (user:password@): it is plain text in every Job; put them in a "
+                        "Secret with `username` and `password` keys and name it in cluster.pushgateway_secret (see "
+                        "docs/operations.md)", file)
+    return url
 
 
 def pod_env(grid: Grid, cluster: ClusterSettings) -> list[dict[str, Any]]:
@@ -243,7 +260,7 @@ def pod_env(grid: Grid, cluster: ClusterSettings) -> list[dict[str, Any]]:
         env.append({"name": "AWS_ENDPOINT_URL", "value": cluster.s3_endpoint})
     if cluster.s3_region:
         env.append({"name": "AWS_DEFAULT_REGION", "value": cluster.s3_region})
-    if cluster.pushgateway:
+    if plain_pushgateway(cluster, grid.source):
         env.append({"name": "PEFTSUM_PUSHGATEWAY", "value": cluster.pushgateway})
     env += [{"name": "HF_HOME", "value": f"{CACHE}/hf"}, {"name": "PEFTSUM_CACHE", "value": f"{CACHE}/peftsum"},
             {"name": "PEFTSUM_IMAGE", "value": require_image(cluster, grid.source)},

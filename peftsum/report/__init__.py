@@ -137,12 +137,13 @@ def build(store: Store, c: Collected, significance: bool = True, *, pool: Any = 
         examples = analysis.example_rows(store, c)
         tables = {"quality": quality_tables(c), "disk": cost_disk_table(c), "train": cost_train_table(c),
                   "pareto": pareto_tables(c), "examples": examples_tables(examples), "eda": eda_tables(edas),
-                  "samples": sample_tables(examples), "study": study_tables(c), "not_done": not_done_table(c)}
+                  "samples": sample_tables(examples), "study": study_tables(c)}
     with phases("significance"):
         cpu: list[float] = []
         comps = finish(cpu) if finish is not None else []
         phases.add_cpu("significance", sum(cpu))
         tables["significance"] = significance_table(comps)
+    tables["not_done"] = not_done_table(c)  # after every read of predictions: it lists those that were unusable
     if while_drawing is not None:
         with phases("write data"):
             while_drawing(comps)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from peftsum.compare import paired_bootstrap
-from peftsum.report.collect import Collected, labels, read_attempt_json
+from peftsum.report.collect import Collected, labels, read_attempt_json, read_checked
 from peftsum.report.parallel import submit
 from peftsum.report.tables import BASELINES, full_reference
 from peftsum.scoring import CORPUS_BLEU, ROUGE_KEYS, bootstrap_indices, profile_name
@@ -71,14 +71,11 @@ class Scores:
         return out
 
 
-def read_scores(store: Store, grid: str, cell_id: str, manifest: dict[str, Any]) -> Scores | None:
-    """A cell's predictions as :class:`Scores`; None when missing or unreadable. Picklable arguments, so a worker
-    process can run it."""
-    rows = read_attempt_json(store, Collected(grid, [], [], {cell_id: manifest}), cell_id, "predictions.jsonl")
-    try:
-        return Scores(rows) if rows else None
-    except (KeyError, TypeError, ValueError):
-        return None
+def read_scores(store: Store, grid: str, cell_id: str, manifest: dict[str, Any]) -> Scores | str | None:
+    """A cell's predictions as :class:`Scores`; None when missing, why when unreadable or malformed (checked by
+    ``collect.read_checked``). Picklable arguments, so a worker process can run it."""
+    rows, why = read_checked(store, grid, cell_id, manifest, "predictions.jsonl")
+    return why or (Scores(rows) if rows else None)
 
 
 def comparisons(store: Store, c: Collected, metrics: tuple[str, ...] = ("rougeL", "bleu"),
@@ -110,7 +107,11 @@ def start_comparisons(store: Store, c: Collected, metrics: tuple[str, ...] = ("r
         done = pending.get()
         if cpu is not None and pending.in_workers:
             cpu.append(sum(seconds for _, seconds in done))
-        scores: dict[str, Scores | None] = {job[2]: s for job, (s, _) in zip(jobs, done)}
+        scores: dict[str, Scores | None] = {}
+        for job, (s, _) in zip(jobs, done):
+            if isinstance(s, str):
+                c.problems[job[2]] = s
+            scores[job[2]] = s if isinstance(s, Scores) else None
         return paired_comparisons(pairs, scores, metrics, samples)
 
     return finish
@@ -247,7 +248,7 @@ def eda_by_dataset(store: Store, c: Collected) -> dict[str, list[dict[str, Any]]
     for r in c.results:  # the tokenizer is the model's and the split depends on training: read one file per kind
         key = (labels(r["spec"])["dataset"], labels(r["spec"])["model"], r["train"]["seconds"] is not None)
         if key not in seen:
-            e = read_attempt_json(store, c, r["cell_id"], "eda.json")
+            e = c.edas.get(r["cell_id"]) or read_attempt_json(store, c, r["cell_id"], "eda.json")  # collect read it
             if e:
                 seen[key] = e
     out: dict[str, dict[tuple[str, str], dict]] = defaultdict(dict)

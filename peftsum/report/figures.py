@@ -271,8 +271,8 @@ def learning_curves(dataset: str, cells: list[tuple[str, list[dict[str, Any]], f
         axes = fig.subplots(1, len(models), squeeze=False)[0]
         fig.subplots_adjust(left=0.07, right=0.99, bottom=0.15, top=0.82, wspace=0.15)
         for ax, model in zip(axes, models):
-            chosen = sorted(by_model[model], key=lambda c: min(h["val_loss"] for h in c[1]
-                                                                if h.get("val_loss") is not None))
+            chosen = sorted(by_model[model], key=lambda c: min((h["val_loss"] for h in c[1]
+                                                                if h["val_loss"] is not None), default=math.inf))
             for k, (name, history, best) in enumerate(chosen[:MAX_HIST_LINES]):
                 color = COLORS[k % len(COLORS)]
                 epochs = [h["epoch"] for h in history]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import urllib.parse
 from typing import Any
 
 from peftsum.report.tables import Table
@@ -15,17 +16,33 @@ p.note{color:#555;font-size:12px;margin:0 0 .3em}img{max-width:100%;border:1px s
 td{white-space:pre-wrap;overflow-wrap:anywhere;max-width:340px}"""
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", "<br>")
+# Markdown viewers render inline HTML and links, so text from the store (sources, references, predictions, names,
+# reasons) must reach report.md as inert text, as html.escape makes it in index.html: HTML's three specials become
+# entities (no tag, no autolink <javascript:…>, no entity trick), and every ASCII punctuation that starts Markdown
+# syntax is backslash-escaped (no link or image: [x](javascript:…), no emphasis, code span, table cell break,
+# heading, or kramdown attribute list {: onclick=…}). Line breaks end a line of Markdown (a new block could start
+# there): in a table cell they become <br>, elsewhere spaces.
+_MD_SPECIAL = {**{c: "\\" + c for c in "\\`*_[]!~|#{}"}, "&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_LINE_BREAKS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines' line boundaries
+_MD_TEXT = str.maketrans({**_MD_SPECIAL, **{c: " " for c in _LINE_BREAKS}})
+_MD_CELL = str.maketrans({**_MD_SPECIAL, **{c: "<br>" for c in _LINE_BREAKS}})
+
+
+def md_escape(text: str, cell: bool = False) -> str:
+    """``text`` as Markdown that renders as exactly that text: the one escaping of every string that goes into
+    report.md (``cell``: inside a table cell, where a line break becomes ``<br>``)."""
+    text = str(text).replace("\r\n", "\n")
+    return text.translate(_MD_CELL if cell else _MD_TEXT)
 
 
 def table_md(t: Table) -> str:
-    lines = [f"### {t.title}", ""]
+    lines = [f"### {md_escape(t.title)}", ""]
     if t.note:
-        lines += [t.note, ""]
-    lines += ["| " + " | ".join(t.columns) + " |", "|" + "---|" * len(t.columns)]
+        lines += [md_escape(t.note), ""]
+    lines += ["| " + " | ".join(md_escape(c, cell=True) for c in t.columns) + " |", "|" + "---|" * len(t.columns)]
     for i, row in enumerate(t.rows):
-        cells = [f"**{_md_cell(v)}**" if (i, j) in t.bold else _md_cell(v) for j, v in enumerate(row)]
+        cells = [f"**{md_escape(v, cell=True)}**" if (i, j) in t.bold else md_escape(v, cell=True)
+                 for j, v in enumerate(row)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -43,15 +60,15 @@ def table_html(t: Table) -> str:
 def render(title: str, intro: str, sections: list[tuple[str, list[Any]]], fmt: str) -> str:
     """``sections``: (heading, items) where an item is a Table or a figure (name, caption, png bytes)."""
     if fmt == "md":
-        out = [f"# {title}", "", intro, ""]
+        out = [f"# {md_escape(title)}", "", md_escape(intro), ""]
         for heading, items in sections:
-            out += [f"## {heading}", ""]
+            out += [f"## {md_escape(heading)}", ""]
             for item in items:
                 if isinstance(item, Table):
                     out.append(table_md(item))
                 else:
                     name, caption, _ = item
-                    out += [f"![{caption}](figures/{name}.png)", ""]
+                    out += [f"![{md_escape(caption)}](figures/{urllib.parse.quote(name)}.png)", ""]
         return "\n".join(out)
     esc = html.escape
     parts = [f"<!doctype html><html><head><meta charset=utf-8><title>{esc(title)}</title><style>{CSS}</style>"

@@ -303,6 +303,10 @@ def not_done_table(c: Collected) -> Table:
     rows = [[o["cell_id"], o["model"], o["method"], o["dataset"], str(o["seed"]), str(o["state"]),
              "" if o.get("progress") is None else f"{100 * o['progress']:.0f}%", str(o["reason"] or "")]
             for o in c.not_done]
+    note = "" if rows else "Every cell of the grid is done."
+    if c.problems:  # done cells whose predictions.jsonl could not be used (collect.read_attempt_json says why)
+        note += (" " if note else "") + ("Done, but left out of the comparisons and example predictions: "
+                                         + "; ".join(f"{cid} ({why})" for cid, why in sorted(c.problems.items()))
+                                         + ".")
     return Table("not-done", "Cells not done", ["cell", "model", "method", "dataset", "seed", "state", "progress",
-                                                "reason"], rows,
-                 note="" if rows else "Every cell of the grid is done.")
+                                                "reason"], rows, note=note)

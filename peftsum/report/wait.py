@@ -120,12 +120,14 @@ def describe(status: dict[str, Any] | None) -> str:
 
 
 def cell_ids(store: Store, grid: str) -> list[str]:
-    """The grid's cells: ``grid.json`` (written by ``launcher submit``), else every ``spec.json`` in the store."""
+    """The grid's cells: ``grid.json`` (written by ``launcher submit``), else every ``spec.json`` in the store, read
+    as the report reads them (``collect.grid_cells``); none for a grid the store does not hold."""
+    from peftsum.report.collect import GridNotFound, grid_cells
+
     try:
-        return sorted(layout.read_json(store, layout.grid_key(grid, "grid.json"))["cells"])
-    except (StoreError, ValueError, KeyError, TypeError):
-        return sorted({k.split("/")[2] for k in store.list(layout.grid_key(grid, "cells"))
-                       if k.endswith("/spec.json")})
+        return sorted(grid_cells(store, grid))
+    except GridNotFound:
+        return []
 
 
 def bad_spec(store: Store, grid: str, cell_id: str) -> str | None:

@@ -25,6 +25,9 @@ class ModelInfo:
     arch: str  # key of ARCH_FAMILY
     context: int  # tokens: n_positions for causal models, encoder input length for seq2seq
     revision: str | None = None  # branch/tag on the hub; None = default branch
+    # The most tokens the architecture can take where its positions are learned embeddings (GPT-2 n_positions, BART
+    # max_position_embeddings): a longer input is an IndexError at run time. None = relative positions (T5).
+    positions: int | None = None
 
     @property
     def family(self) -> str:
@@ -32,23 +35,36 @@ class ModelInfo:
 
 
 MODELS: dict[str, ModelInfo] = {
-    "gpt2": ModelInfo("openai-community/gpt2", "gpt2", 1024),
-    "gpt2-medium": ModelInfo("openai-community/gpt2-medium", "gpt2", 1024),
-    "gpt2-large": ModelInfo("openai-community/gpt2-large", "gpt2", 1024),
-    "gpt2-xl": ModelInfo("openai-community/gpt2-xl", "gpt2", 1024),
+    "gpt2": ModelInfo("openai-community/gpt2", "gpt2", 1024, positions=1024),
+    "gpt2-medium": ModelInfo("openai-community/gpt2-medium", "gpt2", 1024, positions=1024),
+    "gpt2-large": ModelInfo("openai-community/gpt2-large", "gpt2", 1024, positions=1024),
+    "gpt2-xl": ModelInfo("openai-community/gpt2-xl", "gpt2", 1024, positions=1024),
     "t5-small": ModelInfo("google-t5/t5-small", "t5", 512),
     "t5-base": ModelInfo("google-t5/t5-base", "t5", 512),
     "t5-large": ModelInfo("google-t5/t5-large", "t5", 512),
     "flan-t5-small": ModelInfo("google/flan-t5-small", "t5", 512),
     "flan-t5-base": ModelInfo("google/flan-t5-base", "t5", 512),
     "flan-t5-large": ModelInfo("google/flan-t5-large", "t5", 512),
-    "bart-base": ModelInfo("facebook/bart-base", "bart", 1024),
-    "bart-large": ModelInfo("facebook/bart-large", "bart", 1024),
+    "bart-base": ModelInfo("facebook/bart-base", "bart", 1024, positions=1024),
+    "bart-large": ModelInfo("facebook/bart-large", "bart", 1024, positions=1024),
     # Pretrained on a synthetic corpus and shipped with peftsum (peftsum.models.tiny), loaded through the same
     # from_pretrained path as the hub models.
-    "tiny-gpt2": ModelInfo(f"builtin:tiny-gpt2@{TINY_VERSION}", "gpt2", 512),
+    "tiny-gpt2": ModelInfo(f"builtin:tiny-gpt2@{TINY_VERSION}", "gpt2", 512, positions=512),
     "tiny-t5": ModelInfo(f"builtin:tiny-t5@{TINY_VERSION}", "t5", 512),
 }
+
+
+# Architectures whose positions are learned embeddings: their window is a hard limit even where the hub id is not
+# in the catalog (then the declared context is the limit). T5's relative positions have none.
+LEARNED_POSITIONS = ("gpt2", "bart")
+# Position counts of the catalog's hub ids, for a ``models:`` entry that declares one of them under another name.
+POSITIONS: dict[str, int] = {m.hub_id: m.positions for m in MODELS.values() if m.positions}
+
+# What a causal prompt needs besides the source (peftsum.data.prompts; tests/spec keeps these in step): its fixed
+# text in tokens (at most its UTF-8 bytes, for byte-level BPE tokenizers) and the fewest source tokens the encoder
+# keeps (peftsum.data.features.source_budget: a window too small for the rest still gets 8 source tokens).
+PROMPT_TEMPLATE_TOKENS = 80
+MIN_SOURCE_TOKENS = 8
 
 
 @dataclass(frozen=True)

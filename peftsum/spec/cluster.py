@@ -76,7 +76,10 @@ def pinned(image: str) -> bool:
 def quantity(value: Any, path: str) -> str:
     """A resource quantity (``8``, ``500m``, ``48Gi``); numbers are accepted and kept as their string."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        value = f"{value:g}"
+        try:
+            value = f"{value:g}"
+        except OverflowError:  # an integer beyond any float (1e400): no quantity either
+            raise SpecError(path, value, "must be a positive Kubernetes quantity such as 8, 500m or 48Gi") from None
     if not QUANTITY.fullmatch(_string(value, path)) or float(re.sub(r"[A-Za-z]+$", "", value)) <= 0:
         raise SpecError(path, value, "must be a positive Kubernetes quantity such as 8, 500m or 48Gi")
     return value
@@ -158,7 +161,8 @@ RESERVED_LABELS = ("job-name", "controller-uid")
 # Environment the pods get from the launcher (launcher.k8s.render.pod_env; a test keeps the two in step).
 RESERVED_ENV = ("AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "HF_TOKEN_PATH", "HF_HOME",
                 "PEFTSUM_CACHE", "PEFTSUM_IMAGE", "PEFTSUM_PUSHGATEWAY", "PEFTSUM_JOB_UID", "PEFTSUM_REPORT_WORKERS",
-                "TMPDIR", "HOME", "PYTHONUNBUFFERED")
+                "TMPDIR", "HOME", "PYTHONUNBUFFERED", "PEFTSUM_PUSHGATEWAY_USERNAME_FILE",
+                "PEFTSUM_PUSHGATEWAY_PASSWORD_FILE")
 # Credentials never travel as env values (secrets as files: a Secret volume, and a variable naming the file).
 CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HF_TOKEN",
                   "HUGGING_FACE_HUB_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
@@ -410,6 +414,10 @@ class ClusterSettings:
         nullable=True, check=dns_subdomain, type_doc="Secret name")
     pushgateway: str | None = setting(None, "Pushgateway URL the cells push metrics to", kind=str, nullable=True,
                                       check=http_url, type_doc="http(s) URL")
+    pushgateway_secret: str | None = setting(
+        None, "Secret with `username` and `password` keys: the Pushgateway's basic auth, mounted as files "
+              "(PEFTSUM_PUSHGATEWAY_USERNAME_FILE, PEFTSUM_PUSHGATEWAY_PASSWORD_FILE)", kind=str, nullable=True,
+        check=dns_subdomain, type_doc="Secret name")
     cache_pvc: str | None = setting(None, "PersistentVolumeClaim shared as the HF cache (else an emptyDir)", kind=str,
                                     nullable=True, check=dns_subdomain, type_doc="PVC name")
     backoff_limit: int = setting(3, "failed pods before a Job fails (preemption does not count)", kind=int, lo=0,

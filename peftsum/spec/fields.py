@@ -85,12 +85,19 @@ def check_value(meta: Mapping[str, Any], value: Any, path: str) -> Any:
         return value
     if kind in (int, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if kind is int and ok and not float(value).is_integer():
-            ok = False
-        if not ok or (isinstance(value, float) and not math.isfinite(value)):
+        if ok and isinstance(value, float):
+            ok = math.isfinite(value) and (kind is float or value.is_integer())
+        if not ok:
             extra = " or 'auto'" if meta["auto"] else ""
             raise SpecError(path, value, f"must be {_TYPE_NAMES[kind]}{extra}")
-        value = int(value) if kind is int else float(value)
+        if kind is int:
+            value = int(value)
+        else:  # an integer literal beyond ~1.8e308 has no float: out of range, not a crash
+            try:
+                value = float(value)
+            except OverflowError:
+                _check_range(meta, value, path)  # a bounded field names its range
+                raise SpecError(path, value, "is too large for a number (the largest is about 1.8e308)") from None
         _check_range(meta, value, path)
         return value
     if kind is str:

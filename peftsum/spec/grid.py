@@ -7,6 +7,8 @@ preset < defaults < datasets.<d> < models.<m> < methods.<variant> < include entr
 
 from __future__ import annotations
 
+import codecs
+import collections
 import dataclasses
 import functools
 import itertools
@@ -19,10 +21,20 @@ from typing import Any
 import yaml
 
 from peftsum.methods import METHODS
-from peftsum.spec.catalog import ARCH_FAMILY, DATASETS, MODELS, DatasetInfo, ModelInfo
+from peftsum.spec.catalog import (
+    ARCH_FAMILY,
+    DATASETS,
+    LEARNED_POSITIONS,
+    MIN_SOURCE_TOKENS,
+    MODELS,
+    POSITIONS,
+    PROMPT_TEMPLATE_TOKENS,
+    DatasetInfo,
+    ModelInfo,
+)
 from peftsum.spec.cell import Cell, DatasetRef, MethodRef, ModelRef
 from peftsum.spec.cluster import ClusterSettings
-from peftsum.spec.errors import SpecError
+from peftsum.spec.errors import SpecError, bounded_repr
 from peftsum.spec.fields import build, check_keys, merge
 from peftsum.spec.settings import PRESETS, SECTIONS, DataSettings, EvalSettings, preset_layer
 
@@ -53,8 +65,115 @@ class Grid:
                 "cells": {c.cell_id: c.to_dict() for c in self.cells}}
 
 
+# What a grid file may make the loader build. A grid is small: these bounds are far above any real one, and far
+# below what would exhaust memory or the interpreter's stack.
+ALIAS_BUDGET = 10_000  # nodes that YAML aliases (*name) may add to the document, all aliases together
+MAX_DEPTH = 100  # nesting of lists and mappings, aliases expanded
+MAX_INT_LITERAL = 1_000  # characters of an integer literal (Python refuses to convert more than 4,300 digits)
+_INT_TAG = "tag:yaml.org,2002:int"
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """A document the loader refuses to build, at a known field path."""
+
+    def __init__(self, path: str, problem: str, mark: Any) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+        self.path = path
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that also refuses duplicate keys (PyYAML silently keeps the last one)."""
+    """SafeLoader that also refuses duplicate keys (PyYAML silently keeps the last one) and, while composing, what
+    could exhaust memory or the stack later: aliases that expand past ``ALIAS_BUDGET`` nodes (a "billion laughs"
+    bomb is a few hundred bytes, and cheap until something walks or prints it), recursive aliases, nesting deeper
+    than ``MAX_DEPTH``, list or mapping keys (``? [a, b]``: unhashable) and integer literals too long to convert.
+    Each refusal names the field path and the line."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._segments: list[str] = []  # field path of the node being composed
+        self._depth = 0
+        self._open: set[str] = set()  # anchors whose node is being composed (an alias to one is recursive)
+        self._expanded = 0  # nodes added by aliases so far
+        self._sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, nesting depth) with aliases expanded
+
+    def _path(self) -> str:
+        return "".join(self._segments).lstrip(".")
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if parent is None:
+            segment = ""
+        elif isinstance(parent, yaml.SequenceNode):
+            segment = f"[{index}]"
+        elif index is None:  # a mapping key: only a plain value can be one
+            event = self.peek_event()
+            target = self.anchors.get(event.anchor) if isinstance(event, yaml.AliasEvent) else None
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)) or \
+                    isinstance(target, (yaml.SequenceNode, yaml.MappingNode)):
+                raise _Refused(self._path(), "a mapping key must be a plain string, not a list or mapping (a YAML "
+                                             "complex key such as '? [a, b]')", event.start_mark)
+            return super().compose_node(parent, index)
+        else:
+            segment = f".{index.value}" if isinstance(index, yaml.ScalarNode) else ".?"
+        self._segments.append(segment)
+        try:
+            return self._compose(parent, index)
+        finally:
+            self._segments.pop()
+
+    def _compose(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open:
+                raise _Refused(self._path(), f"alias *{event.anchor} refers to a node that contains it (a recursive "
+                                             f"structure)", event.start_mark)
+            if event.anchor in self.anchors:
+                nodes, depth = self._size(self.anchors[event.anchor])
+                self._expanded += nodes
+                if self._expanded > ALIAS_BUDGET:
+                    raise _Refused(self._path(), f"YAML aliases expand the document by more than {ALIAS_BUDGET:,} "
+                                                 f"values (an alias bomb?): write the values out instead",
+                                   event.start_mark)
+                if self._depth + depth > MAX_DEPTH:
+                    raise _Refused(self._path(), f"nests lists and mappings deeper than {MAX_DEPTH} levels "
+                                                 f"(aliases expanded)", event.start_mark)
+            return super().compose_node(parent, index)
+        collection = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
+        if collection:
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise _Refused(self._path(), f"nests lists and mappings deeper than {MAX_DEPTH} levels",
+                               event.start_mark)
+        if event.anchor is not None:
+            self._open.add(event.anchor)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._open.discard(event.anchor)
+            self._depth -= collection
+        if node.tag == _INT_TAG and len(node.value) > MAX_INT_LITERAL:
+            raise _Refused(self._path(), f"an integer literal of {len(node.value):,} characters is longer than any "
+                                         f"setting accepts", node.start_mark)
+        return node
+
+    def _size(self, root: yaml.Node) -> tuple[int, int]:
+        """(nodes, nesting depth) of ``root`` with every alias inside it expanded; memoised, so all calls together
+        visit each node once."""
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if id(node) in self._sizes:
+                continue
+            children = [] if isinstance(node, yaml.ScalarNode) else \
+                node.value if isinstance(node, yaml.SequenceNode) else [n for pair in node.value for n in pair]
+            if done:
+                sizes = [self._sizes[id(c)] for c in children]
+                self._sizes[id(node)] = (1 + sum(n for n, _ in sizes),
+                                         (not isinstance(node, yaml.ScalarNode)) + max((d for _, d in sizes),
+                                                                                       default=0))
+            else:
+                stack.append((node, True))
+                stack.extend((c, False) for c in children if id(c) not in self._sizes)
+        return self._sizes[id(root)]
 
 
 def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -62,7 +181,8 @@ def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = F
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {bounded_repr(key)}",
+                                                    key_node.start_mark)
         seen.add(key)
     return loader.construct_mapping(node, deep)
 
@@ -77,7 +197,7 @@ def _unicode_str(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise yaml.constructor.ConstructorError(
-            None, None, f"{value!r} is not valid Unicode text (a lone surrogate escape such as \\ud83d)",
+            None, None, f"{bounded_repr(value)} is not valid Unicode text (a lone surrogate escape such as \\ud83d)",
             node.start_mark) from None
     return value
 
@@ -85,15 +205,37 @@ def _unicode_str(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
 _StrictLoader.add_constructor("tag:yaml.org,2002:str", _unicode_str)
 
 
+def _where(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+
+
+def _decode(data: bytes) -> str:
+    """The grid file's text. Grid files are UTF-8 (a UTF-8 byte-order mark is allowed); anything else is refused
+    naming the position of the first byte that is not UTF-8."""
+    for bom, encoding in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                          (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
+        if data.startswith(bom):
+            raise SpecError("", "line 1, column 1", f"the file is {encoding} text (it starts with a {encoding} "
+                                                    f"byte-order mark): grid files must be UTF-8; save it as UTF-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise SpecError("", f"line {line}, column {column}",
+                        f"the file is not UTF-8 text: byte 0x{data[err.start]:02x} at line {line}, column {column} "
+                        f"cannot be decoded (grid files must be UTF-8; save it as UTF-8)") from None
+
+
 def load_grid(path: str | Path, store: str | None = None) -> Grid:
     """Read, validate and expand a grid file. Raises SpecError naming the file on any problem."""
     path = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as err:
         raise SpecError("", path, f"cannot read grid file: {err.strerror}", file=path) from None
     try:
-        return parse_grid(text, source=path, store=store)
+        return parse_grid(_decode(data), source=path, store=store)
     except SpecError as err:
         raise err.in_file(path) from None
 
@@ -101,10 +243,17 @@ def load_grid(path: str | Path, store: str | None = None) -> Grid:
 def parse_grid(text: str, source: str = "<string>", store: str | None = None) -> Grid:
     try:
         doc = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except _Refused as err:
+        raise SpecError(err.path, _where(err.problem_mark), err.problem) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise SpecError("", where, f"invalid YAML: {err.problem or err.context}") from None
+        raise SpecError("", _where(mark), f"invalid YAML: {err.problem or err.context}") from None
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow (NUL, other control characters)
+        before = text[: err.position]
+        where = f"line {before.count(chr(10)) + 1}, column {err.position - before.rfind(chr(10))}"
+        char = chr(err.character) if isinstance(err.character, int) else err.character
+        raise SpecError("", where, f"invalid YAML: the character {char!r} at {where} is not allowed in YAML text "
+                                   f"(a binary or UTF-16 file? grid files are UTF-8 text)") from None
     except yaml.YAMLError as err:
         raise SpecError("", str(err), "invalid YAML") from None
     return expand(doc, source=source, store=store)
@@ -185,7 +334,7 @@ def expand(doc: Any, source: str = "<string>", store: str | None = None) -> Grid
         values["seed"] = [_seed(s, f"axes.seed[{i}]") for i, s in
                           enumerate(_list(axes.get("seed", [base_seed]), "axes.seed", allow_empty=False))]
         for key, vals in values.items():
-            dup = next((v for v in vals if vals.count(v) > 1), None)
+            dup = _first_duplicate(vals)
             if dup is not None:
                 raise SpecError(f"axes.{key}", dup, "appears twice in the axis")
         for model, method, dataset, seed in itertools.product(*(values[k] for k in AXIS_KEYS)):
@@ -197,8 +346,7 @@ def expand(doc: Any, source: str = "<string>", store: str | None = None) -> Grid
         if not ex:
             raise SpecError(f"exclude[{i}]", ex, "an empty exclude entry would remove every cell")
         excludes.append(ex)
-    combos = [(c, where) for c, where in combos if not any(all(c[k] == v for k, v in ex.items())
-                                                             for ex in excludes)]
+    combos = _without_excluded(combos, excludes)
 
     for i, entry in enumerate(include):
         entry = _mapping(entry, f"include[{i}]", INCLUDE_KEYS)
@@ -212,8 +360,19 @@ def expand(doc: Any, source: str = "<string>", store: str | None = None) -> Grid
 
     cells: list[Cell] = []
     seen: dict[str, str] = {}
+    # An axis cell's settings depend on its model (unless its method is model-free), method and dataset, not on its
+    # seed: resolved once per such triple, so a long axis costs one hash per cell.
+    resolved: dict[tuple[str | None, str, str], Cell] = {}
     for combo, where in combos:
-        cell = _cell(combo, where, preset, default_layers, models, datasets, variants)
+        key = (combo["model"] if _needs_model(combo["method"], variants) else None, combo["method"], combo["dataset"])
+        if where == "axes" and key in resolved:
+            cell = resolved[key]
+            if cell.seed != combo["seed"]:
+                cell = dataclasses.replace(cell, seed=combo["seed"])
+        else:
+            cell = _cell(combo, where, preset, default_layers, models, datasets, variants)
+            if where == "axes":
+                resolved[key] = cell
         cid = cell.cell_id
         if cid in seen and cell.model is None and where == "axes":
             continue  # a model-free method crossed with several models is still one cell per dataset
@@ -224,6 +383,34 @@ def expand(doc: Any, source: str = "<string>", store: str | None = None) -> Grid
     if not cells:
         raise SpecError("exclude", len(excludes), "the grid expands to zero cells")
     return Grid(name=name, store=store_uri, cells=cells, cluster=cluster, source=source)
+
+
+def _needs_model(method_name: str, variants: Mapping[str, tuple[str, dict, dict]]) -> bool:
+    mtype = variants[method_name][0] if method_name in variants else method_name
+    return mtype not in METHODS or METHODS.get(mtype).needs_model  # an unknown method is refused by _cell
+
+
+def _first_duplicate(values: list[Any]) -> Any:
+    """The first value of ``values`` that appears more than once (counted in one pass: an axis may have 100,000
+    values; axis values are validated names and seeds, hashable)."""
+    counts = collections.Counter(values)
+    return next((v for v in values if counts[v] > 1), None)
+
+
+def _without_excluded(combos: list[tuple[dict[str, Any], str]], excludes: list[dict[str, Any]]
+                      ) -> list[tuple[dict[str, Any], str]]:
+    """The axis combinations no exclude entry matches (an entry matches a combination equal on each of its keys).
+    Entries are grouped by their set of keys (at most 15 sets), so each combination costs a few set look-ups
+    whatever the number of entries."""
+    groups: dict[tuple[str, ...], set[tuple[Any, ...]]] = {}
+    for ex in excludes:
+        keys = tuple(sorted(ex))
+        try:
+            groups.setdefault(keys, set()).add(tuple(ex[k] for k in keys))
+        except TypeError:  # an unhashable value (a list, a mapping) equals no axis value: the entry matches nothing
+            continue
+    return [(c, where) for c, where in combos
+            if not any(tuple(c[k] for k in keys) in wanted for keys, wanted in groups.items())]
 
 
 def _resolve_names(eval_settings: EvalSettings, data: DataSettings, dinfo: DatasetInfo,
@@ -247,6 +434,44 @@ def _resolve_names(eval_settings: EvalSettings, data: DataSettings, dinfo: Datas
         raise SpecError(where, name, "must be a model name (the catalog's or the grid's models section), an "
                                      "existing path or an s3:// URI")
     return eval_settings, dataclasses.replace(data, length_tokenizer=resolved)
+
+
+def _check_lengths(info: ModelInfo, model_name: str, eval_settings: EvalSettings, data: DataSettings,
+                   layers_of: Mapping[str, tuple[tuple[str, Any], ...]]) -> None:
+    """Refuse token lengths the model's positions cannot hold: at run time they are an IndexError (a position past
+    the model's embeddings), after the data is loaded. A causal model reads prompt, source and the summary (trained
+    on or generated) in one window, whose context is a hard limit (the encoder gives the source what is left, at
+    least ``MIN_SOURCE_TOKENS``); an encoder-decoder with learned positions (BART) limits its decoder and, with
+    ``data.max_source_tokens: null`` (no cap), its encoder. T5's relative positions have no such limit."""
+
+    def refuse(section: str, key: str, value: Any, why: str) -> None:
+        origin = next((f"{label}.{key}" for label, layer in reversed(layers_of[section]) if layer and key in layer),
+                      None)
+        if origin is None:  # the default value: the declared context is what is too small
+            raise SpecError(f"models.{model_name}.context", info.context,
+                            f"is too small for {section}.{key} = {value}: {why}")
+        raise SpecError(origin, value, f"does not fit {model_name} ({info.context}-token context): {why}")
+
+    lengths = (("eval", "max_new_tokens", eval_settings.max_new_tokens),
+               ("data", "max_target_tokens", data.max_target_tokens))
+    if info.family == "causal":
+        rest = PROMPT_TEMPLATE_TOKENS + MIN_SOURCE_TOKENS + 1
+        for section, key, value in lengths:
+            if value + rest > info.context:
+                refuse(section, key, value,
+                       f"a causal model reads prompt and summary in one window, and a {value}-token summary needs "
+                       f"{value + rest} (up to {PROMPT_TEMPLATE_TOKENS} for the prompt's template, at least "
+                       f"{MIN_SOURCE_TOKENS} of source, 1 for EOS)")
+    elif info.arch in LEARNED_POSITIONS:
+        limit = info.positions or info.context
+        for section, key, value in lengths:
+            if value + (key == "max_target_tokens") > limit:  # a training target also carries EOS
+                refuse(section, key, value, f"its decoder has {limit} learned positions (a trained summary also "
+                                            f"carries EOS)")
+        if data.max_source_tokens is None:
+            refuse("data", "max_source_tokens", None,
+                   f"no source cap cannot work with learned positions: its encoder reads at most {limit} tokens "
+                   f"(use auto, which fits the source to the window)")
 
 
 @functools.lru_cache(maxsize=256)
@@ -287,7 +512,11 @@ def _model(name: str, raw: Any) -> tuple[ModelInfo, dict[str, dict[str, Any]]]:
     revision = raw.get("revision", known.revision if known else None)
     if revision is not None and not isinstance(revision, str):
         raise SpecError(f"{path}.revision", revision, "must be a branch/tag name or null")
-    return ModelInfo(hub_id, arch, context, revision), _sections(raw, path)
+    positions = POSITIONS.get(hub_id)
+    if positions is not None and context > positions:
+        raise SpecError(f"{path}.context", context, f"is larger than {hub_id} supports: its learned position "
+                                                    f"embeddings stop at {positions} tokens")
+    return ModelInfo(hub_id, arch, context, revision, positions), _sections(raw, path)
 
 
 def _dataset(name: str, raw: Any) -> tuple[DatasetInfo, dict[str, dict[str, Any]]]:
@@ -393,6 +622,8 @@ def _cell(combo: Mapping[str, Any], where: str, preset: str, default_layers: Map
             raise
     settings["eval"], settings["data"] = _resolve_names(settings["eval"], settings["data"], dinfo, models,
                                                         layers_of["data"])
+    if info is not None:
+        _check_lengths(info, model_name, settings["eval"], settings["data"], layers_of)
 
     return Cell(
         model=ModelRef(model_name, info.hub_id, info.revision, info.arch, info.context) if info else None,

@@ -150,7 +150,10 @@ def _models() -> list[str]:
         "Names usable in `axes.model` without a `models:` entry. `context` is the source window in tokens "
         "(`n_positions` for causal models, the encoder input length for seq2seq). `builtin:` models are small "
         "models pretrained on a synthetic corpus and shipped with peftsum, their files checked against committed "
-        "digests at load ([models.md](models.md)). `revision` null = the hub's default branch.",
+        "digests at load ([models.md](models.md)). `revision` null = the hub's default branch. A `models:` entry "
+        "may not declare a larger `context` than the model's learned position embeddings (`positions`: GPT-2 and "
+        "BART 1024, `tiny-gpt2` 512; T5 has relative positions), and `eval.max_new_tokens` / "
+        "`data.max_target_tokens` must fit the window ([troubleshooting.md](troubleshooting.md)).",
         "",
     ]
     lines += _table(

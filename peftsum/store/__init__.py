@@ -1,6 +1,16 @@
 """Where cells put their artifacts: one interface, a local-folder and an S3 backend. Pure of ML."""
 
-from peftsum.store.base import ObjectInfo, Store, StoreError, UnsafeKeyError, check_key
+from peftsum.store.base import (
+    CorruptObject,
+    MissingObject,
+    ObjectInfo,
+    Store,
+    StoreDenied,
+    StoreError,
+    StoreUnavailable,
+    UnsafeKeyError,
+    check_key,
+)
 from peftsum.store.local import LocalStore
 
 
@@ -11,10 +21,11 @@ def open_store(uri: str) -> Store:
 
         return S3Store(uri)
     if "://" in uri and not uri.startswith("file://"):
-        raise StoreError(f"{uri}: unsupported store URI scheme (use s3://bucket/prefix or a local path)")
+        raise StoreDenied(f"{uri}: unsupported store URI scheme (use s3://bucket/prefix or a local path)")
     if uri.startswith("file://"):
         uri = uri[len("file://"):]
     return LocalStore(uri)
 
 
-__all__ = ["LocalStore", "ObjectInfo", "Store", "StoreError", "UnsafeKeyError", "check_key", "open_store"]
+__all__ = ["CorruptObject", "LocalStore", "MissingObject", "ObjectInfo", "Store", "StoreDenied", "StoreError",
+           "StoreUnavailable", "UnsafeKeyError", "check_key", "open_store"]

@@ -15,20 +15,46 @@ _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 class StoreError(OSError):
-    """A store operation failed (missing object, refused key, I/O)."""
+    """A store operation failed (missing object, refused key, I/O). The subclasses say what can be done about it;
+    a plain StoreError is an I/O failure worth retrying."""
 
 
 class UnsafeKeyError(StoreError):
-    """A key that could escape the store root or a download folder."""
+    """A key that could escape the store root or a download folder (also: a symbolic link inside a local store)."""
+
+
+class MissingObject(StoreError):
+    """The object does not exist."""
+
+
+class CorruptObject(StoreError):
+    """The object exists but its content is not what it should be (checksum mismatch, malformed manifest, a folder
+    where a file should be)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached or answered with a transient error (connection refused, timeout, 5xx,
+    throttling, a full disk): retrying later can succeed."""
+
+
+class StoreDenied(StoreError):
+    """The store refused for a reason only a person can fix: missing bucket, access denied, bad or missing
+    credentials, a read-only folder. Retrying cannot succeed."""
+
+
+def short(value: object, limit: int = 200) -> str:
+    """``repr(value)`` cut to ``limit`` characters: error messages never carry an unbounded value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 25] + f"... ({len(text):,} characters)"
 
 
 def check_key(key: str) -> str:
     """Return ``key`` if it is a safe relative key, else raise UnsafeKeyError."""
     if not isinstance(key, str) or not key:
-        raise UnsafeKeyError(f"empty or non-string store key {key!r}")
+        raise UnsafeKeyError(f"empty or non-string store key {short(key)}")
     parts = key.split("/")
     if key.startswith("/") or _BAD_CHARS.search(key) or any(p in ("", ".", "..") for p in parts):
-        raise UnsafeKeyError(f"refusing unsafe store key {key!r}")
+        raise UnsafeKeyError(f"refusing unsafe store key {short(key)}")
     return key
 
 
@@ -42,13 +68,18 @@ def sha256_file(path: Path) -> str:
 
 
 def safe_join(root: Path, key: str, resolved_root: Path | None = None) -> Path:
-    """``root / key`` for a checked key, verified to stay inside ``root`` (download targets too).
+    """``root / key`` for a checked key, with no symbolic link below ``root`` on the way (download targets too).
 
-    ``resolved_root`` is ``root.resolve()`` when the caller already has it (a store resolves its root once).
+    A link could point anywhere — outside the root, or at another cell's files — so neither reads nor writes follow
+    one: ``open("w")`` through a planted ``logs/<cell>.log`` link would truncate its target. ``resolved_root`` is
+    ``root.resolve()`` when the caller already has it (a store resolves its root once; the root itself may be a
+    link).
     """
-    path = (root / check_key(key)).resolve()
-    if not path.is_relative_to(resolved_root or root.resolve()):
-        raise UnsafeKeyError(f"key {key!r} escapes {root}")
+    path = resolved_root or root.resolve()
+    for part in check_key(key).split("/"):
+        path = path / part
+        if path.is_symlink():
+            raise UnsafeKeyError(f"{root}/{key}: {path} is a symbolic link; the store never follows links")
     return path
 
 
@@ -85,6 +116,9 @@ class Store(Protocol):
 
     def list(self, prefix: str) -> list[str]:
         """Keys under ``prefix`` (recursive, sorted)."""
+
+    def delete(self, key: str) -> None:
+        """Delete one object (nothing if it does not exist)."""
 
     def delete_prefix(self, prefix: str) -> None:
         """Delete every object under ``prefix``."""

@@ -14,12 +14,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from peftsum.store.base import ObjectInfo, StoreError, check_key, sha256_file
+from peftsum.store.base import (
+    CorruptObject,
+    MissingObject,
+    ObjectInfo,
+    StoreDenied,
+    StoreError,
+    StoreUnavailable,
+    check_key,
+    sha256_file,
+    short,
+)
 
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 META_SHA = "sha256"
@@ -28,17 +40,24 @@ META_SHA = "sha256"
 def parse_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` → (bucket, "some/prefix"). The prefix may be empty."""
     if not uri.startswith("s3://"):
-        raise StoreError(f"not an s3:// URI: {uri!r}")
+        raise StoreDenied(f"not an s3:// URI: {short(uri)}")
     bucket, _, prefix = uri[len("s3://"):].partition("/")
     if not bucket:
-        raise StoreError(f"{uri!r}: no bucket name")
+        raise StoreDenied(f"{short(uri)}: no bucket name")
     prefix = prefix.strip("/")
     if prefix:
         check_key(prefix)
     return bucket, prefix
 
 
-def _client() -> Any:
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+_DENIED = {"NoSuchBucket", "AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+           "AllAccessDisabled", "AccountProblem", "InvalidBucketName", "ExpiredToken", "InvalidToken",
+           "PermanentRedirect", "AuthorizationHeaderMalformed"}
+
+
+def _client() -> tuple[Any, str]:
+    """A boto3 S3 client, and where its credentials come from (named in access errors)."""
     import boto3
     from botocore.config import Config
 
@@ -46,14 +65,31 @@ def _client() -> Any:
                                     "total_max_attempts": int(os.environ.get("PEFTSUM_S3_ATTEMPTS", "8"))},
                     request_checksum_calculation="when_required", response_checksum_validation="when_required",
                     connect_timeout=10, read_timeout=60)
-    return boto3.client("s3", config=config)
+    session = boto3.session.Session()
+    try:
+        creds = session.get_credentials()
+        source = f"credentials from {creds.method}" if creds is not None else "no credentials found"
+    except Exception as err:  # a broken credentials file: boto3 will fail the same way on the first request
+        source = f"credentials unreadable ({type(err).__name__})"
+    return session.client("s3", config=config), source
+
+
+def _code(err: BaseException) -> str | None:
+    """The S3 error code of a ClientError, or of the ClientError behind boto3's transfer errors."""
+    while err is not None:
+        response = getattr(err, "response", None)
+        if isinstance(response, dict):
+            return str(response.get("Error", {}).get("Code") or response.get("ResponseMetadata", {})
+                       .get("HTTPStatusCode"))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 class S3Store:
     def __init__(self, uri: str, client: Any = None) -> None:
         self.bucket, self.prefix = parse_uri(uri)
         self.uri = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
-        self.client = client if client is not None else _client()
+        self.client, self.credentials = (client, "credentials given") if client is not None else _client()
 
     def __getstate__(self) -> dict[str, Any]:
         """Picklable (worker pools): the boto3 client is not, so a copy makes its own from the environment."""
@@ -61,35 +97,45 @@ class S3Store:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.client = _client()
+        self.client, self.credentials = _client()
 
     def _key(self, key: str) -> str:
         check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def _error(self, key: str, err: Exception) -> StoreError:
-        return StoreError(f"{self.uri}/{key}: {err}")
+    def _error(self, key: str, err: BaseException) -> StoreError:
+        """What a botocore/boto3 failure means: missing, denied (a person must fix the bucket or credentials),
+        or unavailable (retries were spent on connection errors, timeouts, 5xx or throttling)."""
+        from botocore.exceptions import NoCredentialsError, PartialCredentialsError
 
-    @staticmethod
-    def _missing(err: Exception) -> bool:
-        code = getattr(err, "response", {}).get("Error", {}).get("Code")
-        return code in ("NoSuchKey", "404", "NotFound")
+        code = _code(err)
+        where = f"{self.uri}/{key}"
+        if code in _MISSING:
+            return MissingObject(f"{where} does not exist")
+        if code in _DENIED or isinstance(err, (NoCredentialsError, PartialCredentialsError)):
+            endpoint = os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+            return StoreDenied(f"{where}: {code or type(err).__name__} — bucket {self.bucket!r} at {endpoint}, "
+                               f"{self.credentials}; check the bucket exists and the credentials may use it ({err})")
+        return StoreUnavailable(f"{where}: {err}")
 
-    def read_bytes(self, key: str) -> bytes:
+    @contextlib.contextmanager
+    def _io(self, key: str) -> Iterator[None]:
+        """Every boto3 call runs in here: its failures come out as classified StoreErrors."""
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
+            yield
+        except (ClientError, BotoCoreError, Boto3Error) as err:
+            raise self._error(key, err) from None
+
+    def read_bytes(self, key: str) -> bytes:
+        with self._io(key):
             obj = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
             data = obj["Body"].read()
-        except ClientError as err:
-            if self._missing(err):
-                raise StoreError(f"{self.uri}/{key} does not exist") from None
-            raise self._error(key, err) from None
-        except BotoCoreError as err:
-            raise self._error(key, err) from None
         expected = obj.get("Metadata", {}).get(META_SHA)
         if expected and hashlib.sha256(data).hexdigest() != expected:
-            raise StoreError(f"{self.uri}/{key}: content does not match its stored sha256 (corrupt or tampered)")
+            raise CorruptObject(f"{self.uri}/{key}: content does not match its stored sha256 (corrupt or tampered)")
         return data
 
     def _put(self, key: str, data: bytes, **extra: Any) -> None:
@@ -97,75 +143,53 @@ class S3Store:
                                Metadata={META_SHA: hashlib.sha256(data).hexdigest()}, **extra)
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with self._io(key):
             self._put(key, data)  # a PUT replaces the object atomically
-        except (ClientError, BotoCoreError) as err:
-            raise self._error(key, err) from None
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import ClientError
 
-        try:
-            self._put(key, data, IfNoneMatch="*")
-            return True
-        except ClientError as err:
-            code = err.response.get("Error", {}).get("Code")
-            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
-                return False  # another writer got there first
-            raise self._error(key, err) from None
-        except BotoCoreError as err:
-            raise self._error(key, err) from None
+        with self._io(key):
+            try:
+                self._put(key, data, IfNoneMatch="*")
+                return True
+            except ClientError as err:
+                if _code(err) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                    return False  # another writer got there first
+                raise
 
     def upload(self, key: str, path: Path) -> None:
         from boto3.s3.transfer import TransferConfig
-        from botocore.exceptions import BotoCoreError, ClientError
 
-        try:
+        with self._io(key):
             self.client.upload_file(str(path), self.bucket, self._key(key),
                                     ExtraArgs={"Metadata": {META_SHA: sha256_file(path)}},
                                     Config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD))
-        except (ClientError, BotoCoreError) as err:
-            raise self._error(key, err) from None
 
     def download(self, key: str, path: Path) -> None:
         """Download to ``path`` through a temporary name, verified against the stored sha256 before it lands."""
         from boto3.s3.transfer import TransferConfig
-        from botocore.exceptions import BotoCoreError, ClientError
 
         info = self.stat(key)
         if info is None:
-            raise StoreError(f"{self.uri}/{key} does not exist")
-        expected = info.sha256
+            raise MissingObject(f"{self.uri}/{key} does not exist")
         tmp = path.with_name(f".{path.name}.part")
         try:
-            self.client.download_file(self.bucket, self._key(key), str(tmp),
-                                      Config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD))
-            if expected and sha256_file(tmp) != expected:
-                raise StoreError(f"{self.uri}/{key}: downloaded content does not match its stored sha256")
+            with self._io(key):
+                self.client.download_file(self.bucket, self._key(key), str(tmp),
+                                          Config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD))
+            if info.sha256 and sha256_file(tmp) != info.sha256:
+                raise CorruptObject(f"{self.uri}/{key}: downloaded content does not match its stored sha256")
             os.replace(tmp, path)
-        except (ClientError, BotoCoreError) as err:
-            raise self._error(key, err) from None
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _head(self, key: str) -> dict[str, Any] | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as err:
-            if self._missing(err):
-                return None
-            raise self._error(key, err) from None
-        except BotoCoreError as err:
-            raise self._error(key, err) from None
-
     def stat(self, key: str) -> ObjectInfo | None:
         """Size and stored sha256 ("" for an object peftsum did not write: no checksum to trust)."""
-        head = self._head(key)
-        if head is None:
+        try:
+            with self._io(key):
+                head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except MissingObject:
             return None
         return ObjectInfo(int(head["ContentLength"]), head.get("Metadata", {}).get(META_SHA, ""))
 
@@ -176,18 +200,19 @@ class S3Store:
     def list(self, prefix: str) -> list[str]:
         full = self._key(prefix).rstrip("/") + "/"
         strip = len(self.prefix) + 1 if self.prefix else 0
-        from botocore.exceptions import BotoCoreError, ClientError
-
         keys = []
-        try:
+        with self._io(prefix):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
                 keys += [obj["Key"][strip:] for obj in page.get("Contents", [])]
-        except (ClientError, BotoCoreError) as err:
-            raise self._error(prefix, err) from None
         return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        with self._io(key):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def delete_prefix(self, prefix: str) -> None:
         keys = self.list(prefix)
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": self._key(k)} for k in keys[start:start + 1000]]
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        with self._io(prefix):
+            for start in range(0, len(keys), 1000):
+                batch = [{"Key": self._key(k)} for k in keys[start:start + 1000]]
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})

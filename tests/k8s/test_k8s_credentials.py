@@ -44,6 +44,7 @@ VARIANTS = {
     "EKS IRSA": {"service_account": "peftsum-cells", "s3_secret": None, "s3_region": "eu-west-1"},
     "GKE workload identity + HF token": {"service_account": "peftsum-cells", "s3_secret": None,
                                          "s3_endpoint": "https://storage.googleapis.com", "hf_token_secret": "hf"},
+    "Pushgateway basic auth": {"pushgateway": "https://pg.example:9091", "pushgateway_secret": "pg-auth"},
 }
 
 
@@ -100,7 +101,7 @@ def test_pod_env_names_are_the_reserved_ones(paper) -> None:
     from peftsum.spec.cluster import RESERVED_ENV
 
     _, jobs = _variant(paper, hf_token_secret="hf", s3_endpoint="http://m:9000",  # noqa: S106 - Secret names
-                       s3_region="r", pushgateway="http://pg:9091")
+                       s3_region="r", pushgateway="http://pg:9091", pushgateway_secret="pg-auth")  # noqa: S106
     names = {n for job in jobs for n in _env(job)}
     assert names == set(RESERVED_ENV)
 
@@ -180,3 +181,37 @@ def test_credentials_in_pod_env_are_refused() -> None:
     with pytest.raises(SpecError, match="valueFrom"):
         parse_grid(base % "{name: X, valueFrom: {secretKeyRef: {name: s, key: k}}}")
     assert parse_grid(base % "{name: PUSHGATEWAY_PASSWORD_FILE, value: /etc/pg/password}").cluster.pod.env
+
+
+def test_pushgateway_credentials_come_from_a_secret_never_the_url(paper, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    """Reproduction: ``cluster.pushgateway: http://user:pass@pg:9091`` went verbatim into every Job's env
+    (PEFTSUM_PUSHGATEWAY, plain text in the manifest and ``kubectl describe``). Now rendering refuses it (exit 2 from
+    validate --k8s / render / submit, naming the field, never echoing the password); the credentials come from
+    ``cluster.pushgateway_secret``, whose ``username`` and ``password`` keys the pod reads as files."""
+    from launcher.cli import main
+    from peftsum.telemetry import gateway
+
+    bad = dataclasses.replace(paper.cluster, pushgateway="http://alice:hunter2@pg.monitoring:9091")
+    for build in (lambda: render.cell_job(paper, paper.cells[0], bad), lambda: render.aggregate_job(paper, bad)):
+        with pytest.raises(SpecError, match="must not carry credentials") as err:
+            build()
+        assert err.value.path == "cluster.pushgateway" and "hunter2" not in str(err.value)
+    grid_file = tmp_path / "paper-pg.yaml"
+    text = (REPO / "examples" / "paper.yaml").read_text()
+    assert "\n  s3_secret: peftsum-s3\n" in text
+    grid_file.write_text(text.replace("\n  s3_secret: peftsum-s3\n", "\n  s3_secret: peftsum-s3\n"
+                                      "  pushgateway: http://alice:hunter2@pg.monitoring:9091\n"))
+    assert main(["validate", str(grid_file), "--k8s", "1.31"]) == 2
+    out = capsys.readouterr()
+    assert "cluster.pushgateway" in out.err and "paper-pg.yaml" in out.err
+    assert "hunter2" not in out.out + out.err
+
+    _, (job, _) = _variant(paper, pushgateway="http://pg.monitoring:9091", pushgateway_secret="pg-auth")  # noqa: S106
+    assert "hunter2" not in json.dumps(job) and _env(job)["PEFTSUM_PUSHGATEWAY"]["value"] == "http://pg.monitoring:9091"
+    env = _mounted_as_the_kubelet_would(job, {"peftsum-s3": {"credentials": "x"},
+                                              "pg-auth": {"username": "cells", "password": "hunter2\n"}},
+                                        tmp_path / "root")
+    gw = gateway(env["PEFTSUM_PUSHGATEWAY"], env)  # what the cell's Pusher resolves in the pod
+    assert (gw.url, gw.username, gw.password) == ("http://pg.monitoring:9091", "cells", "hunter2")
+    assert "hunter2" not in repr(gw) + str(gw)

@@ -118,7 +118,7 @@ def test_grid_states_combines_store_and_cluster_and_survives_ttl(small, store, f
     layout.write_json(store, layout.cell_key(small.name, cells[0], "attempts", attempt, "result.json"), {"x": 1})
     size = store.size(layout.cell_key(small.name, cells[0], "attempts", attempt, "result.json"))
     layout.commit_success(store, small.name, cells[0], attempt,
-                          {f"attempts/{attempt}/result.json": {"bytes": size, "sha256": "-"}})
+                          {f"attempts/{attempt}/result.json": {"bytes": size, "sha256": "0" * 64}})
     # cell 1: OOMKilled Job in the cluster
     job, pods = fixture("oomkilled")
     job["metadata"]["labels"][names.LABEL_CELL] = cells[1]

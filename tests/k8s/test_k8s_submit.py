@@ -15,7 +15,7 @@ def _mark_done(store, grid: str, cell_id: str) -> None:
     key = layout.cell_key(grid, cell_id, "attempts", "a1", "result.json")
     layout.write_json(store, key, {"ok": True})
     layout.commit_success(store, grid, cell_id, "a1", {"attempts/a1/result.json": {"bytes": store.size(key),
-                                                                                   "sha256": "-"}})
+                                                                                   "sha256": "0" * 64}})
 
 
 def test_writes_specs_first_then_creates_one_job_per_cell(small, store, fake) -> None:
