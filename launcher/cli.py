@@ -39,7 +39,9 @@ REPORT_EPILOG = """examples:
   launcher report grid.yaml --store /data/runs --open     # and open it in the default browser
   launcher report examples/paper.yaml --k8s               # build it in the cluster (the aggregation Job)
 
-Reads JSON only (results, predictions, eda.json): no ML stack. Cells not done are listed, never fatal."""
+Reads JSON only (results, predictions, eda.json): no ML stack. Cells not done are listed, never fatal.
+exit codes: 0 report written, 1 the store failed, 2 invalid grid, or a grid the store does not hold (its grids
+are listed)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,9 +94,11 @@ def _report(args: argparse.Namespace) -> int:
     except SpecError as err:
         print(f"launcher report: {err}", file=sys.stderr)
         return EXIT_BAD_GRID
-    except StoreError as err:
+    except StoreError as err:  # a grid the store does not hold is a wrong name or store: 2
+        from peftsum.report.collect import GridNotFound
+
         print(f"launcher report: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_BAD_GRID if isinstance(err, GridNotFound) else EXIT_FAILED
     print(path)
     if args.open:
         import webbrowser

@@ -66,7 +66,11 @@ def _eda(args: argparse.Namespace) -> int:
         print(f"peftsum eda: {err}", file=sys.stderr)
         return EXIT_BAD_SPEC
     cell = grid.cells[0]
-    examples = load_split(cell.dataset, args.split, args.limit)
+    try:
+        examples = load_split(cell.dataset, args.split, args.limit)
+    except SpecError as err:  # the data contract: the file, line and fix are in the message
+        print(f"peftsum eda: {err}", file=sys.stderr)
+        return EXIT_BAD_SPEC
     if args.model:
         from peftsum.data.features import Encoder
         from peftsum.models.load import load_model

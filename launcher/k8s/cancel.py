@@ -43,10 +43,10 @@ def cancel(grid: str, cell_id: str | None, api: KubeApi | None, gateway: str | N
     else:
         out.errors.append(f"Jobs: not deleted, the cluster is unreachable: {api_error}")
     if gateway:
-        from peftsum.telemetry import delete_grid_groups
+        from peftsum.telemetry import delete_grid_groups, redact_url
 
         try:
             out.groups = delete_grid_groups(gateway, grid, cell_id)
         except (OSError, ValueError) as err:
-            out.errors.append(f"Pushgateway {gateway}: {err}")
+            out.errors.append(f"Pushgateway {redact_url(gateway)}: {err}")
     return out

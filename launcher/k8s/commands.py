@@ -339,6 +339,7 @@ def _logs(args: argparse.Namespace, grid: Grid, cluster: ClusterSettings) -> int
 
 def _cancel(args: argparse.Namespace, grid: Grid, cluster: ClusterSettings) -> int:
     from launcher.k8s.cancel import cancel
+    from peftsum.telemetry import redact_url
 
     if bool(args.cell) == bool(args.all):
         raise BadInput("give one cell id or --all")
@@ -353,7 +354,7 @@ def _cancel(args: argparse.Namespace, grid: Grid, cluster: ClusterSettings) -> i
     what = f"cell {cell_id}" if cell_id else f"grid {grid.name}"
     print(f"{what}: deleted {len(out.jobs)} Job(s)" + (f": {', '.join(out.jobs)}" if out.jobs else ""))
     if gateway:
-        print(f"{what}: deleted {len(out.groups)} Pushgateway group(s) on {gateway}")
+        print(f"{what}: deleted {len(out.groups)} Pushgateway group(s) on {redact_url(gateway)}")
     else:
         print("no Pushgateway configured (cluster.pushgateway or --pushgateway): no groups deleted")
     for e in out.errors:

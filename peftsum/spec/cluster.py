@@ -92,6 +92,18 @@ def http_url(value: Any, path: str) -> str:
     return value.rstrip("/")
 
 
+def gateway_url(value: Any, path: str) -> str:
+    """The Pushgateway URL of a grid: an http(s) URL that carries no credentials. A grid file is shared and
+    rendered into Job env as plain text, so the basic-auth user and password come from
+    ``cluster.pushgateway_secret`` (files in the pod), never from the URL; the message never repeats them."""
+    if isinstance(value, str) and "@" in value.split("//", 1)[-1].split("/", 1)[0]:
+        from peftsum.telemetry import redact_url
+
+        raise SpecError(path, redact_url(value), "must not carry credentials (user:password@): put them in the "
+                                                 "Secret named by cluster.pushgateway_secret (docs/operations.md)")
+    return http_url(value, path)
+
+
 def label_key(value: Any, path: str) -> str:
     """A label key: optional DNS-subdomain prefix and '/', then a name of ≤ 63 characters."""
     prefix, _, name = _string(value, path).rpartition("/")
@@ -412,8 +424,9 @@ class ClusterSettings:
     hf_token_secret: str | None = setting(
         None, "Secret with a `token` key for gated models, mounted as a file (HF_TOKEN_PATH)", kind=str,
         nullable=True, check=dns_subdomain, type_doc="Secret name")
-    pushgateway: str | None = setting(None, "Pushgateway URL the cells push metrics to", kind=str, nullable=True,
-                                      check=http_url, type_doc="http(s) URL")
+    pushgateway: str | None = setting(None, "Pushgateway URL the cells push metrics to (no credentials in it: "
+                                      "see pushgateway_secret)", kind=str, nullable=True, check=gateway_url,
+                                      type_doc="http(s) URL")
     pushgateway_secret: str | None = setting(
         None, "Secret with `username` and `password` keys: the Pushgateway's basic auth, mounted as files "
               "(PEFTSUM_PUSHGATEWAY_USERNAME_FILE, PEFTSUM_PUSHGATEWAY_PASSWORD_FILE)", kind=str, nullable=True,

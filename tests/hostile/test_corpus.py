@@ -9,6 +9,7 @@ Case format (``case.yaml``)::
       - run: [launcher, validate, grid.yaml]   # launcher / peftsum → python -m launcher.cli / peftsum.cli
         exit: 2                                # default 0
         names: [grid.yaml, seed]               # must appear in stdout + stderr
+        absent: [s3cret]                       # must not appear (a password, a victim's content)
         timeout: 60                            # seconds, default 120
         memory_mb: 1500                        # optional address-space limit for the child
         env: {AWS_ENDPOINT_URL: "http://127.0.0.1:9"}   # optional extra environment
@@ -57,6 +58,8 @@ def _run_step(step: dict, cwd: Path, case: str) -> None:
     assert proc.returncode == step.get("exit", 0), f"{where} exited {proc.returncode}:\n{output[-4000:]}"
     for name in step.get("names", []):
         assert str(name) in output, f"{where}: output does not name {name!r}:\n{output[-4000:]}"
+    for text in step.get("absent", []):
+        assert str(text) not in output, f"{where}: output shows {text!r}:\n{output[-4000:]}"
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -75,5 +78,5 @@ def test_case(case: str, tmp_path: Path) -> None:
 def test_corpus_covers_every_item() -> None:
     """Every high, medium and low item of issue 15 that a command line can reproduce has at least one case."""
     items = {int(c.split("-", 1)[0]) for c in CASES if c.split("-", 1)[0].isdigit()}
-    missing = {1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 14, 15, 16} - items
+    missing = {1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16} - items
     assert not missing, f"no corpus case for items {sorted(missing)}"
