@@ -167,7 +167,7 @@ def _execute(
     preemption: Preemption,
 ) -> dict | None:
     from peftsum import scoring
-    from peftsum.artifacts import write_jsonl
+    from peftsum.artifacts import base_provenance, write_jsonl, write_model_cards
     from peftsum.checkpoint import Checkpointer
     from peftsum.methods import METHODS
     from peftsum.resources import (
@@ -307,11 +307,13 @@ def _execute(
             "started_at": started,
             "finished_at": layout.now_iso(),
             "attempt": attempt,
+            **base_provenance(cell.model),  # the public id the adapter records; the staged URI it was loaded from
         },
     }
     with timer.phase("upload"):
         result = finite(result)
         (out / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True, allow_nan=False))
+        write_model_cards(out, result)  # README.md in adapter/ and model/: needs the scores
         files = _upload(store, grid, cell_id, attempt, out)
         disk.sample()
     with preemption.deferred():  # a signal here waits: _SUCCESS is written, or not, never half-decided
@@ -565,7 +567,9 @@ def _predict_with_model(
         log(cell_id, f"generating {len(eval_features.ids)} summaries")
         gen = predict(eval_features)
     adapter_bytes = (
-        save_adapter(model, out, cell.model, cell.method.type, cell.train.keep_full_weights) if method.trains else None
+        save_adapter(model, out, cell.model, cell.method.type, cell.train.keep_full_weights, tokenizer)
+        if method.trains
+        else None
     )
     stats_src = train_features or eval_pairs
     stats = eda(

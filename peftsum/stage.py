@@ -4,7 +4,8 @@ Models are copied file by file from where from_pretrained would read them (the h
 built-in tiny models); dataset splits are written as ``<split>.jsonl`` with the grid's column names, which the local
 loader reads back; the reference tokenizer of a shared length filter (``data.length_tokenizer``), when it is not one
 of the grid's models, is staged as a tokenizer-only model folder. The output is the grid overrides that point the
-grid at the staged copies.
+grid at the staged copies; beside each staged model, ``SOURCE_FILE`` keeps the id it was staged from, which the
+cell's adapter records as its base (the staged URI resolves only inside the cluster).
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from typing import Any
 from peftsum.spec import Grid
 from peftsum.spec.cell import DatasetRef, ModelRef
 from peftsum.store import Store
-from peftsum.store.base import sha256_file
+from peftsum.store.base import MissingObject, sha256_file
 
 PREFIX = "_staged"
 SPLITS = ("train", "validation", "test")
+# Written beside a staged model's files: where it was staged from (the grid's hub id, local path or builtin: id, and
+# revision). The staged URI is only where a pod reads the copy; adapters record this public id instead
+# (peftsum.artifacts.public_base), so they load anywhere.
+SOURCE_FILE = "peftsum-staged-from.json"
 
 
 def _model_folder(ref: ModelRef) -> Path:
@@ -34,9 +39,10 @@ def _model_folder(ref: ModelRef) -> Path:
 
 
 def stage_model(store: Store, name: str, ref: ModelRef, log: Any = print) -> str:
-    """Upload the model's files under ``_staged/models/<name>/``; returns its s3:// (or local) URI."""
+    """Upload the model's files under ``_staged/models/<name>/``, and ``SOURCE_FILE`` naming where they came from;
+    returns its s3:// (or local) URI."""
     folder = _model_folder(ref)
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".") and p.name != SOURCE_FILE)
     for i, path in enumerate(files, 1):
         key = f"{PREFIX}/models/{name}/{path.relative_to(folder).as_posix()}"
         info = store.stat(key)
@@ -45,7 +51,28 @@ def stage_model(store: Store, name: str, ref: ModelRef, log: Any = print) -> str
             continue  # staging is done once: a rerun uploads only what is missing or changed
         store.upload(key, path.resolve())
         log(f"  model {name}: {i}/{len(files)} {path.relative_to(folder)}")
+    origin = staged_from(folder) or {"hub_id": ref.hub_id, "revision": ref.revision}  # a copy of a staged copy
+    source = (json.dumps({"hub_id": origin["hub_id"], "revision": origin.get("revision"), "name": name}, indent=2)
+              + "\n").encode()
+    key = f"{PREFIX}/models/{name}/{SOURCE_FILE}"
+    try:
+        current = store.read_bytes(key)
+    except MissingObject:
+        current = None
+    if current != source:
+        store.write_bytes(key, source)  # also added by a rerun over a model staged before this file existed
     return f"{store.uri}/{PREFIX}/models/{name}"
+
+
+def staged_from(folder: str | Path) -> dict[str, Any] | None:
+    """What a staged model's local copy (``folder``) was staged from: {"hub_id", "revision", "name"}, or None for a
+    folder that is no staged copy (or one staged before peftsum recorded it)."""
+    path = Path(folder) / SOURCE_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("hub_id"), str) and data["hub_id"] else None
 
 
 def stage_tokenizer(store: Store, name: str, hub_id: str, log: Any = print) -> str:
