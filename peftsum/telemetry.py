@@ -30,7 +30,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import basic_auth_handler, default_handler, delete_from_gateway
 
 JOB = "peftsum"
-LABELS = ("grid", "cell", "model", "method", "dataset")
+LABELS = ("grid", "cell", "model", "method", "dataset")  # and ``pod`` inside Kubernetes: see pod_name()
+POD_ENV = "PEFTSUM_POD_NAME"  # the pod's name, e.g. from the downward API (metadata.name); else $HOSTNAME in a pod
 
 # name as exposed → (type, help, extra label). Counters are exposed with their ``_total`` suffix.
 METRICS: dict[str, tuple[str, str, str | None]] = {
@@ -45,12 +46,28 @@ METRICS: dict[str, tuple[str, str, str | None]] = {
     "peftsum_eval_score": ("gauge", "Evaluation score (0-1) of the finished cell.", "metric"),
     "peftsum_cell_last_success_timestamp_seconds": ("gauge", "Unix time the cell last finished successfully.",
                                                     None),
+    "peftsum_cell_start_timestamp_seconds": ("gauge", "Unix time this attempt of the cell started (in every push).",
+                                             None),
+    "peftsum_cell_end_timestamp_seconds": ("gauge", "Unix time the cell's process ended, success or not (its final "
+                                           "push); absent while it runs.", None),
 }
 
 
 # The variables naming the files of the gateway's basic-auth user name and password (launcher.k8s.render mounts both).
 USERNAME_FILE_ENV = "PEFTSUM_PUSHGATEWAY_USERNAME_FILE"
 PASSWORD_FILE_ENV = "PEFTSUM_PUSHGATEWAY_PASSWORD_FILE"  # noqa: S105 - a variable's name, not a password
+
+
+def pod_name(env: Mapping[str, str] | None = None) -> str | None:
+    """The Kubernetes pod this cell runs in, for the ``pod`` label that joins its series to the DCGM exporter's:
+    ``$PEFTSUM_POD_NAME`` when set, else, inside a pod (``$KUBERNETES_SERVICE_HOST`` is always set there),
+    ``$HOSTNAME``: a pod's hostname is its name unless the pod sets ``hostname``. None outside Kubernetes."""
+    env = os.environ if env is None else env
+    if env.get(POD_ENV):
+        return env[POD_ENV]
+    if env.get("KUBERNETES_SERVICE_HOST") and env.get("HOSTNAME"):
+        return env["HOSTNAME"]
+    return None
 
 
 def redact_url(url: str) -> str:
@@ -132,10 +149,14 @@ def gateway(url: str | Gateway, env: Mapping[str, str] | None = None) -> Gateway
 class CellMetrics:
     """The metric snapshot of one cell; ``set``/``phase``/``score`` update it, the collector reads it."""
 
-    def __init__(self, grid: str, cell_id: str, model: str, method: str, dataset: str) -> None:
+    def __init__(self, grid: str, cell_id: str, model: str, method: str, dataset: str,
+                 pod: str | None = None) -> None:
         self.labels = {"grid": grid, "cell": cell_id, "model": model, "method": method, "dataset": dataset}
+        pod = pod or pod_name()
+        if pod:  # not in the grouping key: a retried cell's new pod replaces the old one's group
+            self.labels["pod"] = pod
         self._lock = threading.Lock()
-        self._values: dict[str, float] = {}
+        self._values: dict[str, float] = {"peftsum_cell_start_timestamp_seconds": time.time()}
         self._series: dict[str, dict[str, float]] = {}  # labelled metrics: name → {extra label value: value}
         self.sample: Callable[[CellMetrics], None] | None = None
         self.registry = CollectorRegistry(auto_describe=True)
@@ -238,6 +259,7 @@ class Pusher:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        self.metrics.set("peftsum_cell_end_timestamp_seconds", time.time())  # ended: neither running nor stale
         self._push()
 
 
