@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,15 +106,16 @@ def open_log(store: Store, grid: str, cell_id: str, log_dir: Path) -> Iterator[t
 
 
 def run_one(store: Store, grid: str, cell: Cell, log_dir: Path, threads: int | None,
-            children: Children | None = None) -> Outcome:
-    """Run one cell in a child process under the cell's lease, its output to ``log_dir/<id>.log``."""
+            children: Children | None = None, env: Mapping[str, str] | None = None) -> Outcome:
+    """Run one cell in a child process under the cell's lease, its output to ``log_dir/<id>.log``; ``env`` adds
+    to the launcher's environment (the grid's tracking variables)."""
     t0 = time.monotonic()
     children = children or Children()
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     holder = layout.take_lease(store, grid, cell.cell_id, owner)
     if holder is not None:
         return Outcome(cell, "elsewhere", None, 0.0, f"another run holds its lease ({holder})")
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)  # split the cores between concurrent cells
     renewing = threading.Event()
@@ -189,7 +190,8 @@ def run_grid(store: Store, grid: Grid, jobs: int = 1, on_event=None) -> list[Out
             if on_event:
                 on_event("start", Outcome(cell, "running", None, 0.0))
             try:
-                out = run_one(store, grid.name, cell, log_dir, threads, children)
+                out = run_one(store, grid.name, cell, log_dir, threads, children,
+                              grid.tracking.environment(grid.name))
             except StoreError as err:  # its log or lease could not be written: this cell fails, the rest go on
                 out = Outcome(cell, "failed", None, 0.0, f"{type(err).__name__}: {err}")
         if on_event:

@@ -28,6 +28,7 @@ from peftsum.spec import Cell, SpecError
 from peftsum.store import Store, StoreError
 from peftsum.store import cells as layout
 from peftsum.store.base import MissingObject, StoreDenied, UnsafeKeyError, sha256_file
+from peftsum.tracking import Tracker, open_tracker
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC, EXIT_RETRY = 0, 1, 2, 3
 
@@ -82,6 +83,7 @@ def run_cell(store: Store, grid: str, cell: Cell, metrics: Any = None) -> int:
     """
     cell_id = cell.cell_id
     attempt = None
+    tracker = Tracker()
     try:
         with Preemption() as preemption:
             manifest, problem = layout.check_done(store, grid, cell_id)
@@ -97,10 +99,14 @@ def run_cell(store: Store, grid: str, cell: Cell, metrics: Any = None) -> int:
             started = layout.now_iso()
             layout.begin_attempt(store, grid, cell_id, attempt, os.environ.get("PEFTSUM_JOB_UID") or None,
                                  progress=0.0, started_at=started)
+            tracker = open_tracker(grid, cell.to_dict(), cell_id, attempt, {
+                "mlflow.source.git.commit": provenance()["git_sha"] or "unknown",
+                "peftsum.store": f"{store.uri}/{layout.cell_key(grid, cell_id)}"})
             with tempfile.TemporaryDirectory(prefix=f"peftsum-{cell_id}-") as tmp:
-                result = _execute(store, grid, cell, attempt, started, Path(tmp), metrics, preemption)
+                result = _execute(store, grid, cell, attempt, started, Path(tmp), metrics, preemption, tracker)
     except Exception as err:
         code = exit_code(err)
+        tracker.end("KILLED" if isinstance(err, Preempted) else "FAILED")
         state = "pending" if isinstance(err, Preempted) else "failed"  # pending: not counted as a failure
         reason = f"bad spec: {err}" if isinstance(err, SpecError) else f"{type(err).__name__}: {err}"
         _set_status(store, grid, cell_id, state, reason=reason, exit_code=code, attempt=attempt)
@@ -111,6 +117,7 @@ def run_cell(store: Store, grid: str, cell: Cell, metrics: Any = None) -> int:
             traceback.print_exc()
         return code
     if result is None:  # another attempt committed first: its result stands, ours is discarded
+        tracker.end("KILLED")
         with _quietly(cell_id):
             store.delete_prefix(layout.cell_key(grid, cell_id, "attempts", attempt))
         winner = layout.done_manifest(store, grid, cell_id) or {}
@@ -120,6 +127,8 @@ def run_cell(store: Store, grid: str, cell: Cell, metrics: Any = None) -> int:
     m = result["metrics"]
     _set_status(store, grid, cell_id, "done", exit_code=EXIT_OK, attempt=attempt, progress=1.0,
                 metrics={k: m[k]["value"] for k in ("rougeL", "bleu")})
+    attempt_uri = f"{store.uri}/{layout.cell_key(grid, cell_id, 'attempts', attempt)}"
+    tracker.finish(result, {"peftsum.artifacts": attempt_uri, "peftsum.result": f"{attempt_uri}/result.json"})
     if metrics is not None:
         metrics.succeeded({k: v["value"] for k, v in m.items() if isinstance(v, dict) and "value" in v})
     log(cell_id, f"done: ROUGE-L {m['rougeL']['value']:.3f}, BLEU {m['bleu']['value']:.3f}")
@@ -164,7 +173,7 @@ class Predicted:
 
 def _execute(
     store: Store, grid: str, cell: Cell, attempt: str, started: str, workdir: Path, metrics: Any,
-    preemption: Preemption,
+    preemption: Preemption, tracker: Tracker,
 ) -> dict | None:
     from peftsum import scoring
     from peftsum.artifacts import base_provenance, write_jsonl, write_model_cards
@@ -215,7 +224,7 @@ def _execute(
             raise SpecError("model", None, f"method {cell.method.type!r} needs a model")
         pred = _predict_with_model(
             store, grid, cell, method, attempt, started, timer, out, metrics, nvml_memory, checkpointer, disk,
-            preemption,
+            preemption, tracker,
         )
     else:
         pred = _predict_without_model(cell, method, timer, disk)
@@ -414,6 +423,7 @@ def _predict_with_model(
     checkpointer: Any,
     disk: Any,
     preemption: Preemption,
+    tracker: Tracker,
 ) -> Predicted:
     """Load data and model, apply the method, train (resumably, validating and selecting as configured),
     generate."""
@@ -513,6 +523,7 @@ def _predict_with_model(
                 metrics.set("peftsum_train_tokens_total", rep.tokens)
                 metrics.set("peftsum_train_loss", loss)
                 metrics.set("peftsum_train_progress_ratio", step / total_steps)
+            tracker.steps(rep)
             if time.monotonic() - last["t"] >= 5 or step == total_steps:
                 last["t"] = time.monotonic()
                 layout.write_status(

@@ -5,22 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CHECKOV_VERSION=${CHECKOV_VERSION:-3.3.30}
-PYTHON=${PYTHON:-python3}
 venv=.venv-checkov
 stamp="$venv/.checkov-$CHECKOV_VERSION"
 if [ -f "$stamp" ] && [ -x "$venv/bin/checkov" ]; then
   exit 0
 fi
-rm -rf "$venv"
-"$PYTHON" -m venv "$venv"
-# With uv (as scripts/setup.sh: a few times faster than pip's resolver on checkov's ~100 dependencies); no
-# constraints file: checkov's own pins.
-if [ -x .venv/bin/uv ]; then
-  uv=.venv/bin/uv
-else
-  "$venv/bin/python" -m pip install -q uv
-  uv="$venv/bin/uv"
-fi
-"$uv" pip install -q -p "$venv/bin/python" "checkov==$CHECKOV_VERSION"
+. scripts/tool-venv.sh
+tool_venv "$venv" "checkov==$CHECKOV_VERSION"
 "$venv/bin/checkov" --version
 touch "$stamp"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install what the tests use outside the project's own virtual environment: checkov in a virtual environment of its
-# own (.venv-checkov, scripts/install-checkov.sh: about 20 s), then the Debian packages (headless Chromium + its
+# own (.venv-checkov, scripts/install-checkov.sh: about 20 s), the MLflow tracking server in one of its own
+# (scripts/install-mlflow.sh, cached under ~/.cache: about 30-60 s the first time), then the Debian packages (headless Chromium + its
 # WebDriver for the report browser test, Prometheus's Pushgateway and promtool for the telemetry tests; needs root or
 # sudo and the Debian archive, about 50 s from scratch on Debian 12). Idempotent: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-checkov.sh
+bash scripts/install-mlflow.sh >/dev/null
 want=()
 [ -x /usr/bin/chromium ] || want+=(chromium)
 [ -x /usr/bin/chromedriver ] || want+=(chromium-driver)

@@ -163,7 +163,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory):
     for binary in (PROMETHEUS, PUSHGATEWAY):
         if not os.access(binary, os.X_OK):
             pytest.skip(f"{binary} not installed: run scripts/install-system.sh")
-    from s3server import free_port
+    from s3server import free_port, stop
 
     tmp = tmp_path_factory.mktemp("dashboard")
     grid = parse_grid(GRID)
@@ -241,12 +241,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory):
                "failing": _cell_id(failing), "killed": _cell_id(killed), "pod": pods[full.cell_id]}
     finally:
         for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop(proc)
         dcgm.shutdown()
 
 

@@ -35,6 +35,7 @@ from launcher.k8s import names
 from peftsum.spec import Cell, Grid, SpecError
 from peftsum.spec.cluster import ClusterSettings, require_image
 from peftsum.telemetry import PASSWORD_FILE_ENV, USERNAME_FILE_ENV, redact_url
+from peftsum.tracking import TOKEN_FILE_ENV as MLFLOW_TOKEN_FILE_ENV
 
 
 def _templates_dir() -> Path:
@@ -237,6 +238,8 @@ def secret_files(cluster: ClusterSettings) -> list[SecretFile]:
     if cluster.pushgateway_secret:  # peftsum.telemetry reads the gateway's basic auth from these two files
         out.append(SecretFile("pushgateway-username", cluster.pushgateway_secret, "username", USERNAME_FILE_ENV))
         out.append(SecretFile("pushgateway-password", cluster.pushgateway_secret, "password", PASSWORD_FILE_ENV))
+    if cluster.mlflow_secret:  # peftsum.tracking sets MLFLOW_TRACKING_TOKEN from this file
+        out.append(SecretFile("mlflow-token", cluster.mlflow_secret, "token", MLFLOW_TOKEN_FILE_ENV))
     return out
 
 
@@ -262,6 +265,7 @@ def pod_env(grid: Grid, cluster: ClusterSettings) -> list[dict[str, Any]]:
         env.append({"name": "AWS_DEFAULT_REGION", "value": cluster.s3_region})
     if plain_pushgateway(cluster, grid.source):
         env.append({"name": "PEFTSUM_PUSHGATEWAY", "value": cluster.pushgateway})
+    env += [{"name": k, "value": v} for k, v in grid.tracking.environment(grid.name).items()]
     env += [{"name": "HF_HOME", "value": f"{CACHE}/hf"}, {"name": "PEFTSUM_CACHE", "value": f"{CACHE}/peftsum"},
             {"name": "PEFTSUM_IMAGE", "value": require_image(cluster, grid.source)},
             {"name": "PEFTSUM_JOB_UID", "valueFrom": {"fieldRef": {

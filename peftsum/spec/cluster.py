@@ -174,7 +174,8 @@ RESERVED_LABELS = ("job-name", "controller-uid")
 RESERVED_ENV = ("AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "HF_TOKEN_PATH", "HF_HOME",
                 "PEFTSUM_CACHE", "PEFTSUM_IMAGE", "PEFTSUM_PUSHGATEWAY", "PEFTSUM_JOB_UID", "PEFTSUM_REPORT_WORKERS",
                 "TMPDIR", "HOME", "PYTHONUNBUFFERED", "PEFTSUM_PUSHGATEWAY_USERNAME_FILE",
-                "PEFTSUM_PUSHGATEWAY_PASSWORD_FILE")
+                "PEFTSUM_PUSHGATEWAY_PASSWORD_FILE", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
+                "PEFTSUM_MLFLOW_TOKEN_FILE")
 # Credentials never travel as env values (secrets as files: a Secret volume, and a variable naming the file).
 CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HF_TOKEN",
                   "HUGGING_FACE_HUB_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
@@ -431,6 +432,9 @@ class ClusterSettings:
         None, "Secret with `username` and `password` keys: the Pushgateway's basic auth, mounted as files "
               "(PEFTSUM_PUSHGATEWAY_USERNAME_FILE, PEFTSUM_PUSHGATEWAY_PASSWORD_FILE)", kind=str, nullable=True,
         check=dns_subdomain, type_doc="Secret name")
+    mlflow_secret: str | None = setting(
+        None, "Secret with a `token` key: the MLflow tracking server's bearer token (tracking.mlflow), mounted as a "
+              "file (PEFTSUM_MLFLOW_TOKEN_FILE)", kind=str, nullable=True, check=dns_subdomain, type_doc="Secret name")
     cache_pvc: str | None = setting(None, "PersistentVolumeClaim shared as the HF cache (else an emptyDir)", kind=str,
                                     nullable=True, check=dns_subdomain, type_doc="PVC name")
     backoff_limit: int = setting(3, "failed pods before a Job fails (preemption does not count)", kind=int, lo=0,

@@ -37,12 +37,14 @@ from peftsum.spec.cluster import ClusterSettings
 from peftsum.spec.errors import SpecError, bounded_repr
 from peftsum.spec.fields import build, check_keys, merge
 from peftsum.spec.settings import PRESETS, SECTIONS, DataSettings, EvalSettings, preset_layer
+from peftsum.spec.tracking import TrackingSettings
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_MAX = 40
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")  # model/dataset/variant names: no spaces or control chars
 
-TOP_KEYS = {"name", "store", "defaults", "axes", "methods", "models", "datasets", "exclude", "include", "cluster"}
+TOP_KEYS = {"name", "store", "defaults", "axes", "methods", "models", "datasets", "exclude", "include", "cluster",
+            "tracking"}
 DEFAULT_KEYS = {"preset", "seed", "train", "eval", "data"}
 AXIS_KEYS = ("model", "method", "dataset", "seed")
 MODEL_KEYS = {"hub_id", "arch", "family", "context", "revision", *SECTIONS}
@@ -58,11 +60,12 @@ class Grid:
     cells: list[Cell]
     cluster: ClusterSettings
     source: str  # file the grid came from
+    tracking: TrackingSettings = dataclasses.field(default_factory=TrackingSettings)  # not in any cell's identity
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved grid as written to ``<store>/<grid>/grid.json``."""
         return {"name": self.name, "store": self.store, "cluster": dataclasses.asdict(self.cluster),
-                "cells": {c.cell_id: c.to_dict() for c in self.cells}}
+                "tracking": dataclasses.asdict(self.tracking), "cells": {c.cell_id: c.to_dict() for c in self.cells}}
 
 
 # What a grid file may make the loader build. A grid is small: these bounds are far above any real one, and far
@@ -318,6 +321,7 @@ def expand(doc: Any, source: str = "<string>", store: str | None = None) -> Grid
     datasets = {k: _dataset(k, v) for k, v in _mapping(doc.get("datasets"), "datasets").items()}
     variants = {k: _variant(k, v) for k, v in _mapping(doc.get("methods"), "methods").items()}
     cluster = build(ClusterSettings, doc.get("cluster"), "cluster")
+    tracking = build(TrackingSettings, doc.get("tracking"), "tracking")
 
     axes = _mapping(doc.get("axes"), "axes", set(AXIS_KEYS))
     include = _list(doc.get("include"), "include")
@@ -382,7 +386,7 @@ def expand(doc: Any, source: str = "<string>", store: str | None = None) -> Grid
         cells.append(cell)
     if not cells:
         raise SpecError("exclude", len(excludes), "the grid expands to zero cells")
-    return Grid(name=name, store=store_uri, cells=cells, cluster=cluster, source=source)
+    return Grid(name=name, store=store_uri, cells=cells, cluster=cluster, source=source, tracking=tracking)
 
 
 def _needs_model(method_name: str, variants: Mapping[str, tuple[str, dict, dict]]) -> bool:

@@ -22,6 +22,7 @@ from peftsum.spec.cluster import PodSettings
 from peftsum.spec.fields import reference_rows
 from peftsum.spec.grid import ClusterSettings
 from peftsum.spec.settings import PRESETS, SECTIONS
+from peftsum.spec.tracking import TrackingSettings
 
 _BARE_EXPONENT = re.compile(r"^(-?\d+)(e[-+]?\d+)$")
 
@@ -264,6 +265,10 @@ def render() -> str:
     lines += settings_table(ClusterSettings)
     lines += ["", "### `cluster.pod` settings", "", _cell((PodSettings.__doc__ or "").strip()), ""]
     lines += settings_table(PodSettings, "pod.")
+    lines += ["", "## `tracking` settings", "", _cell(" ".join((TrackingSettings.__doc__ or "").split())),
+              "What a run holds and how a resumed cell continues it: [operations.md](operations.md#mlflow-tracking).",
+              ""]
+    lines += settings_table(TrackingSettings)
     lines.append("")
     lines += _presets()
     lines += _methods()

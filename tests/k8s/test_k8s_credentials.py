@@ -45,6 +45,7 @@ VARIANTS = {
     "GKE workload identity + HF token": {"service_account": "peftsum-cells", "s3_secret": None,
                                          "s3_endpoint": "https://storage.googleapis.com", "hf_token_secret": "hf"},
     "Pushgateway basic auth": {"pushgateway": "https://pg.example:9091", "pushgateway_secret": "pg-auth"},
+    "MLflow token": {"mlflow_secret": "mlflow-token"},
 }
 
 
@@ -99,8 +100,11 @@ def test_service_account_without_s3_secret_renders_no_credentials(tmp_path: Path
 def test_pod_env_names_are_the_reserved_ones(paper) -> None:
     """cluster.pod.env refuses the names the launcher sets (peftsum.spec.cluster.RESERVED_ENV): the two lists agree."""
     from peftsum.spec.cluster import RESERVED_ENV
+    from peftsum.spec.tracking import TrackingSettings
 
-    _, jobs = _variant(paper, hf_token_secret="hf", s3_endpoint="http://m:9000",  # noqa: S106 - Secret names
+    tracked = dataclasses.replace(paper, tracking=TrackingSettings(mlflow="http://mlflow.mlflow:5000"))
+    _, jobs = _variant(tracked, mlflow_secret="mlflow-token",  # noqa: S106 - a Secret's name
+                       hf_token_secret="hf", s3_endpoint="http://m:9000",  # noqa: S106 - Secret names
                        s3_region="r", pushgateway="http://pg:9091", pushgateway_secret="pg-auth")  # noqa: S106
     names = {n for job in jobs for n in _env(job)}
     assert names == set(RESERVED_ENV)
