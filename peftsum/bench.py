@@ -13,7 +13,8 @@ Every number comes from the project's own code path: the settings are a one-cell
 - **Models.** On CUDA: random-init models of the real architectures (GPT-2 small, T5-small) built from their
   configs (``peftsum.models.load.random_init``; nothing is downloaded). On CPU: the built-in tiny models.
 
-Reported per training case: real (non-padding) tokens/s after ``warmup`` optimizer steps, padding ratio, MFU
+Reported per training case: real (non-padding) tokens/s in the steady state (after ``warmup`` optimizer steps and
+after the last step that compiled a graph; the warm-up is reported apart), padding ratio, distinct batch shapes, MFU
 (6 · parameters · tokens/s against the device's dense bf16 peak; null where the peak is unknown, e.g. on CPU),
 peak memory (CUDA allocator peak; on CPU the process's peak RSS, which only grows), energy per million tokens
 (NVML; null without it), and the ratio to the naive (``seed-paper``) case and to full fine-tuning of the same
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
 import sys
@@ -105,6 +107,7 @@ class Plan:
     primary: str  # the model whose full-FT naive/fast pair is the headline
     length_scale: float = 1.0  # multiplies every drawn length (--quick on CPU: 0.5, same spread, half the cost)
     naive_max_steps: int | None = None  # the naive cases stop here (their batches are random: a prefix is typical)
+    compile_backend: str = "inductor"  # torch.compile backend of compiled cases (CPU dry runs: aot_eager)
     repeat: tuple[str, ...] = ()  # labels measured twice (again after all other cases), best run kept: on a shared
     # CPU the load of other processes changes during a run, and the best of two is the closer to the machine's speed
 
@@ -124,7 +127,9 @@ def plan_for(
     """The cases for this device: real architectures on CUDA, tiny models on CPU (``models`` overrides).
 
     ``quick``: GPT-2 (or tiny-gpt2) only, and on CPU half-length sequences; ``extended``: also the CNN/DailyMail
-    spread, every other PEFT method and (on CUDA) the opt-in torch.compile.
+    spread and every other PEFT method. Full FT and LoRA are measured eager and compiled: on CUDA the fast preset
+    compiles (``fast``) and ``fast-eager`` turns it off; on CPU, where it is off, ``--extended`` adds
+    ``fast-compiled`` (with a cheap ``--compile-backend`` it proves the compiled path without inductor's minutes).
     """
     real = models == "real" or (models == "auto" and device_type == "cuda")
     causal, seq2seq = ("gpt2", "t5-small") if real else ("tiny-gpt2", "tiny-t5")
@@ -132,17 +137,20 @@ def plan_for(
     train += [TrainCase(causal, m, "fast") for m in PEFT_METHODS]
     if device_type == "cuda":  # LoRA's eager cost without its dropout
         train.append(TrainCase(causal, "lora", "fast-nodrop", params={"dropout": 0.0}))
-    if device_type == "cuda" and extended:  # what the opt-in torch.compile adds (slow to compile: extended only)
-        train += [
-            TrainCase(causal, "full", "fast-compiled", train={"compile": "on"}),
-            TrainCase(causal, "lora", "fast-compiled", train={"compile": "on"}),
-        ]
     if not quick:
         train += [
             TrainCase(seq2seq, "full", "naive", preset="seed-paper"),
             TrainCase(seq2seq, "full", "fast"),
             TrainCase(seq2seq, "lora", "fast"),
             TrainCase(seq2seq, "ia3", "fast"),
+        ]
+    # The other side of train.compile (the fast preset's auto: on on CUDA, off on CPU) for full FT and LoRA.
+    pair, compile_setting = ("fast-eager", "off") if device_type == "cuda" else ("fast-compiled", "on")
+    if device_type == "cuda" or extended:
+        train += [
+            TrainCase(m, method, pair, train={"compile": compile_setting})
+            for m in ((causal,) if quick else (causal, seq2seq))
+            for method in ("full", "lora")
         ]
     if extended:
         train += [
@@ -180,13 +188,9 @@ def plan_for(
         n_train, warm, n_gen, scale, naive_steps = 160, 0, 48, 0.5, None
     else:
         n_train, warm, n_gen, scale, naive_steps = 1000, 1, 128, 1.0, None
-    # CPU: best of two against the load of other processes. CUDA: the first contact with each batch shape was slow
-    # on the H200 (see docs/performance.md), so the full-FT fast cases run twice and report both passes.
-    repeat = (
-        (f"{causal}/full/fast", f"{seq2seq}/full/fast")
-        if device_type == "cuda"
-        else (f"{causal}/full/naive", f"{causal}/full/fast")
-    )
+    # CPU: best of two against the load of other processes. CUDA: none; each case's warm-up (the first steps and
+    # every step that compiled) is reported apart from its steady state.
+    repeat = () if device_type == "cuda" else (f"{causal}/full/naive", f"{causal}/full/fast")
     return Plan(
         train,
         gen,
@@ -376,15 +380,19 @@ def run_train_case(case: TrainCase, plan: Plan, device: Any, real: bool, data: d
     trainable, total = param_counts(model)
     model.to(device)
     _reset_peak(device)
-    warm = min(plan.warmup_steps, tplan.total_steps - 1)
-    mark: dict[str, float] = {}
-    step_ends: list[float] = []
+    # Per step: (seconds, tokens, graphs compiled so far). The timed steady state starts after the warm-up steps
+    # and after the last step that compiled a graph, so compilation is reported apart, never averaged in.
+    def graphs() -> int:
+        if not runtime.compile:
+            return 0
+        from torch._dynamo.utils import counters
+
+        return counters["stats"]["unique_graphs"]
+
+    ends: list[tuple[float, int, int]] = [(0.0, 0, graphs())]
 
     def progress(rep: Any, _total: int) -> None:
-        if rep.steps == warm:
-            mark.update(tokens=rep.tokens, seconds=rep.seconds)
-        if len(step_ends) < FIRST_STEPS:
-            step_ends.append(rep.seconds)
+        ends.append((rep.seconds, rep.tokens, graphs()))
 
     energy = EnergyMeter()
     t0 = time.perf_counter()
@@ -402,12 +410,16 @@ def run_train_case(case: TrainCase, plan: Plan, device: Any, real: bool, data: d
         on_step=method.on_step,
         progress=progress,
         compile_model=runtime.compile,
+        compile_backend=plan.compile_backend,
     )
     _sync(device)
     wall = time.perf_counter() - t0
     joules = energy.read()
-    tokens = report.tokens - mark.get("tokens", 0)
-    seconds = report.seconds - mark.get("seconds", 0.0)
+    last_compile = max((k for k in range(1, len(ends)) if ends[k][2] > ends[k - 1][2]), default=0)
+    warm = min(max(plan.warmup_steps, last_compile), len(ends) - 2)
+    seconds_w, tokens_w = ends[warm][0], ends[warm][1]
+    tokens = report.tokens - tokens_w
+    seconds = report.seconds - seconds_w
     tps = tokens / seconds if seconds > 0 else None
     peak = peak_flops(device_name(device))
     n_base = total - trainable if case.method not in ("full", "bitfit") else total
@@ -443,19 +455,13 @@ def run_train_case(case: TrainCase, plan: Plan, device: Any, real: bool, data: d
         "energy_j_per_mtok": joules / report.tokens * 1e6 if joules is not None and report.tokens else None,
         "final_train_loss": report.final_train_loss,
         # Was each new batch shape slow the first time (docs/performance.md, "first-contact slowdown")?
-        "first_step_seconds": [round(b - a, 5) for a, b in zip([0.0, *step_ends], step_ends)],
-        "batch_shapes": len(batch_shapes(tplan, feats, causal)),
+        "first_step_seconds": [round(b[0] - a[0], 5) for a, b in itertools.pairwise(ends[: FIRST_STEPS + 1])],
+        # Not timed: the warm-up steps and every step up to the last one that compiled.
+        "warmup": {"steps": warm, "seconds": seconds_w, "compiled_at_steps": [k for k in range(1, len(ends))
+                                                                          if ends[k][2] > ends[k - 1][2]]},
+        "batch_shapes": report.shapes,
+        "compiled_graphs": report.compiled_graphs,
     }
-
-
-def batch_shapes(tplan: Any, feats: Any, causal: bool) -> set[tuple[int, ...]]:
-    """The distinct padded tensor shapes of the micro-batches the plan runs: (rows, input width[, label width])."""
-    shapes = set()
-    for step in range(tplan.total_steps):
-        for b in tplan.micro_batches(step):
-            width = max(len(feats.input_ids[i]) for i in b)
-            shapes.add((len(b), width) if causal else (len(b), width, max(len(feats.labels[i]) for i in b)))
-    return shapes
 
 
 def run_gen_case(case: GenCase, plan: Plan, device: Any, real: bool, data: dict) -> dict[str, Any]:
@@ -753,6 +759,16 @@ def run(
     return result
 
 
+def _compile_speedup(rows: list[dict], model: str) -> float | None:
+    """Compiled over eager tokens/s of ``model``'s full FT, whichever of the pair the run measured."""
+    fast = _find(rows, model, "fast", "full")
+    other = _find(rows, model, "fast-eager", "full") or _find(rows, model, "fast-compiled", "full")
+    if not fast or not other:
+        return None
+    compiled, eager = (fast, other) if fast["settings"]["compile"] else (other, fast)
+    return _ratio(compiled["tokens_per_s"], eager["tokens_per_s"])
+
+
 def _find(
     rows: list[dict], model: str, config: str, method: str | None = None, spread: str = "dialogsum"
 ) -> dict | None:
@@ -808,6 +824,9 @@ def assemble(plan: Plan, device: Any, real: bool, train_rows: list[dict], gen_ro
         "train_tokens_per_s": fast and fast["tokens_per_s"],
         "naive_train_tokens_per_s": naive and naive["tokens_per_s"],
         "mfu": fast and fast["mfu"],
+        # The other side of train.compile for the headline pair (fast-eager on CUDA, fast-compiled on CPU).
+        "compile_speedup": _compile_speedup(train_rows, primary),
+        "batch_shapes": {r["label"]: r.get("batch_shapes") for r in train_rows if "error" not in r},
         "generate_speedup_vs_naive": _ratio(gfast and gfast["new_tokens_per_s"], gnaive and gnaive["new_tokens_per_s"]),
         "generate_new_tokens_per_s": gfast and gfast["new_tokens_per_s"],
         "peft_vs_full_ft": {
@@ -917,6 +936,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--device/--models/--only/--compile do not apply to --part quality",
     )
     p.add_argument("--compile", choices=("auto", "on", "off"), help="train.compile for every fast-path case")
+    p.add_argument(
+        "--compile-backend",
+        default="inductor",
+        help="torch.compile backend of compiled cases (aot_eager: a CPU dry run of the compiled path in seconds)",
+    )
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: 1 on CPU with --quick, else torch's)")
 
 
@@ -930,6 +954,7 @@ def main(args: argparse.Namespace) -> int:
         # 10x more with 2 threads than with 1 (measured here). One thread keeps the ratios about the code.
         torch.set_num_threads(threads)
     plan = plan_for(device.type, args.quick, args.models, args.examples, args.gen_prompts, args.extended)
+    plan = dataclasses.replace(plan, compile_backend=args.compile_backend)
     if args.warmup_steps is not None:
         plan = dataclasses.replace(plan, warmup_steps=args.warmup_steps)
     if args.compile:  # one setting over every fast-path case (bench/gpu.sh: an eager pass, then a compiled one)

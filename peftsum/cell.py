@@ -270,6 +270,8 @@ def _execute(
             "tokens": report.tokens if report else 0,
             "tokens_per_s": report.tokens / report.seconds if report and report.seconds else None,
             "padding_ratio": 1 - report.tokens / report.padded_tokens if report and report.padded_tokens else None,
+            "batch_shapes": report.shapes if report else None,
+            "compiled_graphs": report.compiled_graphs if report else None,
             "epochs": cell.train.epochs if report else 0.0,
             "steps": report.steps if report else 0,
             "resumed_from_step": report.resumed_from_step if report else None,

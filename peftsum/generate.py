@@ -3,20 +3,21 @@
 Prompts are grouped by length and cut into batches by a token budget (little padding); causal models are padded on
 the left so every row continues right after its prompt. Greedy (or beam) decoding, explicit max_new_tokens, stop
 at EOS. With ``cache="static"`` transformers keeps a fixed-size KV cache and compiles the decode step itself (on
-CUDA); prompt widths are then rounded up to a multiple of 64 so that few shapes are compiled.
+CUDA); the batches then come from the training batcher's shape ladder (``peftsum.batching.shape_ladder``: at most 16
+(rows, prompt width) shapes, every cache ``width + max_new_tokens`` long), so the decode step compiles a bounded
+number of times.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from peftsum.batching import collate, plan_batches
-
-STATIC_WIDTH_MULTIPLE = 64
+from peftsum.batching import MAX_BUCKETS, collate, plan_batches, shape_ladder
 
 
 @dataclass
@@ -86,6 +87,16 @@ def generation_budget(
     return max(1024, min(max(base, CUDA_BUDGET_CAP), fits))
 
 
+def _decode_compile_limit(static: bool) -> contextlib.AbstractContextManager:
+    """Room for one decode graph per ladder shape: past dynamo's default limit (8 per frame) it would fall back to
+    eager."""
+    if not static:
+        return contextlib.nullcontext()
+    from torch._dynamo import config as dynamo_config
+
+    return dynamo_config.patch(recompile_limit=max(8, MAX_BUCKETS + 2))
+
+
 @torch.inference_mode()
 def generate(
     model: Any,
@@ -101,54 +112,59 @@ def generate(
     batch_size: int | None = None,
     cache: str = "dynamic",
     min_new_tokens: int = 0,
+    compile_config: Any = None,
 ) -> GenerateReport:
     """Greedy or beam decoding of ``prompts`` in token-budget batches. ``min_new_tokens`` suppresses EOS until that
-    many tokens (the bench sets it to ``max_new_tokens``: fixed work per row, whatever the model would say)."""
+    many tokens (the bench sets it to ``max_new_tokens``: fixed work per row, whatever the model would say).
+    ``compile_config`` (a transformers ``CompileConfig``) replaces how a static cache's decode step is compiled
+    (tests compile it on the CPU with a cheap backend)."""
     model.eval()
     preds: list[str] = [""] * len(prompts)
     counts = [0] * len(prompts)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    extra: dict[str, Any] = {"cache_implementation": "static"} if cache == "static" else {}
+    static = cache == "static"
+    extra: dict[str, Any] = {"cache_implementation": "static"} if static else {}
+    if compile_config is not None:
+        extra["compile_config"] = compile_config
     if min_new_tokens:
         extra["min_new_tokens"] = min_new_tokens
-    multiple = STATIC_WIDTH_MULTIPLE if cache == "static" else 1
     t0 = time.perf_counter()
-    # The training batcher, with every row's decoder length = max_new_tokens: sorted by length, within the budget.
+    # The training batcher, with every row's decoder length = max_new_tokens: sorted by length, within the budget;
+    # with a static cache, in the ladder's shapes.
+    in_lens, out_lens = [len(p) for p in prompts], [max_new_tokens] * len(prompts)
+    # A decoding batch costs its steps however few rows it has: a shape must fill at least one batch.
+    ladder = None
+    if static and prompts:
+        ladder = shape_ladder(in_lens, out_lens, MAX_BUCKETS, batch_size, budget_tokens, min_fill=1.0)
     plan = plan_batches(
-        [len(p) for p in prompts],
-        [max_new_tokens] * len(prompts),
-        batch_size,
-        budget_tokens,
-        group_by_length=True,
-        seed=0,
-        epoch=0,
-        max_padding=None,
-    )  # big batches beat tight ones
+        in_lens, out_lens, batch_size, budget_tokens, group_by_length=True, seed=0, epoch=0, ladder=ladder
+    )  # big batches beat tight ones: no padding cap
     padded = decoded = 0
-    for indices in plan.batches:
-        batch = {
-            k: v.to(device)
-            for k, v in collate(indices, prompts, [], pad, causal, pad_left=causal, pad_multiple=multiple).items()
-        }
-        padded += batch["input_ids"].numel()
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            out = model.generate(
-                **batch,
-                max_new_tokens=max_new_tokens,
-                num_beams=num_beams,
-                do_sample=False,
-                eos_token_id=eos,
-                pad_token_id=pad,
-                **extra,
-            )
-        new = out[:, batch["input_ids"].shape[1] :] if causal else out[:, 1:]  # drop prompt / decoder start
-        decoded += new.numel()
-        for row, i in zip(new.tolist(), indices):
-            if eos in row:
-                row = row[: row.index(eos)]
-            row = [t for t in row if t != pad]
-            counts[i] = len(row)
-            preds[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+    with _decode_compile_limit(static):
+        for indices, shape in zip(plan.batches, plan.shapes or [None] * len(plan.batches), strict=True):
+            batch = {
+                k: v.to(device)
+                for k, v in collate(indices, prompts, [], pad, causal, pad_left=causal, shape=shape).items()
+            }
+            padded += batch["input_ids"].numel()
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                out = model.generate(
+                    **batch,
+                    max_new_tokens=max_new_tokens,
+                    num_beams=num_beams,
+                    do_sample=False,
+                    eos_token_id=eos,
+                    pad_token_id=pad,
+                    **extra,
+                )
+            new = out[:, batch["input_ids"].shape[1] :] if causal else out[:, 1:]  # drop prompt / decoder start
+            decoded += new.numel()
+            for row, i in zip(new.tolist(), indices):  # padding rows (beyond indices) are dropped
+                if eos in row:
+                    row = row[: row.index(eos)]
+                row = [t for t in row if t != pad]
+                counts[i] = len(row)
+                preds[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
     return GenerateReport(
         preds, counts, time.perf_counter() - t0, len(plan.batches), padded, sum(len(p) for p in prompts), decoded
     )

@@ -46,6 +46,8 @@ class TrainStats(TypedDict):
     tokens: int  # real (non-padding) tokens processed, encoder + decoder
     tokens_per_s: float | None  # tokens / seconds
     padding_ratio: float | None  # padding tokens / all tokens processed
+    batch_shapes: int | None  # distinct padded micro-batch shapes trained on (<= train.shape_buckets with a ladder)
+    compiled_graphs: int | None  # graphs torch.compile built in the attempt that trained; None when not compiled
     epochs: float  # epochs configured
     steps: int  # optimizer steps taken
     resumed_from_step: int | None  # step of the checkpoint this attempt resumed from, if any

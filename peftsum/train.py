@@ -11,6 +11,8 @@ holding them, as the study's ``load_best_model_at_end`` did.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from peftsum.batching import BatchPlan, collate, plan_batches
+from peftsum.batching import BatchPlan, Shape, collate, plan_batches, shape_ladder
 from peftsum.data.features import TrainFeatures
 from peftsum.preempt import Preempted, Preemption, fault_point
 from peftsum.spec.settings import TrainSettings
@@ -37,6 +39,7 @@ class TrainPlan:
     epochs: list[BatchPlan]
     accum: int
     total_steps: int
+    ladder: list[Shape] | None = None  # the fixed batch shapes (train.shape_buckets), shared by every epoch
 
     def steps_in(self, epoch: int) -> int:
         return math.ceil(len(self.epochs[epoch].batches) / self.accum)
@@ -65,13 +68,25 @@ class TrainPlan:
             ends = list(range(int(every), self.total_steps + 1, int(every)))
         return sorted({s for s in ends if s < self.total_steps} | {self.total_steps})
 
-    def micro_batches(self, step: int) -> list[list[int]]:
-        """The micro-batches of optimizer step ``step`` (epochs may differ in batch count)."""
+    def micro_batches(self, step: int) -> list[tuple[list[int], Shape | None]]:
+        """The micro-batches of optimizer step ``step`` (epochs may differ in batch count): example indices, and
+        the padded shape with a ladder (else None: padded to the longest)."""
         for epoch in range(len(self.epochs)):
             if step < self.steps_in(epoch):
-                return self.epochs[epoch].batches[step * self.accum : (step + 1) * self.accum]
+                plan, cut = self.epochs[epoch], slice(step * self.accum, (step + 1) * self.accum)
+                return list(zip(plan.batches[cut], (plan.shapes or [None] * len(plan.batches))[cut], strict=True))
             step -= self.steps_in(epoch)
         raise IndexError("step beyond the planned epochs")
+
+    def shapes(self, input_ids: list[list[int]], labels: list[list[int]], causal: bool) -> set[Shape]:
+        """The distinct padded shapes (rows, input width, label width; 0 for causal) of the planned steps'
+        micro-batches: what a compiled model compiles for."""
+        out = set()
+        for step in range(self.total_steps):
+            for indices, shape in self.micro_batches(step):
+                out.add(shape or (len(indices), max(len(input_ids[i]) for i in indices),
+                                  0 if causal else max(len(labels[i]) for i in indices)))
+        return out
 
 
 def make_plan(features: TrainFeatures, settings: TrainSettings, seed: int, seq2seq: bool) -> TrainPlan:
@@ -80,6 +95,11 @@ def make_plan(features: TrainFeatures, settings: TrainSettings, seed: int, seq2s
     in_lens = [len(x) for x in features.input_ids]
     out_lens = [len(y) for y in features.labels] if seq2seq else [0] * len(in_lens)
     n_epochs = math.ceil(settings.epochs)
+    ladder = (
+        shape_ladder(in_lens, out_lens, settings.shape_buckets, settings.batch_size, settings.batch_tokens)
+        if settings.shape_buckets and settings.group_by_length
+        else None
+    )
     epochs = [
         plan_batches(
             in_lens,
@@ -90,10 +110,11 @@ def make_plan(features: TrainFeatures, settings: TrainSettings, seed: int, seq2s
             seed,
             e,
             settings.max_padding,
+            ladder,
         )
         for e in range(n_epochs)
     ]
-    plan = TrainPlan(epochs, settings.grad_accum, 0)
+    plan = TrainPlan(epochs, settings.grad_accum, 0, ladder)
     whole, frac = divmod(settings.epochs, 1)
     total = sum(plan.steps_in(e) for e in range(int(whole)))
     if frac:
@@ -122,16 +143,18 @@ def resolve_runtime(settings: TrainSettings, device: torch.device | None = None)
     """Resolve ``precision``/``fused_optimizer``/``compile`` = auto for ``device`` (default: CUDA if present).
 
     auto = bf16 autocast on CUDA, fp32 on CPU; fused AdamW on both (on CPU ~3x faster than the foreach kernel);
-    torch.compile only when asked (``compile: on``): on an H200 the first compiled GPT-2 case, with token-budget
-    batches of varying shapes, had not finished within 170 s. See docs/performance.md. fp16 is never chosen: T5
-    overflows in it.
+    torch.compile on CUDA when the batches come from a shape ladder (``shape_buckets``, the fast preset), so it
+    compiles once per shape: without one, token-budget batches of ever new shapes kept an H200 compiling for over
+    170 s (docs/performance.md). Off on CPU, where inductor's compile time (minutes for GPT-2 small on two cores)
+    outweighs what a cell trains. fp16 is never chosen: T5 overflows in it.
     """
     if device is None:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.type == "cuda"
     precision = settings.precision if settings.precision != "auto" else ("bf16" if cuda else "fp32")
     fused = settings.fused_optimizer == "on" or (settings.fused_optimizer == "auto" and device.type in ("cuda", "cpu"))
-    compiled = settings.compile == "on"  # auto = off until a benchmark shows it stable and faster
+    laddered = bool(settings.shape_buckets and settings.group_by_length)
+    compiled = settings.compile == "on" or (settings.compile == "auto" and cuda and laddered)
     return Runtime(device, precision, fused, compiled)
 
 
@@ -146,6 +169,8 @@ class TrainReport:
     checkpoint_bytes: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)  # one row per evaluation (result.json train.history)
     best: int | None = None  # index into history of the selected evaluation (select_best), else None
+    shapes: int = 0  # distinct padded micro-batch shapes the planned steps feed the model
+    compiled_graphs: int | None = None  # graphs torch.compile built during this attempt; None when not compiled
 
     @property
     def first_train_loss(self) -> float | None:
@@ -209,14 +234,21 @@ def train(
     on_step: Callable[[Any, int], None] | None = None,
     progress: Callable[[TrainReport, int], None] | None = None,
     compile_model: bool = False,
+    compile_backend: str = "inductor",
     validate: Callable[[Any], dict[str, float | None]] | None = None,
     preemption: Preemption | None = None,
 ) -> TrainReport:
     """Train ``model`` in place for ``plan.total_steps`` optimizer steps, resuming from the latest checkpoint.
 
     ``progress(report, total_steps)`` is called after every optimizer step (``report.steps`` is the step count).
-    ``compile_model`` runs the forward (and, through AOTAutograd, the backward) under ``torch.compile`` with
-    dynamic shapes, since token-budget batches vary in both batch size and length. ``validate(model)`` returns
+    ``compile_model`` runs the forward (and, through AOTAutograd, the backward) under ``torch.compile``
+    (``compile_backend``; tests count recompiles with the cheap ``aot_eager``) with torch's automatic dynamic
+    shapes: the first shape compiles static, the first different one recompiles with symbolic batch and length, and
+    that graph serves every later shape. Measured on tiny-gpt2 over a 16-shape ladder: 2 graphs, against 16 when
+    compiling static per shape, at 40% of the compile time (docs/performance.md); the recompile limit is raised to
+    the plan's shapes + 2 so that a model whose graph cannot go dynamic still compiles per shape, never falling
+    back to eager.
+    ``validate(model)`` returns
     ``{"val_loss": …}`` (and ``"val_rougeL"`` where measured) at the steps ``plan.eval_steps(settings.eval_every)``
     names; with ``settings.select_best`` the model ends holding the weights of the best evaluation.
     ``preemption`` (the cell's): a signal during a step waits for the step to end, then a checkpoint is written
@@ -236,7 +268,7 @@ def train(
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
 
-    report = TrainReport()
+    report = TrainReport(shapes=len(plan.shapes(features.input_ids, features.labels, causal)))
     step = 0
     best_weights: dict[str, torch.Tensor] | None = None  # the best evaluation's trainable weights, on the CPU
     resumed = checkpointer.load_latest() if checkpointer else None
@@ -292,18 +324,28 @@ def train(
     # SIGTERM (pod preemption) and SIGINT (Ctrl-C on launcher run) finish the step, checkpoint and exit 3.
     preemption = preemption or Preemption()  # without the cell's: signals keep their handlers (bench, pretrain)
     model.train()
-    forward = torch.compile(model, dynamic=True) if compile_model else model  # shares the parameters
+    forward = model
+    compiling = contextlib.nullcontext()
+    if compile_model:  # shares the parameters
+        from torch._dynamo import config as dynamo_config
+        from torch._dynamo.utils import counters
+
+        forward = torch.compile(model, backend=compile_backend)
+        # transformers' warning_once (an unrecognised loss_type, on every forward) would break the graph in two.
+        quiet = {f for f in [getattr(logging.Logger, "warning_once", None)] if f is not None}
+        compiling = dynamo_config.patch(recompile_limit=max(8, report.shapes + 2), ignore_logging_functions=quiet)
+        graphs_before = counters["stats"]["unique_graphs"]
     last_ckpt = time.monotonic()
-    with preemption.deferred():
+    with preemption.deferred(), compiling:
         while step < plan.total_steps:
             t0 = time.perf_counter()
             micro = plan.micro_batches(step)
             step_loss = torch.zeros((), device=device)
-            for indices in micro:
-                cpu_batch = collate(indices, features.input_ids, features.labels, pad_id, causal)
-                # Counted on the host copy: no device sync per micro-batch (one .item() per step, below).
-                report.tokens += int(cpu_batch["attention_mask"].sum()) + (
-                    0 if causal else int((cpu_batch["labels"] != -100).sum())
+            for indices, shape in micro:
+                cpu_batch = collate(indices, features.input_ids, features.labels, pad_id, causal, shape=shape)
+                # Counted on the host: no device sync per micro-batch (one .item() per step, below).
+                report.tokens += sum(len(features.input_ids[i]) for i in indices) + (
+                    0 if causal else sum(len(features.labels[i]) for i in indices)
                 )
                 report.padded_tokens += cpu_batch["input_ids"].numel() + (0 if causal else cpu_batch["labels"].numel())
                 batch = {k: v.to(device, non_blocking=True) for k, v in cpu_batch.items()}
@@ -356,6 +398,8 @@ def train(
                 if preemption.requested:
                     raise Preempted(f"signalled at step {step}; checkpoint written")
         report.steps = step
+        if compile_model:
+            report.compiled_graphs = counters["stats"]["unique_graphs"] - graphs_before
         if best_weights is not None:  # select_best: generate with the best evaluation's weights
             with torch.no_grad():
                 for name, tensor in best_weights.items():

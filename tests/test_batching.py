@@ -1,4 +1,5 @@
-"""plan_batches: a pure, seeded partition of one epoch into micro-batches within a token budget."""
+"""plan_batches: a pure, seeded partition of one epoch into micro-batches within a token budget; with a shape
+ladder, into batches of at most 16 fixed shapes; collate pads a batch to its shape."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from peftsum.batching import BatchPlan, plan_batches
+from peftsum.batching import MAX_BUCKETS, BatchPlan, collate, plan_batches, shape_ladder
 
 
 def lognormal_lengths(n: int = 2000, seed: int = 0, lo: int = 20, hi: int = 400) -> list[int]:
@@ -147,3 +148,81 @@ def test_empty_epoch() -> None:
     plan = plan_batches([], [], None, 4096, True, seed=0, epoch=0)
     assert plan == BatchPlan([], 0, 0)
     assert plan.padding_ratio == 0.0
+
+
+def laddered(in_lens: list[int], out_lens: list[int], batch_tokens: int | None = 16384, buckets: int = 16,
+             batch_size: int | None = None, seed: int = 0, epoch: int = 0) -> BatchPlan:
+    ladder = shape_ladder(in_lens, out_lens, buckets, batch_size, batch_tokens)
+    return plan_batches(in_lens, out_lens, batch_size, batch_tokens, True, seed=seed, epoch=epoch, ladder=ladder)
+
+
+@pytest.mark.parametrize("seq2seq", [False, True])
+@pytest.mark.parametrize(("batch_size", "batch_tokens", "buckets"), [(None, 16384, 16), (None, 4096, 4), (8, None, 16),
+                                                                     (16, 2048, 1)])
+def test_ladder_partition_shapes_and_budget(seq2seq: bool, batch_size: int | None, batch_tokens: int | None,
+                                            buckets: int) -> None:
+    in_lens = lognormal_lengths(700, seed=1)
+    out_lens = lognormal_lengths(700, seed=2, lo=5, hi=120) if seq2seq else [0] * 700
+    plan = laddered(in_lens, out_lens, batch_tokens, buckets, batch_size)
+    assert sorted(i for b in plan.batches for i in b) == list(range(700))  # every example exactly once
+    assert plan.shapes is not None and len(plan.shapes) == len(plan.batches)
+    assert len(set(plan.shapes)) <= buckets
+    for b, (rows, width_in, width_out) in zip(plan.batches, plan.shapes, strict=True):
+        assert 0 < len(b) <= rows
+        assert all(in_lens[i] <= width_in and out_lens[i] <= width_out for i in b)  # the shape holds its examples
+        if batch_size is not None:
+            assert rows <= batch_size
+        if batch_tokens is not None and rows > 1:
+            assert rows * (width_in + width_out) <= batch_tokens
+    assert plan.real_tokens == sum(in_lens) + sum(out_lens)
+    assert plan.padded_tokens == sum(r * (a + b) for r, a, b in plan.shapes)
+
+
+def test_ladder_pads_little_on_a_long_tail() -> None:
+    """16 widths, chosen exactly in one dimension, plus at most one batch topped up per width (causal lengths
+    20..400, a wider spread than DialogSum's); one shape is the longest example's for everyone."""
+    in_lens = lognormal_lengths(2000, seed=0)
+    out_lens = [0] * 2000
+    assert laddered(in_lens, out_lens).padding_ratio <= 0.072  # the best 16 widths for this spread pad 7.0%
+    assert laddered(in_lens, out_lens, buckets=1).padding_ratio > 0.3
+    assert len(set(laddered(in_lens, out_lens, buckets=1).shapes)) == 1
+
+
+def test_ladder_is_deterministic_and_every_epoch_has_the_same_shapes() -> None:
+    in_lens = lognormal_lengths(800, seed=6)
+    out_lens = lognormal_lengths(800, seed=7, lo=5, hi=60)
+    a, b = laddered(in_lens, out_lens, seed=42, epoch=3), laddered(list(in_lens), list(out_lens), seed=42, epoch=3)
+    assert a == b
+    other = laddered(in_lens, out_lens, seed=42, epoch=4)
+    assert other.batches != a.batches  # reshuffled...
+    assert sorted(other.shapes) == sorted(a.shapes)  # ...into the same shapes
+
+
+def test_ladder_bucket_bounds() -> None:
+    with pytest.raises(ValueError, match="buckets"):
+        shape_ladder([10, 20], [0, 0], MAX_BUCKETS + 1, None, 4096)
+    with pytest.raises(ValueError, match="buckets"):
+        shape_ladder([10, 20], [0, 0], 0, None, 4096)
+    assert shape_ladder([10] * 5, [0] * 5, 16, None, 100) == [(10, 10, 0)]  # one length: one shape
+
+
+def test_ladder_min_fill_drops_shapes_a_batch_would_not_fill() -> None:
+    """For generation: a shape must fill a batch, since a decode batch costs its steps however few rows it has."""
+    in_lens = [20] * 100 + [200]
+    assert len(shape_ladder(in_lens, [0] * 101, 16, None, 4096)) == 2
+    assert shape_ladder(in_lens, [0] * 101, 16, None, 4096, min_fill=1.0) == [(20, 200, 0)]
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_collate_pads_to_the_shape_with_inert_rows(causal: bool) -> None:
+    ids, labels = [[5, 6, 7], [8]], [[5, 6, 7], [8]] if causal else [[1, 2], [3]]
+    batch = collate([0, 1], ids, labels, pad_id=0, causal=causal, shape=(4, 6, 0 if causal else 3))
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (4, 6)
+    assert batch["labels"].shape == ((4, 6) if causal else (4, 3))
+    assert batch["input_ids"][0].tolist() == [5, 6, 7, 0, 0, 0]
+    assert batch["attention_mask"][1].tolist() == [1, 0, 0, 0, 0, 0]
+    for row in (2, 3):  # padding rows: one attended pad token (no empty attention row), no label
+        assert batch["attention_mask"][row].tolist() == [1, 0, 0, 0, 0, 0]
+        assert (batch["labels"][row] == -100).all()
+    unshaped = collate([0, 1], ids, labels, pad_id=0, causal=causal)
+    assert unshaped["input_ids"].shape == (2, 3)

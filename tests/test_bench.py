@@ -1,5 +1,6 @@
 """``peftsum bench``: the quick benchmark's JSON has the promised keys and sane values, its import path works on a
-machine without the data/report/cloud stack (the GPU image), and the fast path's batching keeps padding <= 5%."""
+machine without the data/report/cloud stack (the GPU image), and the fast path's shape ladder keeps padding low
+with at most 16 batch shapes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from peftsum.batching import plan_batches
+from peftsum.batching import plan_batches, shape_ladder
 from peftsum.bench import SPREADS, lengths, plan_for, synthetic_features
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +38,9 @@ def test_summary_line_keys_and_values(quick: tuple[dict, dict]) -> None:
     assert summary == {k: v for k, v in report["summary"].items() if k != "seconds"} | {"seconds": summary["seconds"]}
     assert summary["device"].startswith("cpu")
     assert summary["errors"] == []
-    assert 0 <= summary["padding_ratio"] <= 0.05
+    assert 0 <= summary["padding_ratio"] <= 0.06
+    assert summary["batch_shapes"]["tiny-gpt2/full/fast"] <= 16  # the ladder's shapes, per case
+    assert all(summary["batch_shapes"][f"tiny-gpt2/{m}/fast"] <= 16 for m in ("lora", "ia3", "bitfit"))
     assert summary["naive_padding_ratio"] > 0.2  # random batches of 20 pad to the longest
     # Less padding, no activation recomputation and a fused AdamW: faster even on a small, noisy sample.
     assert summary["train_speedup_vs_naive"] > 1.0
@@ -70,18 +73,28 @@ def test_report_rows(quick: tuple[dict, dict]) -> None:
         assert r["new_tokens_per_s"] > 0
 
 
+# Padding of the fast preset's 16-shape ladder. Causal (one length): <= 6% on both spreads. Seq2seq (two lengths):
+# the synthetic source and summary lengths are drawn independently, the worst case for a 2-D ladder; DialogSum's
+# short, varied summaries then cost 13% (the best product grid of 16 shapes: 14.3%), CNN/DM's 3%
+# (docs/performance.md).
+BOUND = {("causal", "dialogsum"): 0.06, ("causal", "cnn_dailymail"): 0.06, ("seq2seq", "dialogsum"): 0.135,
+         ("seq2seq", "cnn_dailymail"): 0.06}
+
+
 @pytest.mark.parametrize("spread", sorted(SPREADS))
 @pytest.mark.parametrize("family", ["causal", "seq2seq"])
-def test_fast_batches_pad_at_most_5_percent(spread: str, family: str) -> None:
+def test_fast_batches_pad_little_in_at_most_16_shapes(spread: str, family: str) -> None:
     context = 1024 if family == "causal" else 512
     feats, _ = synthetic_features(spread, 2000, family=family, context=context, vocab=50257, eos=50256)
     in_lens = [len(x) for x in feats.input_ids]
     out_lens = [len(y) for y in feats.labels] if family == "seq2seq" else [0] * len(in_lens)
-    fast = plan_batches(in_lens, out_lens, None, 16384, True, seed=0, epoch=0, max_padding=0.05)
+    ladder = shape_ladder(in_lens, out_lens, 16, None, 16384)
+    fast = plan_batches(in_lens, out_lens, None, 16384, True, seed=0, epoch=0, ladder=ladder)
     naive = plan_batches(in_lens, out_lens, 20, None, False, seed=0, epoch=0)
-    assert fast.padding_ratio <= 0.05
+    assert len(set(fast.shapes)) <= 16
+    assert fast.padding_ratio <= BOUND[family, spread]
     assert naive.padding_ratio > fast.padding_ratio  # (CNN/DM in T5's 512 tokens: most sources are truncated)
-    assert max(len(b) * (max(in_lens[i] for i in b) + max(out_lens[i] for i in b)) for b in fast.batches) <= 16384
+    assert max(rows * (a + b) for rows, a, b in fast.shapes) <= 16384
 
 
 def test_lengths_follow_the_spread() -> None:
@@ -92,12 +105,13 @@ def test_lengths_follow_the_spread() -> None:
     assert src[-40] > 2 * src[2000]  # a long tail
 
 
-def test_fast_preset_caps_padding() -> None:
+def test_fast_preset_batches_in_a_shape_ladder() -> None:
     from peftsum.spec import parse_grid
 
     base = "name: r\naxes: {model: [gpt2], method: [full], dataset: [dialogsum]}\n"
-    assert parse_grid(base).cells[0].train.max_padding == 0.05
-    assert parse_grid(base + "defaults: {train: {max_padding: null}}\n").cells[0].train.max_padding is None
+    assert parse_grid(base).cells[0].train.shape_buckets == 16
+    assert parse_grid(base + "defaults: {preset: seed-paper}\n").cells[0].train.shape_buckets == 0
+    assert parse_grid(base + "defaults: {train: {shape_buckets: 0}}\n").cells[0].train.shape_buckets == 0
 
 
 def test_plan_per_device() -> None:
@@ -119,10 +133,13 @@ def test_runtime_resolution() -> None:
     fast = parse_grid(base).cells[0].train
     naive = parse_grid(base + "defaults: {preset: seed-paper}\n").cells[0].train
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert resolve_runtime(fast, cuda) == type(resolve_runtime(fast, cuda))(cuda, "bf16", True, False)
+    # auto: compiled on CUDA over the fast preset's shape ladder; not without a ladder; never on CPU unless asked
+    assert resolve_runtime(fast, cuda) == type(resolve_runtime(fast, cuda))(cuda, "bf16", True, True)
     from dataclasses import replace
 
-    assert resolve_runtime(replace(fast, compile="on"), cuda).compile  # opt-in
+    assert not resolve_runtime(replace(fast, shape_buckets=0), cuda).compile
+    assert not resolve_runtime(replace(fast, compile="off"), cuda).compile
+    assert resolve_runtime(replace(fast, compile="on"), cpu).compile  # opt-in on CPU
     assert (resolve_runtime(fast, cpu).precision, resolve_runtime(fast, cpu).fused,
             resolve_runtime(fast, cpu).compile) == ("fp32", True, False)
     assert (resolve_runtime(naive, cuda).precision, resolve_runtime(naive, cuda).fused,
@@ -150,7 +167,7 @@ def test_quality_check_trains_real_cells_and_compares_them_paired(tmp_path: Path
     assert (fast["preset"], naive["preset"], row["seeds"]) == ("fast", "seed-paper", [42])
     assert fast["rougeL"] > 0.2 and naive["rougeL"] > 0.2  # both learned (the untrained model scores 0.0)
     assert abs(fast["per_seed"][0]["steps"] - naive["per_seed"][0]["steps"]) <= 0.1 * naive["per_seed"][0]["steps"]
-    assert fast["padding_ratio"] <= 0.05 < 0.2 < naive["padding_ratio"]
+    assert fast["padding_ratio"] <= 0.06 < 0.2 < naive["padding_ratio"]
     assert fast["train_seconds"] < naive["train_seconds"]
     # The comparison is the paired bootstrap over the cells' stored predictions, every test example paired.
     store = open_store(str(store_dir))

@@ -45,16 +45,21 @@ class TrainSettings:
     max_grad_norm: float | None = setting(1.0, "gradient clipping norm; null = no clipping", kind=float, lo=0,
                                           lo_open=True, nullable=True)
     group_by_length: bool = setting(True, "batch examples of similar length together (less padding)", kind=bool)
-    max_padding: float | None = setting(None, "with group_by_length, also cut a batch when its padding would exceed "
-                                        "this share of it (preset fast: 0.05); null = only the budget cuts",
+    max_padding: float | None = setting(None, "with group_by_length and no shape ladder, also cut a batch when its "
+                                        "padding would exceed this share of it; null = only the budget cuts",
                                         kind=float, lo=0, hi=1, hi_open=True, nullable=True)
+    shape_buckets: int = setting(0, "with group_by_length, pad every batch to one of at most N (rows, length) "
+                                    "shapes fitted to the cell's lengths, so a compiled model meets few shapes "
+                                    "(preset fast: 16; replaces max_padding); 0 = each batch padded to its longest",
+                                 kind=int, lo=0, hi=16)
     gradient_checkpointing: bool = setting(False, "recompute activations in backward to save memory", kind=bool)
     precision: str = setting("auto", "auto = bf16 autocast on CUDA, fp32 on CPU; fp16 is not offered (T5 overflows)",
                              kind=str, choices=("auto", "fp32", "bf16"))
     fused_optimizer: str = setting("auto", "fused AdamW kernel: auto = on CUDA and CPU", kind=str,
                                    choices=("auto", "on", "off"))
-    compile: str = setting("auto", "torch.compile the training forward/backward (dynamic shapes): auto = off for "
-                                   "now (opt-in: slow to compile on varying batch shapes, see docs/performance.md)",
+    compile: str = setting("auto", "torch.compile the training forward/backward (over a shape_buckets ladder: 2-3 "
+                                   "graphs per cell): auto = on on CUDA with a ladder, off on CPU "
+                                   "(docs/performance.md)",
                            kind=str, choices=("auto", "on", "off"))
     checkpoint_every_steps: int | None = setting(None, "write a resumable checkpoint every N optimizer steps",
                                                  kind=int, lo=1, nullable=True)
@@ -144,10 +149,11 @@ SECTIONS: dict[str, type] = {"train": TrainSettings, "eval": EvalSettings, "data
 
 # Presets are the lowest layer. A value may be a {family: value} mapping for settings the study chose per family.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # The fast path (the field defaults + a padding cap): token-budget batches grouped by length with padding
-    # <= 5%, fused AdamW, no activation recomputation; on CUDA bf16 autocast and a static-cache decode.
-    # torch.compile is opt-in. Measured by `peftsum bench` (docs/performance.md).
-    "fast": {"train": {"max_padding": 0.05}, "eval": {}, "data": {}},
+    # The fast path (the field defaults + a shape ladder): token-budget batches grouped by length into at most 16
+    # fixed shapes (padding <= 6% on causal DialogSum-like spreads), fused AdamW, no activation recomputation; on
+    # CUDA bf16 autocast, torch.compile once per shape and a static-cache decode. Measured by `peftsum bench`
+    # (docs/performance.md).
+    "fast": {"train": {"shape_buckets": 16}, "eval": {}, "data": {}},
     # The study's setup: its Tables 5/6 hyper-parameters; validation every epoch and the checkpoint of the lowest
     # validation loss kept (the study's load_best_model_at_end, whose default metric is the loss); metrics as the
     # `evaluate` library computes them at its defaults (the study's column names are evaluate's).
