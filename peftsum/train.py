@@ -333,7 +333,9 @@ def train(
         forward = torch.compile(model, backend=compile_backend)
         # transformers' warning_once (an unrecognised loss_type, on every forward) would break the graph in two.
         quiet = {f for f in [getattr(logging.Logger, "warning_once", None)] if f is not None}
-        compiling = dynamo_config.patch(recompile_limit=max(8, report.shapes + 2), ignore_logging_functions=quiet)
+        options = {"recompile_limit": max(8, report.shapes + 2), "ignore_logging_functions": quiet}
+        # Only what this torch knows (a GPU image may carry an older one than the lock's).
+        compiling = dynamo_config.patch(**{k: v for k, v in options.items() if hasattr(dynamo_config, k)})
         graphs_before = counters["stats"]["unique_graphs"]
     last_ckpt = time.monotonic()
     with preemption.deferred(), compiling:
