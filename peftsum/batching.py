@@ -27,6 +27,12 @@ class BatchPlan:
     shapes: list[Shape] | None = None  # with a ladder: the padded shape of each batch (rows beyond its examples are
     # padding rows); None: each batch is padded to its own longest example
 
+    def padded(self, cut: slice = slice(None)) -> list[tuple[list[int], Shape | None]]:
+        """The batches of ``cut`` (default: all, in training order), each with the shape it is padded to (None: to
+        its longest example)."""
+        batches = self.batches[cut]
+        return list(zip(batches, self.shapes[cut] if self.shapes else [None] * len(batches), strict=True))
+
     @property
     def padding_ratio(self) -> float:
         return 1.0 - self.real_tokens / self.padded_tokens if self.padded_tokens else 0.0

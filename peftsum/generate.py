@@ -141,7 +141,7 @@ def generate(
     )  # big batches beat tight ones: no padding cap
     padded = decoded = 0
     with _decode_compile_limit(static):
-        for indices, shape in zip(plan.batches, plan.shapes or [None] * len(plan.batches), strict=True):
+        for indices, shape in plan.padded():
             batch = {
                 k: v.to(device)
                 for k, v in collate(indices, prompts, [], pad, causal, pad_left=causal, shape=shape).items()

@@ -73,8 +73,7 @@ class TrainPlan:
         the padded shape with a ladder (else None: padded to the longest)."""
         for epoch in range(len(self.epochs)):
             if step < self.steps_in(epoch):
-                plan, cut = self.epochs[epoch], slice(step * self.accum, (step + 1) * self.accum)
-                return list(zip(plan.batches[cut], (plan.shapes or [None] * len(plan.batches))[cut], strict=True))
+                return self.epochs[epoch].padded(slice(step * self.accum, (step + 1) * self.accum))
             step -= self.steps_in(epoch)
         raise IndexError("step beyond the planned epochs")
 
