@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv-checkov with checkov (a Kubernetes/Helm security scanner from PyPI) for tests/k8s/test_k8s_checkov.py.
+# Create .venv-checkov with checkov (a Kubernetes/Helm security scanner from PyPI) for tests/k8s/test_checkov.py.
 # Its own virtual environment: checkov pins versions of boto3, jsonschema, rich, … that clash with
 # requirements-lock.txt. Idempotent: a rerun with the same version is a no-op. The test runs it offline.
 set -euo pipefail

@@ -3,7 +3,7 @@
 # images/requirements-cuda.txt: every package pinned with its hashes, the versions of requirements-lock.txt where
 # it has them. The image installs exactly that file (--require-hashes --no-deps), so a build never resolves anew.
 # Needs PyPI (metadata only, no wheels downloaded). Rerun after changing pyproject.toml's dependencies, the lock or
-# TORCH_VERSION; tests/k8s/test_k8s_images.py checks the result (CUDA torch, nvidia-ml-py, no launcher packages).
+# TORCH_VERSION; tests/k8s/test_images.py checks the result (CUDA torch, nvidia-ml-py, no launcher packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}  # the version the CPU tests run (scripts/setup.sh), here its CUDA build

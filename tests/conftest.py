@@ -38,7 +38,7 @@ def s3_server():
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns failure output
-    from s3server import Faults, free_port, start_proxy
+    from tests.s3server import Faults, free_port, start_proxy
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

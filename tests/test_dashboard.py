@@ -163,7 +163,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory):
     for binary in (PROMETHEUS, PUSHGATEWAY):
         if not os.access(binary, os.X_OK):
             pytest.skip(f"{binary} not installed: run scripts/install-system.sh")
-    from s3server import free_port, stop
+    from tests.s3server import free_port, stop
 
     tmp = tmp_path_factory.mktemp("dashboard")
     grid = parse_grid(GRID)

@@ -37,7 +37,7 @@ def _get(url: str) -> str:
 def gateway(tmp_path_factory: pytest.TempPathFactory):
     if not os.access(PUSHGATEWAY, os.X_OK):
         pytest.skip("prometheus-pushgateway not installed: run scripts/install-system.sh")
-    from s3server import free_port
+    from tests.s3server import free_port
 
     port = free_port()
     # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: groups would outlive the test.
@@ -134,7 +134,7 @@ def test_a_failed_cell_never_sets_the_success_timestamp(gateway: str, tmp_path: 
 def test_exposition_passes_promtool(tmp_path: Path) -> None:
     if not os.access(PROMTOOL, os.X_OK):
         pytest.skip("promtool not installed: run scripts/install-system.sh")
-    from s3server import free_port
+    from tests.s3server import free_port
 
     m = CellMetrics("g", "0123456789ab", "gpt2", "lora", "dialogsum")
     m.set("peftsum_train_tokens_total", 12345)

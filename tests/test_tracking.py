@@ -17,11 +17,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from s3server import free_port, stop
 
 from peftsum.spec import SpecError, parse_grid
 from peftsum.store import cells as layout
 from peftsum.store import open_store
+from tests.s3server import free_port, stop
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = """

@@ -9,7 +9,7 @@ keywords these schemas use (type, properties, additionalProperties, items, requi
 $ref, string and number bounds) and refuses any other assertion keyword, so a schema it does not understand fails
 loudly instead of passing silently. One deliberate difference from plain JSON Schema: ``format: int32`` and
 ``format: int64`` are enforced as ranges (JSON Schema treats ``format`` as an annotation, but the API server refuses
-an out-of-range integer, e.g. ``ttlSecondsAfterFinished: 1e300``). ``tests/k8s/test_k8s_schema.py`` checks its
+an out-of-range integer, e.g. ``ttlSecondsAfterFinished: 1e300``). ``tests/k8s/test_schema.py`` checks its
 verdicts against ``jsonschema`` running kubernetes-validate's own code on valid and broken objects.
 """
 

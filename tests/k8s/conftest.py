@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_kube import FakeKube
 
 from launcher.k8s import commands
 from peftsum.spec import Grid, load_grid, parse_grid
 from peftsum.store import LocalStore
+from tests.k8s.fake_kube import FakeKube
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER = REPO / "examples" / "paper.yaml"

@@ -7,7 +7,7 @@ package; skipped, with the reason, where any of them is missing. The page is ope
 ``screenshot(html, out)`` is the same browser set-up as a plain function, for scripts that capture a report for the
 docs, e.g.::
 
-    .venv/bin/python -c "import sys; sys.path.insert(0, 'tests/report'); from test_report_browser import \
+    .venv/bin/python -c "from tests.report.test_report_browser import \
 screenshot; from pathlib import Path; screenshot(Path('runs/quickstart/report/index.html'), Path('report.png'))"
 """
 

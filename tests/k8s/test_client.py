@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_apiserver import FakeApiServer
 
 from launcher.k8s import names
 from launcher.k8s.client import KubeClient, KubeError, KubeUnreachable
 from launcher.k8s.submit import submit_grid
+from tests.k8s.fake_apiserver import FakeApiServer
 
 
 @pytest.fixture

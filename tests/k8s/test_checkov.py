@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_k8s_chart import ALL_OPTIONS
-from test_k8s_chart import render as render_chart
-from test_k8s_pod_settings import FULL_POD
 
 from launcher.k8s import render
 from peftsum.spec import load_grid
+from tests.k8s.test_chart import ALL_OPTIONS
+from tests.k8s.test_chart import render as render_chart
+from tests.k8s.test_pod_settings import FULL_POD
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
