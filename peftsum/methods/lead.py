@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from peftsum.methods.base import MethodDef
+from peftsum.scoring import split_sentences
 from peftsum.spec.fields import setting
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass(frozen=True)
@@ -22,7 +20,7 @@ def lead(source: str, kind: str, k: int) -> str:
     if kind == "dialogue":
         units = [line.strip() for line in source.splitlines() if line.strip()]
     else:
-        units = [s for s in _SENTENCE_END.split(source.strip()) if s]
+        units = split_sentences(source)
     return "\n".join(units[:k])
 
 

@@ -1,73 +1,28 @@
-"""Deterministic, learnable synthetic summarisation data in the shapes of DialogSum and CNN/DailyMail.
-
-Why: no hub datasets can be fetched here, and the quickstart and tests need data a tiny model measurably learns
-in minutes on a CPU — but not so easily that every method scores perfectly. Each example is a scenario with
-several slots (people, places, days, times, items, amounts). The text varies its phrasing, adds distractor turns
-or sentences that mention *other* entities of the same types, and sprinkles filler words. The summary is
-abstractive: it restates the scenario's outcome in one of several phrasings, so it is never a copy of a line and
-even a perfect model cannot reach ROUGE 1.0. A model must (a) recognise the scenario, (b) copy the right entities
-and (c) ignore the distractors.
-
-``generate(name, split, n, seed)`` is pure: the same arguments always give the same examples.
-"""
+"""DialogSum-shaped examples: a scenario's turns between #Person1# and #Person2#, distractor turns, fillers,
+and an abstractive one-line summary."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
 
-NAMES = (
-    "Anna Ben Carla David Emma Frank Grace Henry Irene Jack Karen Leo Maria Nick Olga Peter Rosa Sam Tina "
-    "Victor Wendy Yusuf Zoe Amir Bella Chen Diana Ethan Fatima Gustav Hana Igor Julia Kofi Lena Marco Nadia "
-    "Oscar Priya Raj Sofia Tom Uma Vera Will Xenia"
-).split()
-PLACES = (
-    "library cafe office park station museum gym bakery cinema hospital school market hotel airport bank "
-    "restaurant garden harbor theater bookstore"
-).split()
-CITIES = (
-    "Paris Berlin Madrid Rome Vienna Prague Lisbon Oslo Dublin Athens Warsaw Tokyo Seoul Lima Cairo Boston "
-    "Denver Austin Toronto Sydney"
-).split()
-DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
-TIMES = ("9 am", "10 am", "11 am", "noon", "2 pm", "3 pm", "4 pm", "5 pm", "6 pm", "7 pm", "8 pm")
-ITEMS = (
-    "laptop umbrella jacket camera phone wallet bicycle guitar lamp printer watch backpack sofa kettle "
-    "tablet scarf helmet mirror blender radio"
-).split()
-TOPICS = ("budget report project schedule contract design marketing plan hiring survey launch").split()
-FOODS = "pasta salad soup pizza curry steak sushi noodles burger omelette".split()
-DRINKS = "tea coffee juice water lemonade cola".split()
-JOBS = "engineer designer nurse teacher accountant manager chef driver editor analyst".split()
-FILLERS = ("well,", "um,", "you know,", "actually,", "so,", "oh,", "honestly,", "hmm,")
+from peftsum.data.synthetic.vocab import (
+    CITIES,
+    DAYS,
+    DRINKS,
+    FOODS,
+    ITEMS,
+    JOBS,
+    NAMES,
+    PLACES,
+    TIMES,
+    TOPICS,
+    Choices,
+    n_distractors,
+)
 
 
-class _Ex:
-    """Random choices for one example, with helpers that keep distractor entities distinct from the real ones."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        self.used: set[str] = set()
-
-    def pick(self, pool: tuple[str, ...] | list[str]) -> str:
-        choice = self.rng.choice([p for p in pool if p not in self.used])
-        self.used.add(choice)
-        return choice
-
-    def other(self, pool: tuple[str, ...] | list[str]) -> str:
-        """A distractor entity: any value of the pool except those the scenario uses."""
-        return self.rng.choice([p for p in pool if p not in self.used])
-
-    def one(self, options: list[str]) -> str:
-        return self.rng.choice(options)
-
-    def filler(self, text: str) -> str:
-        if self.rng.random() < 0.25:
-            return f"{self.rng.choice(FILLERS).capitalize()} {text[0].lower()}{text[1:]}"
-        return text
-
-
-def _meeting(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
+def _meeting(e: Choices) -> tuple[list[tuple[int, str]], str, dict]:
     place, day, time, topic = e.pick(PLACES), e.pick(DAYS), e.pick(TIMES), e.pick(TOPICS)
     accept = e.rng.random() < 0.7
     turns = [
@@ -124,7 +79,7 @@ def _meeting(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
     return turns, summary, {"scenario": "meeting"}
 
 
-def _shopping(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
+def _shopping(e: Choices) -> tuple[list[tuple[int, str]], str, dict]:
     item, price = e.pick(ITEMS), e.rng.randrange(15, 990, 5)
     buys = e.rng.random() < 0.6
     turns = [
@@ -176,7 +131,7 @@ def _shopping(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
     return turns, summary, {"scenario": "shopping"}
 
 
-def _travel(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
+def _travel(e: Choices) -> tuple[list[tuple[int, str]], str, dict]:
     city, day, friend = e.pick(CITIES), e.pick(DAYS), e.pick(NAMES)
     turns = [
         (2, e.one(["Any plans for next week?", "You look excited. What's up?", "Are you going anywhere soon?"])),
@@ -203,7 +158,7 @@ def _travel(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
     return turns, summary, {"scenario": "travel"}
 
 
-def _lost(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
+def _lost(e: Choices) -> tuple[list[tuple[int, str]], str, dict]:
     item, place, found_at = e.pick(ITEMS), e.pick(PLACES), e.pick(PLACES)
     turns = [
         (
@@ -231,7 +186,7 @@ def _lost(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
     return turns, summary, {"scenario": "lost"}
 
 
-def _doctor(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
+def _doctor(e: Choices) -> tuple[list[tuple[int, str]], str, dict]:
     doctor, day, time = e.pick(NAMES), e.pick(DAYS), e.pick(TIMES)
     symptom = e.one(["a headache", "a sore throat", "back pain", "a fever", "a cough"])
     turns = [
@@ -267,7 +222,7 @@ def _doctor(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
     return turns, summary, {"scenario": "doctor"}
 
 
-def _party(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
+def _party(e: Choices) -> tuple[list[tuple[int, str]], str, dict]:
     host, place, day, item = e.pick(NAMES), e.pick(PLACES), e.pick(DAYS), e.pick(FOODS)
     turns = [
         (
@@ -298,7 +253,7 @@ def _party(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
     return turns, summary, {"scenario": "party"}
 
 
-def _interview(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
+def _interview(e: Choices) -> tuple[list[tuple[int, str]], str, dict]:
     job, years, city = e.pick(JOBS), e.rng.randint(2, 15), e.pick(CITIES)
     turns = [
         (
@@ -333,7 +288,7 @@ def _interview(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
     return turns, summary, {"scenario": "interview"}
 
 
-def _restaurant(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
+def _restaurant(e: Choices) -> tuple[list[tuple[int, str]], str, dict]:
     food, drink = e.pick(FOODS), e.pick(DRINKS)
     other = e.pick(FOODS)
     turns = [
@@ -360,7 +315,7 @@ def _restaurant(e: _Ex) -> tuple[list[tuple[int, str]], str, dict]:
     return turns, summary, {"scenario": "restaurant"}
 
 
-def _distractor(e: _Ex) -> tuple[int, str]:
+def _distractor(e: Choices) -> tuple[int, str]:
     """A turn unrelated to the outcome that mentions entities of the same types (the model must ignore it)."""
     speaker = e.rng.choice((1, 2))
     return speaker, e.one(
@@ -379,7 +334,7 @@ def _distractor(e: _Ex) -> tuple[int, str]:
     )
 
 
-DIALOGUE_SCENARIOS: list[Callable[[_Ex], tuple[list[tuple[int, str]], str, dict]]] = [
+DIALOGUE_SCENARIOS: list[Callable[[Choices], tuple[list[tuple[int, str]], str, dict]]] = [
     _meeting,
     _shopping,
     _travel,
@@ -391,99 +346,11 @@ DIALOGUE_SCENARIOS: list[Callable[[_Ex], tuple[list[tuple[int, str]], str, dict]
 ]
 
 
-def _n_distractors(rng: random.Random, scale: float) -> int:
-    # Long-tailed like real dialogues: most are short, a few are very long.
-    return min(int(rng.lognormvariate(0.6, 0.9) * scale), 40)
-
-
 def dialogue_example(rng: random.Random) -> dict:
-    e = _Ex(rng)
+    e = Choices(rng)
     turns, summary, meta = rng.choice(DIALOGUE_SCENARIOS)(e)
     turns = list(turns)
-    for _ in range(_n_distractors(rng, 1.0)):
+    for _ in range(n_distractors(rng, 1.0)):
         turns.insert(rng.randint(0, len(turns)), _distractor(e))
     lines = [f"#Person{s}#: {e.filler(t)}" for s, t in turns]
     return {"dialogue": "\n".join(lines), "summary": summary, **meta}
-
-
-# --- news -----------------------------------------------------------------------------------------------------
-COMPANIES = (
-    "Acme Borealis Cobalt Dynamo Everest Fulcrum Granite Helix Ionic Juniper Keystone Lumen Meridian "
-    "Nimbus Orion Pinnacle Quarry Redwood Summit Titan"
-).split()
-
-
-def news_example(rng: random.Random) -> dict:
-    e = _Ex(rng)
-    company, city, day = e.pick(COMPANIES), e.pick(CITIES), e.pick(DAYS)
-    ceo, jobs = e.pick(NAMES), e.rng.randrange(50, 5000, 50)
-    kind = e.rng.choice(("factory", "layoffs", "merger", "recall"))
-    if kind == "factory":
-        core = [
-            f"{company} said on {day} that it will open a new factory in {city}.",
-            f"The plant is expected to create {jobs} jobs, chief executive {ceo} told reporters.",
-            f"Local officials in {city} welcomed the decision.",
-        ]
-        highlights = [
-            e.one([f"{company} will open a factory in {city} .", f"New {company} plant for {city} ."]),
-            e.one([f"The plant should create {jobs} jobs .", f"{jobs} jobs expected , says {ceo} ."]),
-        ]
-    elif kind == "layoffs":
-        core = [
-            f"{company} announced on {day} that it will cut {jobs} jobs.",
-            f"Most of the cuts will fall in {city}, where the company has its headquarters.",
-            f"Chief executive {ceo} blamed weak demand.",
-        ]
-        highlights = [
-            e.one([f"{company} to cut {jobs} jobs .", f"{jobs} jobs to go at {company} ."]),
-            e.one([f"Cuts hit {city} hardest .", f"{ceo} blames weak demand ."]),
-        ]
-    elif kind == "merger":
-        other = e.pick(COMPANIES)
-        core = [
-            f"{company} agreed on {day} to buy its rival {other}.",
-            f"The combined company will be based in {city} and led by {ceo}.",
-            f"Analysts said the deal could affect {jobs} jobs.",
-        ]
-        highlights = [
-            e.one([f"{company} to buy rival {other} .", f"{company} and {other} agree to merge ."]),
-            e.one([f"New company based in {city} , led by {ceo} .", f"{ceo} to lead merged firm ."]),
-        ]
-    else:
-        item = e.pick(ITEMS)
-        core = [
-            f"{company} is recalling {jobs} units of its {item} after reports of faults.",
-            f"The recall was announced on {day} in {city}.",
-            f"Chief executive {ceo} apologised to customers.",
-        ]
-        highlights = [
-            e.one([f"{company} recalls {jobs} units of its {item} .", f"{item} recall at {company} ."]),
-            e.one([f"{ceo} apologises to customers .", f"Recall announced in {city} ."]),
-        ]
-    background = [
-        f"Shares in {e.other(COMPANIES)} rose slightly in {e.other(CITIES)}.",
-        f"Last year the firm reported record sales of its {e.other(ITEMS)}.",
-        f"{e.other(NAMES)}, an analyst, said the market remained uncertain.",
-        f"A spokesperson for {e.other(COMPANIES)} declined to comment.",
-        f"Earlier on {e.other(DAYS)}, traffic was disrupted in {e.other(CITIES)}.",
-        "The company was founded more than fifty years ago.",
-        "Trading was quiet across the region.",
-    ]
-    body = list(core)
-    for _ in range(_n_distractors(rng, 1.2)):
-        body.insert(rng.randint(1, len(body)), rng.choice(background))
-    return {"article": " ".join(body), "highlights": "\n".join(highlights), "scenario": kind}
-
-
-GENERATORS = {"dialogsum": dialogue_example, "news": news_example}
-# "pretrain" is the tiny models' pretraining corpus (peftsum.models.pretrain): a stream no split shares.
-SPLIT_OFFSET = {"train": 0, "validation": 1, "test": 2, "pretrain": 3}
-DEFAULT_SIZES = {"train": 4000, "validation": 300, "test": 500, "pretrain": 2500}
-
-
-def generate(name: str, split: str, n: int | None = None, seed: int = 1234) -> list[dict]:
-    """``n`` examples of generator ``name`` for ``split`` (each split draws from its own random stream)."""
-    make = GENERATORS[name]
-    rng = random.Random(f"{name}/{split}/{seed}/{SPLIT_OFFSET[split]}")
-    n = DEFAULT_SIZES[split] if n is None else n
-    return [{"id": f"{name}-{split}-{i:06d}", **make(rng)} for i in range(n)]
