@@ -12,12 +12,13 @@ import io
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any
 
 from peftsum.report import analysis, figures, parallel
-from peftsum.report.collect import Collected, collect, labels
-from peftsum.report.parallel import worker_pool, workers_wanted
+from peftsum.report.collect import Collected, collect
+from peftsum.report.labels import labels
+from peftsum.report.parallel import workers_wanted
 from peftsum.report.render import render
 from peftsum.report.study import study_tables
 from peftsum.report.tables import (
@@ -87,6 +88,12 @@ class Phases:
     def as_dict(self) -> dict[str, dict[str, float]]:
         return {k: {"wall_s": round(self.wall.get(k, 0.0), 4), "cpu_s": round(self.cpu.get(k, 0.0), 4)}
                 for k in dict.fromkeys([*self.wall, *self.cpu])}
+
+
+def worker_pool(workers: int | None = None) -> AbstractContextManager[Any]:
+    """The report's worker pool (``peftsum.report.parallel.worker_pool``): its workers inherit matplotlib imported
+    and warmed up (``figures.preload``)."""
+    return parallel.worker_pool(workers, preload=figures.preload)
 
 
 def _draw(fn: Callable[..., bytes], args: tuple) -> bytes:

@@ -1,5 +1,7 @@
-"""The default comparisons (paired bootstrap) and the example rows: the parts of the report that read
-predictions.jsonl, kept apart so their cost can be measured on its own."""
+"""What the report works out from the results before any table or figure shows it: which full fine-tuning cell each
+cell is measured against, the Pareto frontiers of quality against cost, the default comparisons (paired bootstrap)
+and the example rows. The last two are the parts of the report that read predictions.jsonl, kept here so their
+cost can be measured on its own."""
 
 from __future__ import annotations
 
@@ -10,20 +12,62 @@ from typing import Any
 import numpy as np
 
 from peftsum.compare import paired_bootstrap
-from peftsum.report.collect import Collected, labels, read_attempt_json, read_checked
+from peftsum.report.collect import Collected, read_attempt_json, read_checked
+from peftsum.report.labels import cell_name, comparison_name, labels
 from peftsum.report.parallel import submit
-from peftsum.report.tables import BASELINES, full_reference
 from peftsum.scoring import CORPUS_BLEU, ROUGE_KEYS, bootstrap_indices, profile_name
 from peftsum.store import Store
 
 EXAMPLES = 3  # example rows per dataset
 EXAMPLE_CELLS = 8  # prediction columns per dataset
 PAIR_CHUNK = 64  # pairs resampled at once: (64, samples, n) floats, ~15 MB at 1,000 samples x 30 examples
+BASELINES = ("none", "lead")  # method types that train nothing: never paired as PEFT against full fine-tuning
+
+
+def full_reference(c: Collected) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """(dataset, model, seed) → the full fine-tuning result every PEFT cell is measured against (the % columns and
+    the "PEFT vs full" comparisons). With several full variants in a grid: the one named ``full``, else the first
+    by name."""
+    ref: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for r in sorted((r for r in c.results if r["spec"]["method"]["type"] == "full"),
+                    key=lambda r: (r["spec"]["method"]["name"] != "full", r["spec"]["method"]["name"])):
+        lab = labels(r["spec"])
+        ref.setdefault((lab["dataset"], lab["model"], r["spec"]["seed"]), r)
+    return ref
+
+
+COSTS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
+    ("train seconds", lambda r: r["train"]["seconds"]),
+    ("energy (J)", lambda r: r["resources"]["energy_joules"]),
+    ("stored bytes", lambda r: r["resources"]["adapter_bytes"]),
+    ("peak memory (bytes, GPU else RAM)",
+     lambda r: r["resources"]["gpu_peak_bytes"] or r["resources"]["ram_peak_bytes"]),
+)  # what the Pareto frontiers weigh ROUGE-L against (table and figure)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points not beaten by another with lower-or-equal cost and higher quality, sorted by cost."""
+    front, best = [], float("-inf")
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if y > best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def frontier_cells(results: list[dict[str, Any]]) -> list[tuple[str, str, float, float]]:
+    """(cost label, cell name, cost, ROUGE-L) of every cell on a frontier, for the table beside the plot."""
+    rows = []
+    for label, get in COSTS:
+        pts = {(get(r), r["metrics"]["rougeL"]["value"]): cell_name(r["spec"]) for r in results if get(r)}
+        for x, y in pareto_front(list(pts)):
+            rows.append((label, pts[(x, y)], x, y))
+    return rows
 
 
 def default_pairs(c: Collected) -> list[tuple[str, dict, dict]]:
     """(kind, A, B): each PEFT cell vs full FT of the same model/dataset/seed, and per dataset the best cell vs the
-    runner-up by ROUGE-L. The reference is ``tables.full_reference`` (with several full variants: the one named
+    runner-up by ROUGE-L. The reference is :func:`full_reference` (with several full variants: the one named
     ``full``); full variants are not paired as PEFT. Cells scored under different metric profiles are never paired:
     their numbers are not comparable."""
     full = full_reference(c)
@@ -150,7 +194,8 @@ def paired_comparisons(pairs: list[tuple[str, dict, dict]], scores: dict[str, Sc
         for metric in metrics:
             res = results.get((i, metric))
             if res is not None:
-                out.append({"dataset": labels(a["spec"])["dataset"], "a": _label(a), "b": _label(b), "kind": kind,
+                out.append({"dataset": labels(a["spec"])["dataset"], "a": comparison_name(a["spec"]),
+                            "b": comparison_name(b["spec"]), "kind": kind,
                             "a_cell": a["cell_id"], "b_cell": b["cell_id"], **res})
     return out
 
@@ -212,11 +257,6 @@ def _profile(r: dict[str, Any]) -> str:
     return profile_name(r.get("metric_profile"))
 
 
-def _label(r: dict[str, Any]) -> str:
-    lab = labels(r["spec"])
-    return f"{lab['model']}/{lab['method']} (seed {lab['seed']})"
-
-
 def example_rows(store: Store, c: Collected) -> dict[str, dict[str, Any]]:
     """Per dataset: the first examples' source and reference, and the predictions of the best cell of each method
     (up to EXAMPLE_CELLS columns, best first)."""
@@ -237,7 +277,7 @@ def example_rows(store: Store, c: Collected) -> dict[str, dict[str, Any]]:
             by_cell = [next((p["prediction"] for p in ps if p["id"] == row["id"]), "–") for ps in preds]
             rows.append({"id": row["id"], "source": row["source"], "reference": row["reference"],
                          "references": row.get("references"), "predictions": by_cell})
-        out[dataset] = {"cells": [f"{labels(r['spec'])['model']}/{labels(r['spec'])['method']}" for r in chosen],
+        out[dataset] = {"cells": [cell_name(r["spec"], seed=False) for r in chosen],
                         "rows": rows}
     return out
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from peftsum.report import schema
+from peftsum.report.labels import UNKNOWN, labels
 from peftsum.report.parallel import is_local, pmap
 from peftsum.store import MissingObject, Store, StoreError
 from peftsum.store import cells as layout
@@ -37,15 +38,6 @@ class GridNotFound(StoreError):
                  else "grids there: " + ", ".join(grids))
         super().__init__(f"no grid {grid!r} in store {store.uri} (no {grid}/grid.json and no cells): {there}")
         self.grid, self.grids = grid, grids
-
-
-def labels(spec: dict[str, Any]) -> dict[str, Any]:
-    """Human-readable axes of a cell spec (model '-' for model-free baselines)."""
-    return {"model": (spec.get("model") or {}).get("name", "-"), "method": spec["method"]["name"],
-            "method_type": spec["method"]["type"], "dataset": spec["dataset"]["name"], "seed": spec["seed"]}
-
-
-UNKNOWN = {"model": "?", "method": "?", "method_type": "?", "dataset": "?", "seed": "?"}  # a spec we cannot read
 
 
 def grid_cells(store: Store, grid: str) -> dict[str, dict[str, Any] | None]:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from peftsum.report.collect import labels
+from peftsum.report.analysis import COSTS, pareto_front
+from peftsum.report.labels import cell_name, labels
 
 MAX_BARS = 20  # cell groups per dataset figure: the best cells by ROUGE-L (the quality table lists all)
 MAX_HIST_LINES = 4  # tokenizers per histogram panel; the EDA table lists them all
@@ -121,11 +122,6 @@ def slim(r: dict[str, Any]) -> dict[str, Any]:
                                                   "ram_peak_bytes")}}
 
 
-def _name(r: dict[str, Any], seed: bool = True) -> str:
-    lab = labels(r["spec"])
-    return f"{lab['model']}/{lab['method']}" + (f"/s{lab['seed']}" if seed else "")
-
-
 def metric_bars(dataset: str, results: list[dict[str, Any]]) -> bytes:
     """ROUGE-L, ROUGE-1, ROUGE-2 and BLEU of the best MAX_BARS cells by ROUGE-L, whiskers = the 95% CIs."""
     import numpy as np
@@ -158,42 +154,13 @@ def metric_bars(dataset: str, results: list[dict[str, Any]]) -> bytes:
         _ticks(ax, 0, 5)
         # Cell names as plain texts under the axis, not tick labels (see _ticks).
         for i, r in enumerate(top):
-            ax.text(i + 0.3, -0.02, _name(r, len(seeds) > 1), transform=ax.get_xaxis_transform(), rotation=35,
-                    rotation_mode="anchor", ha="right", va="top", fontsize=TICK_FONT)
+            ax.text(i + 0.3, -0.02, cell_name(r["spec"], len(seeds) > 1), transform=ax.get_xaxis_transform(),
+                    rotation=35, rotation_mode="anchor", ha="right", va="top", fontsize=TICK_FONT)
         ax.set_ylabel("score (0–1), 95% CI", labelpad=24)
         ax.set_title(f"{dataset}: quality" + (f" (best {MAX_BARS} cells)" if len(results) > MAX_BARS else "")
                      + ("" if len(seeds) > 1 else f", seed {next(iter(seeds))}" if seeds else ""))
         ax.legend(ncols=len(metrics), loc="upper right", frameon=False)
         return _png(fig)
-
-
-COSTS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
-    ("train seconds", lambda r: r["train"]["seconds"]),
-    ("energy (J)", lambda r: r["resources"]["energy_joules"]),
-    ("stored bytes", lambda r: r["resources"]["adapter_bytes"]),
-    ("peak memory (bytes, GPU else RAM)",
-     lambda r: r["resources"]["gpu_peak_bytes"] or r["resources"]["ram_peak_bytes"]),
-)
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points not beaten by another with lower-or-equal cost and higher quality, sorted by cost."""
-    front, best = [], float("-inf")
-    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
-        if y > best:
-            front.append((x, y))
-            best = y
-    return front
-
-
-def frontier_cells(results: list[dict[str, Any]]) -> list[tuple[str, str, float, float]]:
-    """(cost label, cell name, cost, ROUGE-L) of every cell on a frontier, for the table beside the plot."""
-    rows = []
-    for label, get in COSTS:
-        pts = {(get(r), r["metrics"]["rougeL"]["value"]): _name(r) for r in results if get(r)}
-        for x, y in pareto_front(list(pts)):
-            rows.append((label, pts[(x, y)], x, y))
-    return rows
 
 
 def pareto(dataset: str, results: list[dict[str, Any]]) -> bytes:
@@ -257,7 +224,7 @@ def histograms(dataset: str, edas: list[dict[str, Any]]) -> bytes:
 def curves(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]], float | None] | None:
     """(cell name, train.history, best epoch) of a cell that validated during training, else None."""
     history = (r.get("train") or {}).get("history")
-    return (_name(r), history, r["train"].get("best_epoch")) if history else None
+    return (cell_name(r["spec"]), history, r["train"].get("best_epoch")) if history else None
 
 
 def learning_curves(dataset: str, cells: list[tuple[str, list[dict[str, Any]], float | None]]) -> bytes:
@@ -312,15 +279,3 @@ def boxplots(dataset: str, edas: list[dict[str, Any]]) -> bytes:
         fig.suptitle(f"{dataset}: token lengths (box: quartiles; whiskers: 5th–95th percentile; ▲ mean)")
         return _png(fig)
 
-
-def render_all(jobs: list[tuple[str, str, Any, tuple]], pool: Any = None) -> list[tuple[str, str, bytes]]:
-    """Draw (name, caption, function, args) figures; in ``pool`` (a multiprocessing pool) when one is given."""
-    if pool is None:
-        pngs = [fn(*args) for _, _, fn, args in jobs]
-    else:
-        pngs = pool.starmap(_call, [(fn, args) for _, _, fn, args in jobs])
-    return [(name, caption, png) for (name, caption, _, _), png in zip(jobs, pngs)]
-
-
-def _call(fn: Any, args: tuple) -> bytes:
-    return fn(*args)

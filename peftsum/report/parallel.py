@@ -1,8 +1,10 @@
 """The report's worker pool: figures, cell reads and prediction reads spread over the cores.
 
 Drawing and JSON parsing are CPU-bound Python, so threads would not run them in parallel; the pool forks, so
-workers start at once with matplotlib and numpy already imported. A pool that fails or stalls (a worker killed for
-memory loses its task, and the pool would wait for it forever) never fails the report: the work is redone here.
+workers start at once with whatever the caller's ``preload`` imported (the report's: matplotlib, warmed up). The
+pool knows nothing of what its jobs do: any module of the report may use it. A pool that fails or stalls (a worker
+killed for memory loses its task, and the pool would wait for it forever) never fails the report: the work is
+redone here.
 """
 
 from __future__ import annotations
@@ -29,18 +31,18 @@ def workers_wanted() -> int:
 
 
 @contextmanager
-def worker_pool(workers: int | None = None) -> Iterator[Any]:
+def worker_pool(workers: int | None = None, preload: Callable[[], None] | None = None) -> Iterator[Any]:
     """A fork pool of ``workers`` processes (default :func:`workers_wanted`), or None when fewer than two are
-    wanted or fork is unavailable; callers then do the work in this process."""
+    wanted or fork is unavailable; callers then do the work in this process. ``preload`` runs here once before the
+    fork, so every worker inherits what it imported and cached instead of paying for it on its first job."""
     import multiprocessing
 
     n = workers_wanted() if workers is None else workers
     if n < 2 or "fork" not in multiprocessing.get_all_start_methods():
         yield None
         return
-    from peftsum.report import figures
-
-    figures.preload()  # imported once here, inherited by every worker
+    if preload is not None:
+        preload()
     pool = multiprocessing.get_context("fork").Pool(n)
     try:
         yield pool

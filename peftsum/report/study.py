@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from peftsum.report.collect import Collected, labels
+from peftsum.report.collect import Collected
+from peftsum.report.labels import labels
 from peftsum.report.tables import Table, device_peak, duration, mib
 
 MODELS = ("gpt2", "gpt2-medium", "gpt2-large", "t5-small", "t5-base", "t5-large")

@@ -8,12 +8,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from peftsum.report.collect import Collected, labels
+from peftsum.report.analysis import frontier_cells, full_reference
+from peftsum.report.collect import Collected
+from peftsum.report.labels import cell_name, labels
 
 QUALITY = ("bleu", "rouge1", "rouge2", "rougeL", "rougeLsum")
 QUALITY_NAMES = {"bleu": "BLEU", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L",
                  "rougeLsum": "ROUGE-Lsum"}
-BASELINES = ("none", "lead")
 
 
 @dataclass
@@ -143,25 +144,13 @@ def id_warning(results: list[dict[str, Any]]) -> str:
         for r in results:
             digest = (r.get("data") or {}).get(key)
             if digest:
-                groups[digest].append(f"{labels(r['spec'])['model']}/{labels(r['spec'])['method']}")
+                groups[digest].append(cell_name(r["spec"], seed=False))
         if len(groups) > 1:
             sets = "; ".join(", ".join(sorted(set(cells))) for cells in sorted(groups.values(), key=len))
             out += (f" ⚠ Cells here were {what} different examples ({len(groups)} different sets: {sets}), so their "
                     "scores are not strictly comparable (set data.max_total_tokens and length_tokenizer to give "
                     "every model the same examples).")
     return out
-
-
-def full_reference(c: Collected) -> dict[tuple[str, str, int], dict[str, Any]]:
-    """(dataset, model, seed) → the full fine-tuning result every PEFT cell is measured against (the % columns and
-    the "PEFT vs full" comparisons). With several full variants in a grid: the one named ``full``, else the first
-    by name."""
-    ref: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for r in sorted((r for r in c.results if r["spec"]["method"]["type"] == "full"),
-                    key=lambda r: (r["spec"]["method"]["name"] != "full", r["spec"]["method"]["name"])):
-        lab = labels(r["spec"])
-        ref.setdefault((lab["dataset"], lab["model"], r["spec"]["seed"]), r)
-    return ref
 
 
 def _trained(c: Collected) -> list[dict[str, Any]]:
@@ -228,8 +217,6 @@ def cost_train_table(c: Collected) -> Table:
 def pareto_tables(c: Collected) -> list[Table]:
     """Per dataset, the cells on each Pareto frontier (best ROUGE-L for their cost), named here so the plots need no
     labels."""
-    from peftsum.report.figures import frontier_cells
-
     tables = []
     for dataset, results in by_dataset(c.results).items():
         rows = [[label, name, f"{cost:,.4g}", f"{rl:.3f}"] for label, name, cost, rl in frontier_cells(results)]

@@ -88,6 +88,25 @@ def test_worker_pool_changes_nothing_in_the_report(tmp_path: Path, fake_cells: M
     assert {x["kind"] for x in doc["comparisons"]} == {"PEFT vs full", "best vs runner-up"}
 
 
+def _warm() -> bool:
+    from peftsum.report import figures
+
+    return figures._WARM
+
+
+def test_report_pool_workers_inherit_the_figures_preload(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool imports nothing of the report itself (no cycle): peftsum.report.worker_pool hands it
+    figures.preload, which runs once before the fork, so every worker starts with matplotlib warmed up."""
+    from peftsum.report import figures
+
+    monkeypatch.setattr(figures, "_WARM", False)
+    with worker_pool(2) as pool:
+        if pool is None:
+            pytest.skip("no fork start method here")
+        assert figures._WARM
+        assert pool.apply(_warm) is True
+
+
 def test_benchmark_reports_phases_and_sizes(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, str(REPO / "bench" / "aggregate_bench.py"), "--sizes", "16,32",
                           "--repeat", "1", "--datasets", "2", "--examples", "8", "--keep", str(tmp_path)],

@@ -100,9 +100,8 @@ def test_launcher_report_reads_json_only(tmp_path: Path, fake_cells: ModuleType)
 def test_peft_is_compared_with_the_variant_named_full() -> None:
     """A grid with two full fine-tuning variants: PEFT cells are paired with `full` (not whichever came last), and
     the other full variant is not mistaken for a PEFT method."""
-    from peftsum.report.analysis import default_pairs
+    from peftsum.report.analysis import default_pairs, full_reference
     from peftsum.report.collect import Collected
-    from peftsum.report.tables import full_reference
     from peftsum.spec import parse_grid
 
     grid = parse_grid("name: g\naxes: {model: [gpt2], method: [lora, full, full-slow], dataset: [dialogsum]}\n"
