@@ -5,9 +5,7 @@ real S3 server and a local store; cells count their attempts in status.json."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -113,9 +111,8 @@ def test_no_report_job_when_cells_failed_to_submit(tmp_path: Path, small_text: s
 
 def test_report_job_over_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small, store) -> None:
     """The official client's real requests: create, then a second submit that reads it and leaves it alone."""
-    from tests.k8s.fake_apiserver import FakeApiServer
-
     from launcher.k8s.client import KubeClient
+    from tests.k8s.fake_apiserver import FakeApiServer
 
     with FakeApiServer() as server:
         config = tmp_path / "kubeconfig"
@@ -239,21 +236,12 @@ def test_a_spec_that_cannot_run_ends_the_wait_for_its_cell(small_text: str, tmp_
 # --- the aggregation Job's command end to end ----------------------------------------------------------------------
 
 
-def _fake_cells():
-    name = "peftsum_tests_fake_cells"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "report" / "fake_cells.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def test_peftsum_aggregate_wait_builds_the_report_with_the_reasons(tmp_path: Path, capsys) -> None:
     from peftsum.cli import main
+    from tests.report import fake_cells
 
     root = tmp_path / "store"
-    ids = _fake_cells().write_fake_grid(root, "fake", 12, seed=0, with_failures=True)
+    ids = fake_cells.write_fake_grid(root, "fake", 12, seed=0, with_failures=True)
     store = LocalStore(root)
     not_done = [cid for cid in ids if layout.done_manifest(store, "fake", cid) is None]
     bad, failing, running = not_done[:3]
