@@ -10,12 +10,11 @@ from peftsum.spec.fields import setting
 
 @dataclass(frozen=True)
 class AdaLoraParams:
-    init_r: int = setting(12, "initial rank of every adapted matrix", kind=int, lo=1, hi=4096)
-    target_r: int = setting(8, "average rank after budget reallocation", kind=int, lo=1, hi=4096)
-    alpha: float = setting(32.0, "scaling numerator", kind=float, lo=0, lo_open=True)
-    dropout: float = setting(0.05, "dropout on the adapter input", kind=float, lo=0, hi=1, hi_open=True)
-    target_modules: tuple[str, ...] | None = setting(None, "module names to adapt; null = per-architecture default",
-                                                     kind=list, nullable=True)
+    init_r: int = setting(12, "initial rank of every adapted matrix", lo=1, hi=4096)
+    target_r: int = setting(8, "average rank after budget reallocation", lo=1, hi=4096)
+    alpha: float = setting(32.0, "scaling numerator", lo=0, lo_open=True)
+    dropout: float = setting(0.05, "dropout on the adapter input", lo=0, hi=1, hi_open=True)
+    target_modules: tuple[str, ...] | None = setting(None, "module names to adapt; null = per-architecture default")
 
     def __post_init__(self) -> None:
         if self.target_r > self.init_r:

@@ -11,8 +11,7 @@ from peftsum.spec.fields import setting
 
 @dataclass(frozen=True)
 class LeadParams:
-    k: int = setting(3, "sentences (news) or turns (dialogue) copied from the start of the source", kind=int,
-                     lo=1, hi=100)
+    k: int = setting(3, "sentences (news) or turns (dialogue) copied from the start of the source", lo=1, hi=100)
 
 
 def lead(source: str, kind: str, k: int) -> str:

@@ -9,11 +9,10 @@ from peftsum.spec.fields import setting
 
 @dataclass(frozen=True)
 class LoraParams:
-    r: int = setting(16, "rank of the update", kind=int, lo=1, hi=4096)
-    alpha: float = setting(32.0, "scaling numerator (update scaled by alpha / r)", kind=float, lo=0, lo_open=True)
-    dropout: float = setting(0.05, "dropout on the adapter input", kind=float, lo=0, hi=1, hi_open=True)
-    target_modules: tuple[str, ...] | None = setting(None, "module names to adapt; null = per-architecture default",
-                                                     kind=list, nullable=True)
+    r: int = setting(16, "rank of the update", lo=1, hi=4096)
+    alpha: float = setting(32.0, "scaling numerator (update scaled by alpha / r)", lo=0, lo_open=True)
+    dropout: float = setting(0.05, "dropout on the adapter input", lo=0, hi=1, hi_open=True)
+    target_modules: tuple[str, ...] | None = setting(None, "module names to adapt; null = per-architecture default")
 
 
 def lora_config(p: LoraParams, ctx, **extra):

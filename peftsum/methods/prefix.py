@@ -13,8 +13,7 @@ class PrefixParams(VirtualTokenParams):
     # On by default, unlike peft: the paper trains the prefix through this MLP because optimising it directly is
     # unstable (its §4.3), and on tiny-gpt2 it lifts ROUGE-L from 0.20 to 0.29 (docs/models.md). Only the prefix
     # it produces is saved, so the adapter is the same size either way.
-    projection: bool = setting(True, "train the prefix through a two-layer MLP (Li & Liang's reparametrisation)",
-                               kind=bool)
+    projection: bool = setting(True, "train the prefix through a two-layer MLP (Li & Liang's reparametrisation)")
 
 
 def _config(p, ctx):

@@ -8,7 +8,7 @@ from peftsum.spec.fields import setting
 
 @dataclass(frozen=True)
 class VirtualTokenParams:
-    num_virtual_tokens: int = setting(20, "virtual tokens prepended to every input", kind=int, lo=1, hi=512)
+    num_virtual_tokens: int = setting(20, "virtual tokens prepended to every input", lo=1, hi=512)
 
 
 def input_prompt(p: VirtualTokenParams, ctx: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from peftsum.spec.fields import setting
 
 @dataclass(frozen=True)
 class PTuningParams(VirtualTokenParams):
-    encoder_hidden_size: int = setting(128, "hidden size of the prompt encoder MLP", kind=int, lo=1, hi=65536)
+    encoder_hidden_size: int = setting(128, "hidden size of the prompt encoder MLP", lo=1, hi=65536)
 
 
 def _config(p, ctx):

@@ -9,10 +9,9 @@ from peftsum.spec.fields import setting
 
 @dataclass(frozen=True)
 class VeraParams:
-    r: int = setting(256, "rank of the shared random projections", kind=int, lo=1, hi=65536)
-    dropout: float = setting(0.0, "dropout on the adapter input", kind=float, lo=0, hi=1, hi_open=True)
-    target_modules: tuple[str, ...] | None = setting(None, "module names to adapt; null = per-architecture default",
-                                                     kind=list, nullable=True)
+    r: int = setting(256, "rank of the shared random projections", lo=1, hi=65536)
+    dropout: float = setting(0.0, "dropout on the adapter input", lo=0, hi=1, hi_open=True)
+    target_modules: tuple[str, ...] | None = setting(None, "module names to adapt; null = per-architecture default")
 
 
 def _config(p, ctx):

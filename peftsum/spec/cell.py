@@ -13,21 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from peftsum.spec.catalog import ARCH_FAMILY
+from peftsum.spec.catalog import DatasetRef, ModelRef  # defined with their catalogs; most users import them here
 from peftsum.spec.settings import DataSettings, EvalSettings, TrainSettings
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    name: str  # the grid's name for it (label only, but hashed so renames are visible)
-    hub_id: str  # hub id, local path, s3:// URI or builtin:<tiny>@<version>
-    revision: str | None
-    arch: str
-    context: int
-
-    @property
-    def family(self) -> str:
-        return ARCH_FAMILY[self.arch]
 
 
 @dataclass(frozen=True)
@@ -35,20 +22,6 @@ class MethodRef:
     name: str  # variant name from the grid (e.g. lora-r64)
     type: str  # registered method
     params: dict[str, Any]  # validated parameters, every default filled in
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    name: str
-    source: str  # hub | local | synthetic
-    id: str
-    kind: str  # dialogue | news
-    source_column: str
-    summary_column: str
-    config: str | None = None
-    revision: str | None = None
-    id_column: str | None = None
-    references: str = "per_row"  # the dataset's default for eval.references (resolved into the cell's eval)
 
 
 @dataclass(frozen=True)

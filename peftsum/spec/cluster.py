@@ -6,9 +6,10 @@ value that ends up in a manifest is checked against the Kubernetes rule for its 
 label values, quantities, int32/int64 ranges), so the rendered Job never carries text the API server would refuse.
 
 Credentials never appear here or in a manifest: settings name Secrets, and the pods read each credential as a file
-mounted from its Secret (``launcher.k8s.render.secret_files``). ``cluster.pod`` adds the pod settings clusters need
-(annotations, labels, affinity, plain env, volumes); it refuses env values that would carry credentials, and names
-and paths the launcher sets itself.
+mounted from its Secret (``launcher.k8s.render.secret_files``; what refuses credentials in plain values:
+:mod:`peftsum.spec.credentials`). ``cluster.pod`` adds the pod settings clusters need (annotations, labels,
+affinity, plain env, volumes); it refuses names and paths the launcher sets itself. Formats other than names and
+labels (images, quantities, URLs, plain data) are checked by :mod:`peftsum.spec.k8s_values`.
 """
 
 from __future__ import annotations
@@ -18,95 +19,40 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from peftsum.spec.credentials import RESERVED_ENV as RESERVED_ENV  # re-exported: read here by the launcher's tests
+from peftsum.spec.credentials import gateway_url, pod_env
 from peftsum.spec.errors import SpecError
 from peftsum.spec.fields import build, setting
+from peftsum.spec.k8s_values import INT32_MAX, INT64_MAX, http_url, image_ref, plain_data, quantity, string_value
+from peftsum.spec.k8s_values import pinned as pinned  # re-exported: read here by launcher.k8s
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # RFC 1123 label, ≤ 63
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")  # ≤ 253
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")  # ≤ 63
 LABEL_KEY_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")  # the part after an optional prefix/
-IMAGE_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[0-9a-f]{64})?$|^[a-z0-9][a-z0-9._/-]*@sha256:[0-9a-f]{64}$")
-QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-URL = re.compile(r"^https?://[A-Za-z0-9._~:@\[\]-]+(/[A-Za-z0-9._~/-]*)?$")
-
-ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # Kubernetes' rule for env var names
-INT32_MAX = 2**31 - 1  # e.g. Job.spec.ttlSecondsAfterFinished, backoffLimit: the API server refuses larger values
-INT64_MAX = 2**63 - 1  # e.g. activeDeadlineSeconds, terminationGracePeriodSeconds, tolerationSeconds
 
 TOLERATION_KEYS = {"key", "operator", "value", "effect", "tolerationSeconds"}
 TOLERATION_OPERATORS = ("Exists", "Equal")
 TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
-def _string(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise SpecError(path, value, "must be a string")
-    return value
-
-
 def dns_label(value: Any, path: str) -> str:
     """A Kubernetes name that must be an RFC 1123 label (namespaces, LocalQueues)."""
-    if not DNS_LABEL.fullmatch(_string(value, path)) or len(value) > 63:
+    if not DNS_LABEL.fullmatch(string_value(value, path)) or len(value) > 63:
         raise SpecError(path, value, "must be a DNS-1123 label: lowercase letters, digits and '-', at most 63")
     return value
 
 
 def dns_subdomain(value: Any, path: str) -> str:
     """A Kubernetes object name (Secrets, PriorityClasses, PVCs)."""
-    if not DNS_SUBDOMAIN.fullmatch(_string(value, path)) or len(value) > 253:
+    if not DNS_SUBDOMAIN.fullmatch(string_value(value, path)) or len(value) > 253:
         raise SpecError(path, value, "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'")
     return value
 
 
-def image_ref(value: Any, path: str) -> str:
-    """A container image reference: registry/repository[:tag][@sha256:digest], lowercase, no spaces. A digest is
-    recommended (every pod then runs the same bytes; ``launcher validate --k8s`` warns about a tag)."""
-    if not IMAGE_REF.fullmatch(_string(value, path)) or len(value) > 512:
-        raise SpecError(path, value, "must be an image reference like registry.example/peftsum@sha256:<64 hex> "
-                                     "(or registry.example/peftsum:0.1.0)")
-    return value
-
-
-def pinned(image: str) -> bool:
-    """The image is referenced by digest (immutable)."""
-    return bool(IMAGE_DIGEST.search(image))
-
-
-def quantity(value: Any, path: str) -> str:
-    """A resource quantity (``8``, ``500m``, ``48Gi``); numbers are accepted and kept as their string."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        try:
-            value = f"{value:g}"
-        except OverflowError:  # an integer beyond any float (1e400): no quantity either
-            raise SpecError(path, value, "must be a positive Kubernetes quantity such as 8, 500m or 48Gi") from None
-    if not QUANTITY.fullmatch(_string(value, path)) or float(re.sub(r"[A-Za-z]+$", "", value)) <= 0:
-        raise SpecError(path, value, "must be a positive Kubernetes quantity such as 8, 500m or 48Gi")
-    return value
-
-
-def http_url(value: Any, path: str) -> str:
-    """An http(s) URL without spaces, quotes or query strings (the Pushgateway)."""
-    if not URL.fullmatch(_string(value, path)):
-        raise SpecError(path, value, "must be an http(s) URL such as http://pushgateway.monitoring:9091")
-    return value.rstrip("/")
-
-
-def gateway_url(value: Any, path: str) -> str:
-    """The Pushgateway URL of a grid: an http(s) URL that carries no credentials. A grid file is shared and
-    rendered into Job env as plain text, so the basic-auth user and password come from
-    ``cluster.pushgateway_secret`` (files in the pod), never from the URL; the message never repeats them."""
-    if isinstance(value, str) and "@" in value.split("//", 1)[-1].split("/", 1)[0]:
-        from peftsum.telemetry import redact_url
-
-        raise SpecError(path, redact_url(value), "must not carry credentials (user:password@): put them in the "
-                                                 "Secret named by cluster.pushgateway_secret (docs/operations.md)")
-    return http_url(value, path)
-
-
 def label_key(value: Any, path: str) -> str:
     """A label key: optional DNS-subdomain prefix and '/', then a name of ≤ 63 characters."""
-    prefix, _, name = _string(value, path).rpartition("/")
+    prefix, _, name = string_value(value, path).rpartition("/")
     if (prefix and (not DNS_SUBDOMAIN.fullmatch(prefix) or len(prefix) > 253)) or len(name) > 63 \
             or not LABEL_KEY_NAME.fullmatch(name):
         raise SpecError(path, value, "must be a label key such as nvidia.com/gpu.product")
@@ -115,7 +61,7 @@ def label_key(value: Any, path: str) -> str:
 
 def label_value(value: Any, path: str) -> str:
     """A label value: ≤ 63 characters of letters, digits, '-', '_' and '.', alphanumeric at both ends."""
-    if not LABEL_VALUE.fullmatch(_string(value, path)) or len(value) > 63:
+    if not LABEL_VALUE.fullmatch(string_value(value, path)) or len(value) > 63:
         raise SpecError(path, value, "must be a label value: ≤ 63 letters, digits, '-', '_' or '.'")
     return value
 
@@ -170,16 +116,6 @@ def tolerations(value: Any, path: str) -> tuple[dict[str, Any], ...]:
 # Label/annotation prefixes and names the launcher and Kubernetes set: selectors and status rely on them.
 RESERVED_LABEL_PREFIXES = ("peftsum.io/", "app.kubernetes.io/", "batch.kubernetes.io/", "kueue.x-k8s.io/")
 RESERVED_LABELS = ("job-name", "controller-uid")
-# Environment the pods get from the launcher (launcher.k8s.render.pod_env; a test keeps the two in step).
-RESERVED_ENV = ("AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "HF_TOKEN_PATH", "HF_HOME",
-                "PEFTSUM_CACHE", "PEFTSUM_IMAGE", "PEFTSUM_PUSHGATEWAY", "PEFTSUM_JOB_UID", "PEFTSUM_REPORT_WORKERS",
-                "TMPDIR", "HOME", "PYTHONUNBUFFERED", "PEFTSUM_PUSHGATEWAY_USERNAME_FILE",
-                "PEFTSUM_PUSHGATEWAY_PASSWORD_FILE", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
-                "PEFTSUM_MLFLOW_TOKEN_FILE")
-# Credentials never travel as env values (secrets as files: a Secret volume, and a variable naming the file).
-CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HF_TOKEN",
-                  "HUGGING_FACE_HUB_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
-CREDENTIAL_SUFFIXES = ("_TOKEN", "_PASSWORD", "_SECRET", "_SECRET_KEY", "_ACCESS_KEY", "_API_KEY", "_CREDENTIALS")
 # Volume names and mount paths the launcher uses (tmp, cache, dshm, and one peftsum-secret-<name> per credential).
 RESERVED_VOLUMES = ("tmp", "cache", "dshm")
 RESERVED_VOLUME_PREFIX = "peftsum-"
@@ -190,29 +126,6 @@ VOLUME_SOURCES = ("configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "p
 MOUNT_KEYS = ("name", "mountPath", "readOnly", "subPath", "subPathExpr")
 AFFINITY_KEYS = ("nodeAffinity", "podAffinity", "podAntiAffinity")
 ANNOTATIONS_MAX_BYTES = 256 * 1024  # the API server's limit on all annotations of an object
-
-
-def plain_data(value: Any, path: str) -> Any:
-    """JSON-shaped data only (mappings with string keys, lists, strings, integers, finite numbers, booleans, null):
-    YAML's dates, sets or non-string keys could not be rendered through tojson. Returns a copy (lists, dicts)."""
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise SpecError(f"{path}.{k}", k, "keys must be strings")
-            out[k] = plain_data(v, f"{path}.{k}")
-        return out
-    if isinstance(value, (list, tuple)):
-        return [plain_data(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        if abs(value) > INT64_MAX:
-            raise SpecError(path, value, "is out of range for Kubernetes (int64)")
-        return value
-    if isinstance(value, float) and value == value and abs(value) != float("inf"):
-        return value
-    raise SpecError(path, value, "must be plain data (a string, number, boolean, list or mapping)")
 
 
 def _mapping(value: Any, path: str, what: str) -> Mapping[str, Any]:
@@ -243,7 +156,7 @@ def pod_annotations(value: Any, path: str) -> dict[str, str]:
     for k, v in _mapping(value, path, "annotation keys to strings").items():
         label_key(k, f"{path}.{k}")  # annotation keys follow the label-key rule
         _not_reserved_key(k, f"{path}.{k}")
-        out[k] = _string(v, f"{path}.{k}")
+        out[k] = string_value(v, f"{path}.{k}")
     if sum(len(k.encode()) + len(v.encode()) for k, v in out.items()) > ANNOTATIONS_MAX_BYTES:
         raise SpecError(path, f"<{len(out)} annotations>", "exceed the 256 KiB Kubernetes allows")
     return out
@@ -259,32 +172,6 @@ def affinity(value: Any, path: str) -> dict[str, Any]:
             raise SpecError(f"{path}.{k}", data[k], f"unknown key; known keys: {', '.join(AFFINITY_KEYS)}")
         _mapping(data[k], f"{path}.{k}", "its Kubernetes fields")
     return plain_data(data, path)
-
-
-def pod_env(value: Any, path: str) -> tuple[dict[str, str], ...]:
-    """Extra plain environment variables ``[{name, value}]``. Credentials are refused: they reach the pod as files
-    (a Secret in ``volumes``, and a variable here naming the file)."""
-    if not isinstance(value, list):
-        raise SpecError(path, value, "must be a list of {name, value}")
-    out, seen = [], set()
-    for i, item in enumerate(value):
-        where = f"{path}[{i}]"
-        if not isinstance(item, Mapping) or set(item) != {"name", "value"}:
-            raise SpecError(where, item, "must be {name: ..., value: ...} (plain values only: no valueFrom; "
-                                         "credentials are files, see cluster.pod.volumes)")
-        name = _string(item["name"], f"{where}.name")
-        if not ENV_NAME.fullmatch(name) or name in seen:
-            raise SpecError(f"{where}.name", name, "must be a unique variable name (letters, digits, '_', '-', '.')")
-        seen.add(name)
-        if name in RESERVED_ENV:
-            raise SpecError(f"{where}.name", name, "is set by the launcher (see docs/operations.md)")
-        if name.upper() in CREDENTIAL_ENV or name.upper().endswith(CREDENTIAL_SUFFIXES):
-            raise SpecError(f"{where}.name", name,
-                            "looks like a credential: credentials reach pods as files mounted from a Secret, never "
-                            "as env values (cluster.s3_secret, cluster.hf_token_secret, or a Secret in "
-                            "cluster.pod.volumes and a *_FILE variable naming the file)")
-        out.append({"name": name, "value": _string(item["value"], f"{where}.value")})
-    return tuple(out)
 
 
 def pod_volumes(value: Any, path: str) -> tuple[dict[str, Any], ...]:
@@ -325,7 +212,7 @@ def pod_volume_mounts(value: Any, path: str) -> tuple[dict[str, Any], ...]:
             if k not in MOUNT_KEYS:
                 raise SpecError(f"{where}.{k}", mount[k], f"unknown key; known keys: {', '.join(MOUNT_KEYS)}")
         dns_label(mount.get("name"), f"{where}.name")
-        target = _string(mount.get("mountPath"), f"{where}.mountPath")
+        target = string_value(mount.get("mountPath"), f"{where}.mountPath")
         if not target.startswith("/") or ".." in target.split("/") or ":" in target:
             raise SpecError(f"{where}.mountPath", target, "must be an absolute path without '..' or ':'")
         for taken in [*RESERVED_MOUNTS, *paths]:
@@ -348,24 +235,23 @@ class PodSettings:
     """On every peftsum pod (the cells and the aggregation Job); each value checked, rendered through tojson."""
 
     annotations: Mapping[str, str] | None = setting(
-        None, "annotations on the pods (e.g. sidecar.istio.io/inject: \"false\")", kind=dict, nullable=True,
-        check=pod_annotations, type_doc="mapping key → string")
+        None, "annotations on the pods (e.g. sidecar.istio.io/inject: \"false\")", check=pod_annotations,
+        type_doc="mapping key → string")
     labels: Mapping[str, str] | None = setting(
-        None, "labels on the pods (peftsum.io/*, app.kubernetes.io/* and Kubernetes' own are refused)", kind=dict,
-        nullable=True, check=pod_labels, type_doc="mapping label → value")
+        None, "labels on the pods (peftsum.io/*, app.kubernetes.io/* and Kubernetes' own are refused)",
+        check=pod_labels, type_doc="mapping label → value")
     affinity: Mapping[str, Any] | None = setting(
         None, "the pods' affinity (nodeAffinity, podAffinity, podAntiAffinity; checked against the Kubernetes "
-              "schema by validate --k8s and submit)", kind=dict, nullable=True, check=affinity,
-        type_doc="Kubernetes Affinity")
+              "schema by validate --k8s and submit)", check=affinity, type_doc="Kubernetes Affinity")
     env: tuple[dict[str, str], ...] | None = setting(
-        None, "extra plain environment variables [{name, value}]; no credentials (those are files)", kind=list,
-        nullable=True, check=pod_env, type_doc="list of {name, value}")
+        None, "extra plain environment variables [{name, value}]; no credentials (those are files)", check=pod_env,
+        type_doc="list of {name, value}")
     volumes: tuple[dict[str, Any], ...] | None = setting(
         None, "extra volumes (configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected, "
-              "secret)", kind=list, nullable=True, check=pod_volumes, type_doc="list of Kubernetes volumes")
+              "secret)", check=pod_volumes, type_doc="list of Kubernetes volumes")
     volume_mounts: tuple[dict[str, Any], ...] | None = setting(
-        None, "mounts of those volumes in the container [{name, mountPath, readOnly, subPath}]", kind=list,
-        nullable=True, check=pod_volume_mounts, type_doc="list of volume mounts")
+        None, "mounts of those volumes in the container [{name, mountPath, readOnly, subPath}]",
+        check=pod_volume_mounts, type_doc="list of volume mounts")
 
     def __post_init__(self) -> None:
         names = {v["name"] for v in self.volumes or ()}
@@ -384,75 +270,64 @@ def pod_settings(value: Any, path: str) -> PodSettings:
 class ClusterSettings:
     """Read only by ``launcher submit``/``render``; validated here so a bad value fails before anything is created."""
 
-    namespace: str = setting("peftsum", "namespace the Jobs run in", kind=str, check=dns_label,
-                             type_doc="DNS-1123 label")
+    namespace: str = setting("peftsum", "namespace the Jobs run in", check=dns_label, type_doc="DNS-1123 label")
     image: str | None = setting(
         None, "the image that runs `peftsum cell` (images/Dockerfile.cuda); required to render Jobs; pin it by "
-              "digest: registry/peftsum@sha256:…", kind=str, nullable=True, check=image_ref,
-        type_doc="image reference")
-    image_pull_policy: str = setting("IfNotPresent", "when the kubelet pulls the image", kind=str,
+              "digest: registry/peftsum@sha256:…", check=image_ref, type_doc="image reference")
+    image_pull_policy: str = setting("IfNotPresent", "when the kubelet pulls the image",
                                      choices=("IfNotPresent", "Always", "Never"))
-    image_pull_secret: str | None = setting(None, "Secret for a private registry", kind=str, nullable=True,
-                                            check=dns_subdomain, type_doc="Secret name")
-    gpus: int = setting(1, "GPUs per cell (only 1 until multi-GPU training exists)", kind=int, lo=0, hi=1)
-    cpu: str = setting("4", "CPU request and limit per cell", kind=str, check=quantity, type_doc="quantity")
-    memory: str = setting("32Gi", "memory request and limit per cell", kind=str, check=quantity,
-                          type_doc="quantity")
-    node_selector: Mapping[str, str] | None = setting(None, "node labels a cell's pod must match", kind=dict,
-                                                      nullable=True, check=node_selector,
+    image_pull_secret: str | None = setting(None, "Secret for a private registry", check=dns_subdomain,
+                                            type_doc="Secret name")
+    gpus: int = setting(1, "GPUs per cell (only 1 until multi-GPU training exists)", lo=0, hi=1)
+    cpu: str = setting("4", "CPU request and limit per cell", check=quantity, type_doc="quantity")
+    memory: str = setting("32Gi", "memory request and limit per cell", check=quantity, type_doc="quantity")
+    node_selector: Mapping[str, str] | None = setting(None, "node labels a cell's pod must match", check=node_selector,
                                                       type_doc="mapping label → value")
     tolerations: tuple[dict[str, Any], ...] | None = setting(
-        None, "tolerations of the cell pods (key, operator, value, effect, tolerationSeconds)", kind=list,
-        nullable=True, check=tolerations, type_doc="list of tolerations")
-    priority_class: str | None = setting(None, "PriorityClass of the cell pods", kind=str, nullable=True,
-                                         check=dns_subdomain, type_doc="PriorityClass name")
-    queue: str | None = setting(None, "Kueue LocalQueue name (label kueue.x-k8s.io/queue-name)", kind=str,
-                                nullable=True, check=dns_label, type_doc="DNS-1123 label")
+        None, "tolerations of the cell pods (key, operator, value, effect, tolerationSeconds)", check=tolerations,
+        type_doc="list of tolerations")
+    priority_class: str | None = setting(None, "PriorityClass of the cell pods", check=dns_subdomain,
+                                         type_doc="PriorityClass name")
+    queue: str | None = setting(None, "Kueue LocalQueue name (label kueue.x-k8s.io/queue-name)", check=dns_label,
+                                type_doc="DNS-1123 label")
     service_account: str | None = setting(
         None, "ServiceAccount of the pods (IRSA / EKS Pod Identity / GKE workload identity); with it, s3_secret: "
-              "null renders no credentials at all", kind=str, nullable=True, check=dns_subdomain,
-        type_doc="ServiceAccount name")
+              "null renders no credentials at all", check=dns_subdomain, type_doc="ServiceAccount name")
     s3_secret: str | None = setting(
         "peftsum-s3", "Secret with a `credentials` key in the AWS shared-credentials (INI) format, mounted as a file "
-                      "(AWS_SHARED_CREDENTIALS_FILE); null: the pods' own identity (service_account)", kind=str,
-        nullable=True, check=dns_subdomain, type_doc="Secret name")
+                      "(AWS_SHARED_CREDENTIALS_FILE); null: the pods' own identity (service_account)",
+        check=dns_subdomain, type_doc="Secret name")
     s3_endpoint: str | None = setting(None, "S3-compatible endpoint (AWS_ENDPOINT_URL), e.g. http://minio.minio:9000; "
-                                            "null for AWS", kind=str, nullable=True, check=http_url,
-                                      type_doc="http(s) URL")
+                                            "null for AWS", check=http_url, type_doc="http(s) URL")
     s3_region: str | None = setting(None, "S3 region (AWS_DEFAULT_REGION); null: the SDK's default or the "
-                                          "identity's", kind=str, nullable=True, check=label_value,
-                                    type_doc="region name")
+                                          "identity's", check=label_value, type_doc="region name")
     hf_token_secret: str | None = setting(
-        None, "Secret with a `token` key for gated models, mounted as a file (HF_TOKEN_PATH)", kind=str,
-        nullable=True, check=dns_subdomain, type_doc="Secret name")
+        None, "Secret with a `token` key for gated models, mounted as a file (HF_TOKEN_PATH)", check=dns_subdomain,
+        type_doc="Secret name")
     pushgateway: str | None = setting(None, "Pushgateway URL the cells push metrics to (no credentials in it: "
-                                      "see pushgateway_secret)", kind=str, nullable=True, check=gateway_url,
-                                      type_doc="http(s) URL")
+                                      "see pushgateway_secret)", check=gateway_url, type_doc="http(s) URL")
     pushgateway_secret: str | None = setting(
         None, "Secret with `username` and `password` keys: the Pushgateway's basic auth, mounted as files "
-              "(PEFTSUM_PUSHGATEWAY_USERNAME_FILE, PEFTSUM_PUSHGATEWAY_PASSWORD_FILE)", kind=str, nullable=True,
-        check=dns_subdomain, type_doc="Secret name")
+              "(PEFTSUM_PUSHGATEWAY_USERNAME_FILE, PEFTSUM_PUSHGATEWAY_PASSWORD_FILE)", check=dns_subdomain,
+        type_doc="Secret name")
     mlflow_secret: str | None = setting(
         None, "Secret with a `token` key: the MLflow tracking server's bearer token (tracking.mlflow), mounted as a "
-              "file (PEFTSUM_MLFLOW_TOKEN_FILE)", kind=str, nullable=True, check=dns_subdomain, type_doc="Secret name")
-    cache_pvc: str | None = setting(None, "PersistentVolumeClaim shared as the HF cache (else an emptyDir)", kind=str,
-                                    nullable=True, check=dns_subdomain, type_doc="PVC name")
-    backoff_limit: int = setting(3, "failed pods before a Job fails (preemption does not count)", kind=int, lo=0,
-                                 hi=100)
-    active_deadline_seconds: int | None = setting(86400, "wall-clock limit of a cell's Job", kind=int, lo=60,
-                                                  hi=INT64_MAX, nullable=True)
+              "file (PEFTSUM_MLFLOW_TOKEN_FILE)", check=dns_subdomain, type_doc="Secret name")
+    cache_pvc: str | None = setting(None, "PersistentVolumeClaim shared as the HF cache (else an emptyDir)",
+                                    check=dns_subdomain, type_doc="PVC name")
+    backoff_limit: int = setting(3, "failed pods before a Job fails (preemption does not count)", lo=0, hi=100)
+    active_deadline_seconds: int | None = setting(86400, "wall-clock limit of a cell's Job", lo=60, hi=INT64_MAX)
     ttl_seconds_after_finished: int | None = setting(
-        604800, "finished Jobs are deleted after this long (status then comes from the store)", kind=int, lo=0,
-        hi=INT32_MAX, nullable=True)
+        604800, "finished Jobs are deleted after this long (status then comes from the store)", lo=0, hi=INT32_MAX)
     termination_grace_period_seconds: int = setting(
-        300, "time between SIGTERM and SIGKILL: the cell checkpoints and uploads in it", kind=int, lo=1, hi=86400)
+        300, "time between SIGTERM and SIGKILL: the cell checkpoints and uploads in it", lo=1, hi=86400)
     report_wait_seconds: int | None = setting(
         604800, "the aggregation Job `launcher submit` creates waits in the cluster this long for the cells, then "
                 "builds the report with what is done; null: no such Job (`launcher report --k8s` builds it)",
-        kind=int, lo=60, hi=31_536_000, nullable=True)
+        lo=60, hi=31_536_000)
     pod: PodSettings | None = setting(  # noqa: RUF009 - setting() returns a field(); PodSettings is frozen
         None, "pod settings: annotations, labels, affinity, env, volumes, volume_mounts (the `cluster.pod` table "
-              "below)", kind=dict, nullable=True, check=pod_settings, type_doc="mapping")
+              "below)", check=pod_settings, type_doc="mapping")
 
 
 def require_image(cluster: ClusterSettings, file: str | None = None) -> str:

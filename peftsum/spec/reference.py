@@ -18,10 +18,10 @@ from typing import Any
 
 from peftsum.methods import METHODS
 from peftsum.spec.catalog import ARCH_FAMILY, DATASETS, MODELS
-from peftsum.spec.cluster import PodSettings
+from peftsum.spec.cluster import ClusterSettings, PodSettings
 from peftsum.spec.fields import reference_rows
-from peftsum.spec.grid import ClusterSettings
-from peftsum.spec.settings import PRESETS, SECTIONS
+from peftsum.spec.presets import PRESETS, PerFamily
+from peftsum.spec.settings import SECTIONS
 from peftsum.spec.tracking import TrackingSettings
 
 _BARE_EXPONENT = re.compile(r"^(-?\d+)(e[-+]?\d+)$")
@@ -39,8 +39,8 @@ def yaml_scalar(value: Any) -> str:
         return f"{m.group(1)}.0{m.group(2)}" if m else text
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(yaml_scalar(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {yaml_scalar(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, PerFamily):
+        return "{" + ", ".join(f"{k}: {yaml_scalar(v)}" for k, v in dataclasses.asdict(value).items()) + "}"
     return str(value)
 
 

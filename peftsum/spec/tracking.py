@@ -48,11 +48,10 @@ class TrackingSettings:
     ``tracking.mlflow``, a cell still tracks when ``MLFLOW_TRACKING_URI`` is set in its environment."""
 
     mlflow: str | None = setting(None, "MLflow tracking server URL (sets MLFLOW_TRACKING_URI for every cell); null: "
-                                       "MLFLOW_TRACKING_URI from the environment, if any", kind=str, nullable=True,
-                                 check=tracking_uri, type_doc="http(s) URL")
+                                       "MLFLOW_TRACKING_URI from the environment, if any", check=tracking_uri,
+                                 type_doc="http(s) URL")
     experiment: str | None = setting(None, "MLflow experiment of the runs (MLFLOW_EXPERIMENT_NAME); null: the grid's "
-                                           "name", kind=str, nullable=True, check=experiment_name,
-                                     type_doc="experiment name")
+                                           "name", check=experiment_name, type_doc="experiment name")
 
     def environment(self, grid: str) -> dict[str, str]:
         """The MLflow variables a cell process of grid ``grid`` gets (empty without ``mlflow``)."""

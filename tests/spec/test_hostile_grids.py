@@ -17,7 +17,7 @@ from launcher.cli import main as launcher_main
 from peftsum.spec import SpecError, parse_grid
 from peftsum.spec.catalog import MIN_SOURCE_TOKENS, MODELS, PROMPT_TEMPLATE_TOKENS
 from peftsum.spec.errors import VALUE_REPR_MAX
-from peftsum.spec.grid import ALIAS_BUDGET, MAX_DEPTH
+from peftsum.spec.strict_yaml import ALIAS_BUDGET, MAX_DEPTH
 
 ROOT = Path(__file__).resolve().parents[2]
 AXES = "axes: {model: [tiny-gpt2], method: [lora], dataset: [synthetic-dialogsum]}\n"
