@@ -92,7 +92,7 @@ def test_partial_failure_reports_every_failed_cell(small, store, fake) -> None:
 
 
 def test_concurrency_is_bounded(paper, store) -> None:
-    from fake_kube import FakeKube
+    from tests.k8s.fake_kube import FakeKube
 
     fake = FakeKube(create_delay=0.02)
     results = submit_grid(store, paper, fake, concurrency=3)
