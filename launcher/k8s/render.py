@@ -3,8 +3,8 @@
 Each Job comes from a Jinja template in ``job_templates/`` parsed into data at once (:mod:`launcher.k8s.templates`),
 so what the launcher validates, hashes, compares and creates is data, never text; the pod's values come from
 :mod:`launcher.k8s.pod`. A grid's cell Jobs share one parse (:func:`cell_jobs`, see the templates module for why);
-:func:`cell_job` renders one Job afresh, and the two agree (tested). No I/O happens here besides reading the
-templates once and :func:`write_manifests`.
+:func:`cell_job` renders one Job afresh, and the two agree (tested). No I/O happens here besides
+:func:`write_manifests`.
 
 The Job's hash (``peftsum.io/job-hash``) is the SHA-256 of the canonical JSON of the rendered Job without that
 annotation: ``launcher submit`` compares it with the Job already in the cluster to tell "same Job, nothing to do"

@@ -113,9 +113,8 @@ def test_no_report_job_when_cells_failed_to_submit(tmp_path: Path, small_text: s
 
 def test_report_job_over_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small, store) -> None:
     """The official client's real requests: create, then a second submit that reads it and leaves it alone."""
-    from tests.k8s.fake_apiserver import FakeApiServer
-
     from launcher.k8s.client import KubeClient
+    from tests.k8s.fake_apiserver import FakeApiServer
 
     with FakeApiServer() as server:
         config = tmp_path / "kubeconfig"
