@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.k8s import commands
+from launcher.k8s import access
 from peftsum.spec import Grid, load_grid, parse_grid
 from peftsum.store import LocalStore
 from tests.k8s.fake_kube import FakeKube
@@ -57,6 +57,6 @@ def fake() -> FakeKube:
 @pytest.fixture
 def cli_cluster(monkeypatch: pytest.MonkeyPatch, fake: FakeKube, store: LocalStore) -> FakeKube:
     """The launcher's CLI wired to the fake cluster and a local store standing in for s3://."""
-    monkeypatch.setattr(commands, "connect", lambda namespace, context: fake)
-    monkeypatch.setattr(commands, "open_store", lambda uri: store)
+    monkeypatch.setattr(access, "connect", lambda namespace, context: fake)
+    monkeypatch.setattr(access, "open_store", lambda uri: store)
     return fake

@@ -1,5 +1,5 @@
 """The launcher's cluster commands end to end through ``launcher.cli.main``, wired to the fake cluster
-(``commands.connect``) and a local store standing in for S3 (``commands.open_store``)."""
+(``access.connect``) and a local store standing in for S3 (``access.open_store``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from launcher.cli import main
-from launcher.k8s import commands, names
+from launcher.k8s import access, names
 from launcher.k8s.client import KubeUnreachable
 from peftsum.store import cells as layout
 
@@ -173,8 +173,8 @@ def test_status_without_a_cluster_uses_the_store(small_file: str, store, monkeyp
     def unreachable(namespace, context):
         raise KubeUnreachable("no kubeconfig")
 
-    monkeypatch.setattr(commands, "connect", unreachable)
-    monkeypatch.setattr(commands, "open_store", lambda uri: store)
+    monkeypatch.setattr(access, "connect", unreachable)
+    monkeypatch.setattr(access, "open_store", lambda uri: store)
     assert main(["status", small_file]) == 0
     captured = capsys.readouterr()
     assert "showing the store's view only" in captured.err and "4 pending" in captured.out
@@ -219,7 +219,7 @@ def test_cancel_deletes_gateway_groups_even_when_the_cluster_is_unreachable(smal
     def unreachable(namespace, context):
         raise KubeUnreachable("cannot load kube context 'gpu'")
 
-    monkeypatch.setattr(commands, "connect", unreachable)
+    monkeypatch.setattr(access, "connect", unreachable)
     gw = _Gateway([{"job": "peftsum", "grid": "small", "cell": "aaaaaaaaaaaa"},
                    {"job": "peftsum", "grid": "other", "cell": "bbbbbbbbbbbb"}])
     try:

@@ -17,6 +17,7 @@ import kubernetes_validate
 import pytest
 
 from launcher.k8s import render, schema
+from launcher.k8s.pod import SECRETS_DIR, secret_files
 from peftsum.spec import SpecError, load_grid, parse_grid
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +63,7 @@ def test_every_credential_is_a_file_from_a_secret(paper, variant: str) -> None:
         assert not CREDENTIAL_VARS & env.keys()
         mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
         secrets = [v for v in pod["volumes"] if "secret" in v]
-        files = render.secret_files(cluster)
+        files = secret_files(cluster)
         assert len(secrets) == len(files)
         for f in files:  # each credential: its Secret key as a read-only file, and the variable naming that file
             volume = next(v for v in secrets if v["name"] == f.volume)
@@ -123,7 +124,7 @@ def _mounted_as_the_kubelet_would(job: dict, secrets: dict[str, dict[str, str]],
                 (folder / item["path"]).write_text(secrets[volume["secret"]["secretName"]][item["key"]])
                 (folder / item["path"]).chmod(volume["secret"]["defaultMode"])
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"] if "value" in e}
-    return {k: (str(root) + v if v.startswith(render.SECRETS_DIR) else v) for k, v in env.items()}
+    return {k: (str(root) + v if v.startswith(SECRETS_DIR) else v) for k, v in env.items()}
 
 
 def test_the_pod_reaches_s3_and_the_hub_with_its_files_alone(s3, paper, tmp_path: Path) -> None:

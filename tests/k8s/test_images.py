@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.k8s import render
+from launcher.k8s import pod, render
 
 REPO = Path(__file__).resolve().parents[2]
 HADOLINT = Path(sys.executable).with_name("hadolint")
@@ -38,15 +38,15 @@ def test_hadolint_can_fail(tmp_path: Path) -> None:
 def test_image_matches_the_pod_contract(dockerfile: Path, paper) -> None:
     text = dockerfile.read_text()
     assert 'ENTRYPOINT ["peftsum"]' in text
-    assert render.UID >= 10000
-    assert re.search(rf"^USER {render.UID}:{render.UID}$", text, re.M)  # the Job's runAsUser/runAsGroup/fsGroup
-    assert f"--uid {render.UID}" in text and f"--gid {render.UID}" in text
+    assert pod.UID >= 10000
+    assert re.search(rf"^USER {pod.UID}:{pod.UID}$", text, re.M)  # the Job's runAsUser/runAsGroup/fsGroup
+    assert f"--uid {pod.UID}" in text and f"--gid {pod.UID}" in text
     assert "HF_HOME=/cache/hf" in text and "PEFTSUM_CACHE=/cache/peftsum" in text
     froms = re.findall(r"^FROM (\S+)", text, re.M)
     assert froms and all(":" in f and not f.endswith(":latest") for f in froms)  # pinned base
     job = render.cell_job(paper, paper.cells[0], paper.cluster)
     ctx = job["spec"]["template"]["spec"]["securityContext"]
-    assert ctx["runAsUser"] == ctx["runAsGroup"] == ctx["fsGroup"] == render.UID
+    assert ctx["runAsUser"] == ctx["runAsGroup"] == ctx["fsGroup"] == pod.UID
     assert ctx["fsGroupChangePolicy"] == "OnRootMismatch"
 
 

@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from launcher.k8s import names, render, schema
+from launcher.k8s import names, render, schema, templates
 from peftsum.spec import SpecError, parse_grid
 
 GOLDEN = Path(__file__).with_name("golden")
@@ -32,7 +32,7 @@ def test_paper_renders_36_jobs_valid_for_kubernetes_1_31(paper) -> None:
     assert len(jobs) == 36
     for obj in objects:  # kubernetes-validate's own entry point, strict (unknown fields are errors)
         assert kubernetes_validate.validate(obj, "1.31", strict=True) == "1.31"
-        # the hash taken from the rendered JSON text is job_hash's definition over the dict
+        # the hash annotation is job_hash's definition over the dict
         assert obj["metadata"]["annotations"][names.ANNOTATION_HASH] == render.job_hash(obj)
     assert len({o["metadata"]["annotations"][names.ANNOTATION_HASH] for o in objects}) == 37
 
@@ -138,33 +138,33 @@ def test_placement_and_queue(paper) -> None:
     assert kubernetes_validate.validate(job, "1.31", strict=True)
 
 
-def test_shared_parse_equals_a_fresh_render(paper, monkeypatch: pytest.MonkeyPatch) -> None:
-    """render_template (one parse per shape) gives exactly what render_text (parse every time) gives."""
-    cell = paper.cells[5]
-    job = render.cell_job(paper, cell, paper.cluster)
-    monkeypatch.setattr(render, "_skeletons", {})
-    monkeypatch.setattr(render, "_shared_masks", [])
-    assert render.cell_job(paper, cell, paper.cluster) == job
-    own = {"name": "x", "labels": {"a": "b", "empty": ""}, "annotations": {"c": "d\ne"}, "args": ["x", "y: z"],
+def test_shared_parse_equals_a_fresh_render(paper) -> None:
+    """cell_jobs (one parse of the template for the grid) gives exactly what cell_job (a fresh render, parsed by
+    YAML) gives, for every cell, and so does a skeleton of other shared values with other own values."""
+    jobs = render.cell_jobs(paper)
+    assert all(jobs[cell.cell_id] == render.cell_job(paper, cell, paper.cluster) for cell in paper.cells)
+    own = {"name": "x", "labels": {"a": "b", "empty": ""}, "annotations": {"c": "d\ne"}, "args": ["x", "y: z", ""],
            "pod_labels": {"a": "b"}, "pod_annotations": {"c": "d\ne", "e": "f"}}
-    for image in ("registry.example/a:1", "registry.example/b:2"):  # two shared value sets, one shape
-        cluster = dataclasses.replace(paper.cluster, image=image)
-        shared = render.cell_shared(paper, cluster)
-        fast = render.render_template(render.CELL_TEMPLATE, shared, **own)
-        assert fast == render.render_text(render.CELL_TEMPLATE, **shared, **own)
-        assert _container(fast)["image"] == image
-    assert len(render._shared_masks) == 3  # the paper's own, and the two above
+    for image in ("registry.example/a:1", "registry.example/b:2"):
+        shared = render.cell_shared(paper, dataclasses.replace(paper.cluster, image=image))
+        filled = templates.Skeleton(templates.CELL_TEMPLATE, shared, render.OWN_VALUES).fill(**own)
+        assert filled == templates.render_text(templates.CELL_TEMPLATE, **shared, **own)
+        assert _container(filled)["image"] == image
 
 
-def test_a_template_that_edits_a_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("source", "message"), [
+    ("name: {{ (name ~ '-x') | tojson }}\n", "combined with other text"),  # edited
+    ("{{ name | tojson }}: 1\n", "combined with other text"),  # a key
+    ("name: {{ 'x' | tojson }}\n", "never placed whole")])  # not placed at all
+def test_a_template_that_does_not_place_a_value_whole_is_refused(source: str, message: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.DictLoader({"t": "name: {{ (name ~ '-x') | tojson }}\n"}))  # noqa: S701
-    env.filters["tojson"] = render.yaml_json
-    monkeypatch.setattr(render, "_env", lambda: env)
-    monkeypatch.setattr(render, "_skeletons", {})
-    with pytest.raises(ValueError, match="combined with other text"):
-        render.render_template("t", {}, name="job")
+    env = jinja2.Environment(loader=jinja2.DictLoader({"t": source}))  # noqa: S701
+    env.filters["tojson"] = templates.yaml_json
+    monkeypatch.setattr(templates, "_env", lambda: env)
+    with pytest.raises(ValueError, match=message):
+        templates.Skeleton("t", {}, ("name",))
 
 
 NASTY = ['evil\nkind: Secret\n---\napiVersion: v1', 'quote " and \' here', 'colon: value # comment',
@@ -191,14 +191,13 @@ datasets:
     docs = list(yaml.safe_load_all(text_out))
     assert len(docs) == 1 and docs[0] == job
     assert kubernetes_validate.validate(job, "1.31", strict=True)
-    # the slow path (a real Jinja render parsed by YAML every time) agrees
-    render._skeletons.clear()
-    assert render.cell_job(grid, grid.cells[0], grid.cluster) == job
+    # the grid's shared parse (values put in as JSON) agrees with the fresh render parsed by YAML
+    assert render.cell_jobs(grid)[grid.cells[0].cell_id] == job
 
 
 def yaml_str(text: str) -> str:
     """A YAML scalar for any text (JSON's ``\\ud83d`` surrogate escapes would not survive PyYAML)."""
-    return render.yaml_json(text)
+    return templates.yaml_json(text)
 
 
 @pytest.mark.parametrize("name", ['bad\nname', 'a"b', 'x: y', '{{ x }}'])
@@ -243,7 +242,7 @@ def test_cluster_values_are_validated(key: str, value: str, path: str) -> None:
 
 
 def test_int32_limits_pass_and_the_schema_refuses_beyond_them(paper) -> None:
-    """The largest values the spec accepts render valid Jobs; one past int32 is refused by the compiled schema too
+    """The largest values the spec accepts render valid Jobs; one past int32 is refused by the schema check too
     (format int32 enforced), so no path lets an out-of-range integer reach the API server."""
     edge = dataclasses.replace(paper.cluster, ttl_seconds_after_finished=2**31 - 1, active_deadline_seconds=2**63 - 1)
     assert schema.validate_all([render.cell_job(paper, paper.cells[0], edge)]) == []

@@ -1,5 +1,6 @@
-"""The compiled validators of launcher.k8s.schema agree with jsonschema (kubernetes-validate's own code) on valid
-and broken objects, know the CRDs kept in the repo, and refuse what they cannot check."""
+"""The validators of launcher.k8s.schema (jsonschema with two keyword wrappers) agree with kubernetes-validate's own
+validate() on valid and broken objects, remember passes only, enforce int32/int64 ranges and know the CRDs kept in
+the repo."""
 
 from __future__ import annotations
 
@@ -74,9 +75,27 @@ def test_unknown_kind_is_a_problem_not_a_pass() -> None:
     assert "no schema for Widget" in problem.message
 
 
-def test_unsupported_keyword_fails_to_compile() -> None:
-    with pytest.raises(schema.SchemaError, match="unsupported"):
-        schema.Compiler({}).compile({"type": "object", "dependentRequired": {"a": ["b"]}})
+def test_a_remembered_pass_never_hides_an_error(paper) -> None:
+    """A value that passed is skipped next time; a broken copy of it is a new value and is checked in full, in
+    whichever order the two come."""
+    job = render.cell_job(paper, paper.cells[0], paper.cluster)
+    broken = copy.deepcopy(job)
+    broken["spec"]["template"]["spec"]["containers"][0]["env"][0]["valeu"] = "typo"
+    for order in ([job, broken], [broken, job]):
+        schema.validators("1.31").passed.clear()
+        problems = schema.validate_all(order)
+        assert [p.message for p in problems] == [
+            "spec.template.spec.containers[0].env[0]: Additional properties are not allowed ('valeu' was unexpected)"]
+    assert schema.validators("1.31").passed  # the shared parts were remembered
+
+
+@pytest.mark.parametrize(("field", "value", "fmt"), [
+    ("backoffLimit", 2**31, "int32"), ("backoffLimit", -(2**31) - 1, "int32"), ("backoffLimit", 1e300, "int32"),
+    ("activeDeadlineSeconds", 2**63, "int64")])
+def test_integer_formats_are_ranges(paper, field: str, value: float, fmt: str) -> None:
+    job = render.cell_job(paper, paper.cells[0], paper.cluster)
+    job["spec"][field] = value
+    assert [p.message for p in schema.validate_all([job])] == [f"spec.{field}: {value!r} is out of range for {fmt}"]
 
 
 def test_crds_are_strict() -> None:
@@ -85,7 +104,7 @@ def test_crds_are_strict() -> None:
           "spec": {"selector": {"matchLabels": {"app": "x"}}, "podMetricsEndpoints": [{"port": "http"}]}}
     assert vals.problems(pm) == []
     pm["spec"]["podMetricsEndpoints"][0]["prot"] = "typo"
-    assert "additional property 'prot'" in vals.problems(pm)[0].message
+    assert "'prot' was unexpected" in vals.problems(pm)[0].message
     sm = {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "s"},
           "spec": {"endpoints": [{"port": "http", "interval": "30 seconds"}], "selector": {}}}
     assert "interval" in vals.problems(sm)[0].message
