@@ -6,7 +6,7 @@ value that ends up in a manifest is checked against the Kubernetes rule for its 
 label values, quantities, int32/int64 ranges), so the rendered Job never carries text the API server would refuse.
 
 Credentials never appear here or in a manifest: settings name Secrets, and the pods read each credential as a file
-mounted from its Secret (``launcher.k8s.render.secret_files``; what refuses credentials in plain values:
+mounted from its Secret (``launcher.k8s.pod.secret_files``; what refuses credentials in plain values:
 :mod:`peftsum.spec.credentials`). ``cluster.pod`` adds the pod settings clusters need (annotations, labels,
 affinity, plain env, volumes); it refuses names and paths the launcher sets itself. Formats other than names and
 labels (images, quantities, URLs, plain data) are checked by :mod:`peftsum.spec.k8s_values`.

@@ -16,7 +16,7 @@ from peftsum.spec.errors import SpecError
 from peftsum.spec.k8s_values import http_url, string_value
 
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # Kubernetes' rule for env var names
-# Environment the pods get from the launcher (launcher.k8s.render.pod_env; a test keeps the two in step).
+# Environment the pods get from the launcher (launcher.k8s.pod.pod_env; a test keeps the two in step).
 RESERVED_ENV = ("AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "HF_TOKEN_PATH", "HF_HOME",
                 "PEFTSUM_CACHE", "PEFTSUM_IMAGE", "PEFTSUM_PUSHGATEWAY", "PEFTSUM_JOB_UID", "PEFTSUM_REPORT_WORKERS",
                 "TMPDIR", "HOME", "PYTHONUNBUFFERED", "PEFTSUM_PUSHGATEWAY_USERNAME_FILE",
