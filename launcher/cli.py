@@ -134,8 +134,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from launcher.local import EXIT_INTERRUPTED, run_grid
     from peftsum.report import aggregate
-    from peftsum.store import StoreDenied, StoreError, open_store
-    from peftsum.store import cells as layout
+    from peftsum.store import StoreDenied, StoreError, layout, open_store
 
     console = Console(stderr=True, emoji=False, highlight=False)
     if args.jobs < 1:

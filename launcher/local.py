@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from peftsum.spec import Cell, Grid
-from peftsum.store import LocalStore, Store, StoreError
-from peftsum.store import cells as layout
+from peftsum.store import LocalStore, Store, StoreError, layout
 
 
 @dataclass

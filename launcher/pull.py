@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from peftsum.store import Store, StoreError
-from peftsum.store import cells as layout
+from peftsum.store import Store, StoreError, layout
 from peftsum.store.base import safe_join, sha256_file
 
 ALWAYS = ("result.json", "eda.json")  # small, and what the report needs

@@ -599,8 +599,7 @@ def run_quality(models: list[str], seeds: tuple[int, ...], store_uri: str, log: 
     """
     from peftsum.cell import provenance, run_cell
     from peftsum.compare import paired_bootstrap
-    from peftsum.store import cells as layout
-    from peftsum.store import open_store
+    from peftsum.store import layout, open_store
 
     store = open_store(store_uri)
     head = provenance()["git_sha"]

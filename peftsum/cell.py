@@ -25,8 +25,7 @@ from typing import Any
 from peftsum.preempt import Preempted, Preemption, fault_point
 from peftsum.result import SCHEMA_VERSION, finite
 from peftsum.spec import Cell, SpecError
-from peftsum.store import Store, StoreError
-from peftsum.store import cells as layout
+from peftsum.store import Store, StoreError, layout
 from peftsum.store.base import MissingObject, StoreDenied, UnsafeKeyError, sha256_file
 from peftsum.tracking import Tracker, open_tracker
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from peftsum.store import Store, StoreError
 from peftsum.store.base import StoreDenied, StoreUnavailable, sha256_file
-from peftsum.store.cells import cell_key, clear_checkpoints
+from peftsum.store.layout import cell_key, clear_checkpoints
 
 FILES = ("weights.safetensors", "training.pt", "state.json")
 BEST = "best.safetensors"

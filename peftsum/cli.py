@@ -131,7 +131,7 @@ def _aggregate(args: argparse.Namespace) -> int:
         notes = None
         if args.wait is not None:
             from peftsum.report.wait import wait_for_cells
-            from peftsum.store import cells as layout
+            from peftsum.store import layout
 
             waited = wait_for_cells(store, args.grid, deadline_s=args.wait, max_attempts=max(1, args.max_attempts),
                                     job_deadline_s=args.job_deadline, log=lambda m: print(m, flush=True))
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         return _aggregate(args)
 
     from peftsum.cell import load_spec, run_cell
-    from peftsum.store import cells as layout
+    from peftsum.store import layout
 
     try:
         store = open_store(args.store)

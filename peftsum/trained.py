@@ -27,8 +27,7 @@ from typing import Any
 
 from peftsum.spec import Cell
 from peftsum.spec.cell import ModelRef
-from peftsum.store import Store, open_store
-from peftsum.store import cells as layout
+from peftsum.store import Store, layout, open_store
 from peftsum.store.base import CorruptObject, MissingObject, safe_join, sha256_file
 
 

@@ -153,8 +153,7 @@ def test_quality_check_trains_real_cells_and_compares_them_paired(tmp_path: Path
     seed-paper preset (same learning recipe, same examples per step, same seed); both learn, the fast path trains
     faster with little padding, and its ROUGE-L is not significantly below the naive path's (the issue's bar)."""
     from peftsum.compare import paired_bootstrap
-    from peftsum.store import cells as layout
-    from peftsum.store import open_store
+    from peftsum.store import layout, open_store
 
     out, store_dir = tmp_path / "bench.json", tmp_path / "store"
     cmd = [sys.executable, "-m", "peftsum.cli", "bench", "--part", "quality", "--quick", "--out", str(out),

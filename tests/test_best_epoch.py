@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from peftsum.spec import parse_grid
-from peftsum.store import cells as layout
-from peftsum.store import open_store
+from peftsum.store import layout, open_store
 
 pytestmark = pytest.mark.slow
 

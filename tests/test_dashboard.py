@@ -27,8 +27,7 @@ from pathlib import Path
 import pytest
 
 from peftsum.spec import parse_grid
-from peftsum.store import cells as layout
-from peftsum.store import open_store
+from peftsum.store import layout, open_store
 from peftsum.telemetry import METRICS, POD_ENV, CellMetrics, Pusher, grid_groups, pod_name
 
 REPO = Path(__file__).resolve().parents[1]

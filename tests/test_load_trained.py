@@ -19,8 +19,7 @@ from peftsum.data.contract import Example
 from peftsum.data.features import Encoder
 from peftsum.generate import generate
 from peftsum.spec import Cell, parse_grid
-from peftsum.store import cells as layout
-from peftsum.store import open_store
+from peftsum.store import layout, open_store
 from peftsum.trained import NotLoadable, artifact_folder, load_trained
 
 REPO = Path(__file__).resolve().parents[1]

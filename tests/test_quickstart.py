@@ -16,8 +16,7 @@ from rouge_score import rouge_scorer, tokenizers
 from peftsum.data.synthetic import generate
 from peftsum.result import required_keys
 from peftsum.spec import load_grid
-from peftsum.store import cells as layout
-from peftsum.store import open_store
+from peftsum.store import layout, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = REPO / "examples" / "quickstart.yaml"

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from peftsum.spec import load_grid, parse_grid
-from peftsum.store import cells as layout
-from peftsum.store import open_store
+from peftsum.store import layout, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = REPO / "examples" / "quickstart.yaml"

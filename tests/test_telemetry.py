@@ -19,8 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from peftsum.resources import EnergyMeter, NvmlMemory
 from peftsum.spec import parse_grid
-from peftsum.store import cells as layout
-from peftsum.store import open_store
+from peftsum.store import layout, open_store
 from peftsum.telemetry import METRICS, CellMetrics, delete_grid_groups, grid_groups
 
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"

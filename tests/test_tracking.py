@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from peftsum.spec import SpecError, parse_grid
-from peftsum.store import cells as layout
-from peftsum.store import open_store
+from peftsum.store import layout, open_store
 from tests.s3server import free_port, stop
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 
 from peftsum.spec import Cell, Grid
+from peftsum.spec.k8s_values import is_dns_label
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 
 GROUP = "peftsum.io"
@@ -27,7 +27,7 @@ AGGREGATE_SUFFIX = "aggregate"
 def job_name(grid: str, suffix: str) -> str:
     """``<grid>-<suffix>``, checked to be a DNS-1123 label of ≤ 63 characters."""
     name = f"{grid}-{suffix}"
-    if len(name) > 63 or not DNS_LABEL.fullmatch(name):
+    if not is_dns_label(name):
         raise ValueError(f"Job name {name!r} is not a DNS-1123 label of at most 63 characters")
     return name
 

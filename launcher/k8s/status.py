@@ -19,8 +19,7 @@ from typing import Any
 from launcher.k8s import names
 from launcher.k8s.client import KubeApi
 from peftsum.spec import Cell, Grid
-from peftsum.store import Store
-from peftsum.store import cells as layout
+from peftsum.store import Store, layout
 
 STATES = ("done", "running", "pending", "failed")
 TERMINAL = ("done", "failed")

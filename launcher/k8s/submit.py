@@ -20,8 +20,7 @@ from launcher.k8s.client import KubeApi, KubeError
 from launcher.local import write_specs
 from peftsum.spec import Cell, Grid
 from peftsum.spec.cluster import ClusterSettings
-from peftsum.store import Store
-from peftsum.store import cells as layout
+from peftsum.store import Store, layout
 
 # action of one cell: created | unchanged | replaced | skipped (done) | conflict | failed | planned (dry run)
 OK_ACTIONS = ("created", "unchanged", "replaced", "skipped", "planned")

@@ -1,7 +1,7 @@
 """Prompt tuning (Lester et al., 2021): trained soft-prompt embeddings before the input."""
 
 from peftsum.methods.base import MethodDef
-from peftsum.methods.prompts import VirtualTokenParams, input_prompt
+from peftsum.methods.virtual_tokens import VirtualTokenParams, input_prompt
 from peftsum.methods.wrap import peft_apply
 
 

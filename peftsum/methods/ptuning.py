@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from peftsum.methods.base import MethodDef
-from peftsum.methods.prompts import VirtualTokenParams, input_prompt
+from peftsum.methods.virtual_tokens import VirtualTokenParams, input_prompt
 from peftsum.methods.wrap import peft_apply
 from peftsum.spec.fields import setting
 

@@ -33,8 +33,7 @@ from peftsum.report.tables import (
     sample_tables,
     significance_table,
 )
-from peftsum.store import Store
-from peftsum.store import cells as layout
+from peftsum.store import Store, layout
 
 CSV_COLUMNS = ("cell_id", "model", "method", "method_type", "dataset", "seed", "n", "bleu", "bleu_ci_lo",
                "bleu_ci_hi", "p1", "p2", "p3", "p4", "brevity_penalty", "rouge1", "rouge2", "rougeL",

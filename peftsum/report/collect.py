@@ -15,8 +15,7 @@ from typing import Any
 from peftsum.report import schema
 from peftsum.report.labels import UNKNOWN, labels
 from peftsum.report.parallel import is_local, pmap
-from peftsum.store import MissingObject, Store, StoreError
-from peftsum.store import cells as layout
+from peftsum.store import MissingObject, Store, StoreError, layout
 
 
 @dataclass

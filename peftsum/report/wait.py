@@ -27,8 +27,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from peftsum.spec import Cell, SpecError
-from peftsum.store import Store, StoreError
-from peftsum.store import cells as layout
+from peftsum.store import Store, StoreError, layout
 
 EXIT_BAD_SPEC = 2  # peftsum cell's exit code for a spec that can never run (peftsum.cell.EXIT_BAD_SPEC)
 LOST_AFTER_S = 6 * 3600  # no status write for this long on the last allowed attempt: the pod is gone

@@ -23,11 +23,19 @@ from peftsum.spec.credentials import RESERVED_ENV as RESERVED_ENV  # re-exported
 from peftsum.spec.credentials import gateway_url, pod_env
 from peftsum.spec.errors import SpecError
 from peftsum.spec.fields import build, setting
-from peftsum.spec.k8s_values import INT32_MAX, INT64_MAX, http_url, image_ref, plain_data, quantity, string_value
+from peftsum.spec.k8s_values import (
+    DNS_SUBDOMAIN,
+    INT32_MAX,
+    INT64_MAX,
+    http_url,
+    image_ref,
+    is_dns_label,
+    plain_data,
+    quantity,
+    string_value,
+)
 from peftsum.spec.k8s_values import pinned as pinned  # re-exported: read here by launcher.k8s
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # RFC 1123 label, ≤ 63
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")  # ≤ 253
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")  # ≤ 63
 LABEL_KEY_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")  # the part after an optional prefix/
 
@@ -38,7 +46,7 @@ TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 def dns_label(value: Any, path: str) -> str:
     """A Kubernetes name that must be an RFC 1123 label (namespaces, LocalQueues)."""
-    if not DNS_LABEL.fullmatch(string_value(value, path)) or len(value) > 63:
+    if not is_dns_label(string_value(value, path)):
         raise SpecError(path, value, "must be a DNS-1123 label: lowercase letters, digits and '-', at most 63")
     return value
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +31,13 @@ from peftsum.spec.declarations import (
 )
 from peftsum.spec.errors import SpecError
 from peftsum.spec.fields import build
+from peftsum.spec.k8s_values import is_dns_label
 from peftsum.spec.presets import PRESETS
 from peftsum.spec.resolve import resolve_cell
 from peftsum.spec.settings import SECTIONS
 from peftsum.spec.strict_yaml import decode, read_document
 from peftsum.spec.tracking import TrackingSettings
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_MAX = 40
 
 TOP_KEYS = {"name", "store", "defaults", "axes", "methods", "models", "datasets", "exclude", "include", "cluster",
@@ -98,7 +97,7 @@ def expand(doc: Any, source: str = "<string>", store: str | None = None) -> Grid
         raise SpecError("", doc, "the grid is empty")
 
     name = doc.get("name")
-    if not isinstance(name, str) or len(name) > NAME_MAX or not DNS_LABEL.fullmatch(name):
+    if not isinstance(name, str) or len(name) > NAME_MAX or not is_dns_label(name):
         raise SpecError("name", name, f"must be a DNS-1123 label (lowercase letters, digits, '-') of at most "
                                       f"{NAME_MAX} characters")
     store_uri = store or doc.get("store") or "./runs"

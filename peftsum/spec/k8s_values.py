@@ -1,4 +1,4 @@
-"""Formats of the Kubernetes values a grid may carry besides names and labels: image references, resource
+"""Formats of the Kubernetes values a grid may carry: DNS-1123 names, image references, resource
 quantities, http(s) URLs, int32/int64 ranges and plain JSON-shaped data.
 
 Each check returns the normalised value or raises :class:`SpecError` naming the field, so a manifest never carries
@@ -13,6 +13,8 @@ from typing import Any
 
 from peftsum.spec.errors import SpecError
 
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # RFC 1123 label (with a length ≤ 63: is_dns_label)
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")  # ≤ 253
 IMAGE_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[0-9a-f]{64})?$|^[a-z0-9][a-z0-9._/-]*@sha256:[0-9a-f]{64}$")
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
@@ -20,6 +22,12 @@ URL = re.compile(r"^https?://[A-Za-z0-9._~:@\[\]-]+(/[A-Za-z0-9._~/-]*)?$")
 
 INT32_MAX = 2**31 - 1  # e.g. Job.spec.ttlSecondsAfterFinished, backoffLimit: the API server refuses larger values
 INT64_MAX = 2**63 - 1  # e.g. activeDeadlineSeconds, terminationGracePeriodSeconds, tolerationSeconds
+
+
+def is_dns_label(name: str) -> bool:
+    """Whether ``name`` is a DNS-1123 label of at most 63 characters: what Kubernetes asks of a namespace, a Job's
+    name and so a grid's name (a prefix of its Jobs' names)."""
+    return len(name) <= 63 and DNS_LABEL.fullmatch(name) is not None
 
 
 def string_value(value: Any, path: str) -> str:

@@ -15,8 +15,7 @@ from peftsum.spec import SpecError, parse_grid
 from peftsum.spec.cell import DatasetRef
 from peftsum.spec.fields import build
 from peftsum.spec.settings import DataSettings
-from peftsum.store import cells as layout
-from peftsum.store import open_store
+from peftsum.store import layout, open_store
 
 DataError = SpecError  # what a user must fix: peftsum.data.contract.DataError is one (exit 2)
 

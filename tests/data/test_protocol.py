@@ -14,8 +14,7 @@ from rouge_score import rouge_scorer
 from peftsum.data.load import ids_sha256
 from peftsum.data.synthetic import generate
 from peftsum.spec import load_grid
-from peftsum.store import cells as layout
-from peftsum.store import open_store
+from peftsum.store import layout, open_store
 
 PLANTED = "planted-long"
 LIMIT = 160  # tokens of source + summary under the reference tokenizer

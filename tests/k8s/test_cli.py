@@ -13,7 +13,7 @@ import pytest
 from launcher.cli import main
 from launcher.k8s import access, names
 from launcher.k8s.client import KubeUnreachable
-from peftsum.store import cells as layout
+from peftsum.store import layout
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER = str(REPO / "examples" / "paper.yaml")

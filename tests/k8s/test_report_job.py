@@ -15,8 +15,7 @@ from launcher.k8s import names, render
 from launcher.k8s.submit import submit_grid, submit_report_job
 from peftsum.report import wait
 from peftsum.spec import parse_grid
-from peftsum.store import LocalStore, open_store
-from peftsum.store import cells as layout
+from peftsum.store import LocalStore, layout, open_store
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=timezone.utc)

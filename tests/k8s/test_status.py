@@ -11,7 +11,7 @@ import pytest
 
 from launcher.k8s import names
 from launcher.k8s.status import classify, grid_states, summary
-from peftsum.store import cells as layout
+from peftsum.store import layout
 
 FIXTURES = Path(__file__).with_name("fixtures")
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)

@@ -8,7 +8,7 @@ import pytest
 
 from launcher.k8s import names, render
 from launcher.k8s.submit import submit_aggregate, submit_grid
-from peftsum.store import cells as layout
+from peftsum.store import layout
 
 
 def _mark_done(store, grid: str, cell_id: str) -> None:

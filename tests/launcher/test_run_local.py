@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from peftsum.spec import load_grid
-from peftsum.store import cells as layout
-from peftsum.store import open_store
+from peftsum.store import layout, open_store
 
 
 def test_failed_cell_is_reported_and_others_finish(tmp_path: Path) -> None:

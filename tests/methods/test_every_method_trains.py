@@ -84,7 +84,7 @@ def expected_trainable(method: str, base: torch.nn.Module, arch: str, p: dict) -
         return sum(i if any(n.endswith(f) for f in ff) else o for n, i, o in _targets(base, targets))
     if method == "lokr":
         return None  # peft's Kronecker factorisation; checked by parameter names instead
-    vt = p["num_virtual_tokens"]  # one set, before the (encoder) input: peftsum.methods.prompts.input_prompt
+    vt = p["num_virtual_tokens"]  # one set, before the (encoder) input: peftsum.methods.virtual_tokens.input_prompt
     if method == "prompt":
         return vt * d
     if method == "ptuning":

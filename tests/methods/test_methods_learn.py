@@ -20,8 +20,7 @@ import yaml
 from peftsum.cell import run_cell
 from peftsum.methods import METHODS
 from peftsum.spec import Cell, parse_grid
-from peftsum.store import cells as layout
-from peftsum.store import open_store
+from peftsum.store import layout, open_store
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """Synthetic but realistic finished grids for report tests and the aggregation benchmark.
 
-``write_fake_grid`` writes, through the store API and the layout helpers of ``peftsum.store.cells``, what
+``write_fake_grid`` writes, through the store API and the layout helpers of ``peftsum.store.layout``, what
 ``launcher run`` and ``peftsum cell`` leave behind: ``grid.json``, ``cells/<id>/spec.json``, ``status.json``,
 ``attempts/<aid>/{result.json, predictions.jsonl, eda.json}`` and ``_SUCCESS`` (committed last with the size and
 SHA-256 of every file). The cells are real :class:`peftsum.spec.Cell` objects expanded from a generated grid text
@@ -39,8 +39,7 @@ from peftsum import scoring
 from peftsum.methods import METHODS
 from peftsum.spec import Cell, SpecError, parse_grid
 from peftsum.spec.catalog import ARCH_FAMILY, MODELS
-from peftsum.store import Store, open_store
-from peftsum.store import cells as layout
+from peftsum.store import Store, layout, open_store
 
 # Axis values, in the order the first cells of a small grid should cover them (see _ranked).
 MODEL_ORDER = (

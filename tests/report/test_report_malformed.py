@@ -16,8 +16,7 @@ from peftsum.cli import main
 from peftsum.report import aggregate, collect
 from peftsum.report.collect import GridNotFound
 from peftsum.report.render import md_escape
-from peftsum.store import cells as layout
-from peftsum.store import open_store
+from peftsum.store import layout, open_store
 
 
 def _replace(store, grid: str, cid: str, name: str, data: bytes) -> None:

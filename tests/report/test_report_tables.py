@@ -10,8 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 from peftsum.report import aggregate, build, collect
-from peftsum.store import cells as layout
-from peftsum.store import open_store
+from peftsum.store import layout, open_store
 
 
 def test_report_lists_every_part_and_never_fails_on_bad_cells(tmp_path: Path, fake_cells: ModuleType) -> None:

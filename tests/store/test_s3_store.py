@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from peftsum.spec import parse_grid
-from peftsum.store import StoreError, UnsafeKeyError, open_store
-from peftsum.store import cells as layout
+from peftsum.store import StoreError, UnsafeKeyError, layout, open_store
 from peftsum.store import s3 as s3mod
 
 GRID, CID = "g", "0123456789ab"

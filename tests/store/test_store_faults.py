@@ -23,9 +23,9 @@ from peftsum.store import (
     StoreDenied,
     StoreUnavailable,
     UnsafeKeyError,
+    layout,
     open_store,
 )
-from peftsum.store import cells as layout
 from peftsum.store.local import classify
 
 REPO = Path(__file__).resolve().parents[2]

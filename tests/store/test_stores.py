@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from peftsum.store import LocalStore, StoreError, UnsafeKeyError, check_key, open_store
-from peftsum.store import cells as layout
+from peftsum.store import LocalStore, StoreError, UnsafeKeyError, check_key, layout, open_store
 
 GRID = "g"
 CID = "0123456789ab"
