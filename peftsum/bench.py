@@ -3,7 +3,7 @@
 Every number comes from the project's own code path: the settings are a one-cell grid resolved with the ``fast`` or
 ``seed-paper`` preset (``peftsum.spec``), the auto settings are resolved for the device as a cell resolves them
 (``peftsum.train.resolve_runtime``, ``peftsum.generate.resolve_cache``), batches are planned by
-``peftsum.train.make_plan`` and the model trains in ``peftsum.train.train`` and generates in
+``peftsum.train_plan.make_plan`` and the model trains in ``peftsum.train.train`` and generates in
 ``peftsum.generate.generate``. Only the data and the weights are synthetic:
 
 - **Data.** Token ids drawn at random, with source and summary *lengths* drawn from log-normal fits of DialogSum
@@ -343,7 +343,8 @@ def run_train_case(case: TrainCase, plan: Plan, device: Any, real: bool, data: d
     from peftsum.methods import METHODS
     from peftsum.methods.base import MethodContext
     from peftsum.resources import EnergyMeter, param_counts
-    from peftsum.train import make_plan, resolve_runtime, train
+    from peftsum.train import Hooks, TokenLayout, resolve_runtime, train
+    from peftsum.train_plan import make_plan
 
     cell = _cell(case.model, case.method, case.preset, case.train, {}, case.params)
     # One epoch over the same examples for every case; no checkpoints (nothing to resume in a benchmark).
@@ -401,16 +402,9 @@ def run_train_case(case: TrainCase, plan: Plan, device: Any, real: bool, data: d
         feats,
         tplan,
         settings,
-        pad_id=pad,
-        causal=causal,
-        device=device,
-        autocast_dtype=runtime.autocast_dtype,
-        fused=runtime.fused,
-        checkpointer=None,
-        on_step=method.on_step,
-        progress=progress,
-        compile_model=runtime.compile,
-        compile_backend=plan.compile_backend,
+        dataclasses.replace(runtime, compile_backend=plan.compile_backend),
+        TokenLayout(pad, causal),
+        hooks=Hooks(on_step=method.on_step, progress=progress),
     )
     _sync(device)
     wall = time.perf_counter() - t0

@@ -437,7 +437,8 @@ def _predict_with_model(
     from peftsum.methods.base import MethodContext
     from peftsum.models.load import load_model
     from peftsum.resources import param_counts
-    from peftsum.train import make_plan, resolve_runtime, teacher_forced_loss, train
+    from peftsum.train import Hooks, TokenLayout, resolve_runtime, teacher_forced_loss, train
+    from peftsum.train_plan import make_plan
 
     cell_id = cell.cell_id
     runtime = resolve_runtime(cell.train)  # the auto settings for this device: precision, fused, compile
@@ -553,16 +554,10 @@ def _predict_with_model(
                 train_features,
                 plan,
                 cell.train,
-                pad_id=tokenizer.pad_token_id,
-                causal=causal,
-                device=device,
-                autocast_dtype=autocast,
-                fused=fused,
+                runtime,
+                TokenLayout(tokenizer.pad_token_id, causal),
+                hooks=Hooks(on_step=method.on_step, progress=progress, validate=validate if validating else None),
                 checkpointer=checkpointer,
-                on_step=method.on_step,
-                progress=progress,
-                compile_model=runtime.compile,
-                validate=validate if validating else None,
                 preemption=preemption,
             )
         if report.best is not None:

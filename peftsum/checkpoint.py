@@ -9,6 +9,9 @@ COMPLETE lists every file with its size and sha256 (local folders keep no checks
 the newest checkpoint first and falls back to older ones: a checkpoint with a missing, resized or changed file, or
 one that does not load, is deleted (when the store could be read at all) and the next older one tried; with none
 usable, training starts over. A damaged checkpoint costs the steps since the previous one, never the cell.
+
+``Checkpointer.save_training`` and ``resume`` are what the training loop calls: they gather that state from the
+loop's objects and put it back, so the format is written and read in this module only.
 """
 
 from __future__ import annotations
@@ -16,15 +19,28 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peftsum.store import Store, StoreError
 from peftsum.store.base import StoreDenied, StoreUnavailable, sha256_file
 from peftsum.store.layout import cell_key, clear_checkpoints
 
+if TYPE_CHECKING:
+    from peftsum.train import TrainReport
+
 FILES = ("weights.safetensors", "training.pt", "state.json")
 BEST = "best.safetensors"
+
+
+@dataclass
+class Resumed:
+    """Where a resumed training goes on from."""
+
+    step: int
+    trained: bool  # the end-of-training checkpoint: its weights are the ones to generate with, nothing to train
+    best: dict[str, Any] | None  # the best evaluation's trainable weights (select_best), when one was chosen
 
 
 class Checkpointer:
@@ -80,6 +96,60 @@ class Checkpointer:
         for old in self.complete_steps()[: -self.keep]:
             self.store.delete_prefix(self._key(f"{old:09d}"))
         return size
+
+    def save_training(self, step: int, params: dict[str, Any], optimizer: Any, scheduler: Any,
+                      report: TrainReport, best: dict[str, Any] | None, trained: bool = False) -> int:
+        """Checkpoint the training after ``step``: the trainable tensors ``params``, the optimizer, scheduler and
+        RNG states and ``report``'s counters; ``best``, the best evaluation's weights, unless they are these.
+        ``trained``: the final checkpoint, the weights to generate with and no optimizer or scheduler state.
+        Returns its size in bytes."""
+        import torch
+
+        training: dict[str, Any] = {"rng_cpu": torch.get_rng_state()}
+        if not trained:
+            training |= {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        if torch.cuda.is_available():
+            training["rng_cuda"] = torch.cuda.get_rng_state()
+        state = {
+            "step": step,
+            "loss_history": report.loss_history,
+            "tokens": report.tokens,
+            "padded_tokens": report.padded_tokens,
+            "seconds": report.seconds,
+            "history": report.history,
+            "best": report.best,
+            "trained": trained,
+        }
+        best_is_current = trained or (report.best is not None and report.history[report.best]["step"] == step)
+        return self.save(step, params, training, state, best=None if best_is_current else best)
+
+    def resume(self, params: dict[str, Any], optimizer: Any, scheduler: Any, report: TrainReport) -> Resumed | None:
+        """Load the newest usable checkpoint into ``params`` (the trainable tensors by name) and ``report``'s
+        counters and, unless training had ended, the optimizer, scheduler and RNG states; None when there is
+        none."""
+        import torch
+
+        loaded = self.load_latest()
+        if loaded is None:
+            return None
+        weights, training, state, best = loaded
+        with torch.no_grad():
+            for name, tensor in weights.items():
+                params[name].copy_(tensor)
+        trained = bool(state.get("trained"))
+        if not trained:
+            optimizer.load_state_dict(training["optimizer"])
+            scheduler.load_state_dict(training["scheduler"])
+            torch.set_rng_state(training["rng_cpu"])
+            if torch.cuda.is_available() and "rng_cuda" in training:
+                torch.cuda.set_rng_state(training["rng_cuda"])
+        report.resumed_from_step = report.steps = state["step"]
+        report.loss_history, report.seconds = state["loss_history"], state["seconds"]
+        report.tokens, report.padded_tokens = state["tokens"], state["padded_tokens"]
+        report.history, report.best = state.get("history", []), state.get("best")
+        if report.best is not None and best is None:  # the best was this checkpoint's own weights
+            best = weights
+        return Resumed(state["step"], trained, best)
 
     def load_latest(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any] | None] | None:
         """(weights, training, state, best weights or None) of the newest usable checkpoint, or None."""

@@ -30,7 +30,7 @@ class Preemption:
     """Installs the handlers for the ``with`` block (main thread only: elsewhere signals cannot be handled)."""
 
     def __init__(self) -> None:
-        self.signal: int | None = None
+        self.received: int | None = None  # the signal that asked the cell to stop, once one has
         self._deferred = 0
         self._previous: dict[int, Any] = {}
 
@@ -44,17 +44,18 @@ class Preemption:
             signal.signal(sig, handler)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        self.signal = signum
+        self.received = signum
         if not self._deferred:
             raise Preempted(f"{signal.Signals(signum).name} received; the cell resumes from its last checkpoint")
 
     @property
-    def requested(self) -> bool:
-        return self.signal is not None
+    def stop_requested(self) -> bool:
+        """A SIGTERM or SIGINT has asked the cell to stop."""
+        return self.received is not None
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
-        """Signals inside this block wait for the block to end (``requested`` tells)."""
+        """Signals inside this block wait for the block to end (``stop_requested`` tells)."""
         self._deferred += 1
         try:
             yield

@@ -3,10 +3,13 @@
 Own loop rather than HF Trainer: token-budget batches, a data position that is just the step counter (exact
 resume), store-backed checkpoints (one more when training ends, holding the weights generation will use, so a
 cell preempted after training resumes at generation), SIGTERM handling and one place where tokens/s and padding
-are counted. With
-``train.eval_every`` the loop computes the validation loss at each epoch end (or every N steps) and at the last
-step; with ``train.select_best`` it keeps the best weights so far (in every checkpoint too) and leaves the model
-holding them, as the study's ``load_best_model_at_end`` did.
+are counted. With ``train.eval_every`` the loop computes the validation loss at each epoch end (or every N
+steps) and at the last step; with ``train.select_best`` it keeps the best weights so far (in every checkpoint too)
+and leaves the model holding them, as the study's ``load_best_model_at_end`` did.
+
+``train`` takes what it needs as objects: the plan (``peftsum.train_plan``), the resolved ``Runtime``, the model's
+``TokenLayout``, the caller's ``Hooks``, and optionally a ``Checkpointer`` (which owns resuming and saving the
+training state) and the cell's ``Preemption``.
 """
 
 from __future__ import annotations
@@ -21,107 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from peftsum.batching import BatchPlan, Shape, collate, plan_batches, shape_ladder
+from peftsum.batching import collate
 from peftsum.data.features import TrainFeatures
 from peftsum.preempt import Preempted, Preemption, fault_point
 from peftsum.spec.settings import TrainSettings
+from peftsum.train_plan import TrainPlan
 
 if TYPE_CHECKING:  # the store layer is only needed by callers that checkpoint (peftsum bench does not)
     from peftsum.checkpoint import Checkpointer
 
 __all__ = ["Preempted", "train"]  # Preempted lives in peftsum.preempt; re-exported for callers of the loop
-
-
-@dataclass
-class TrainPlan:
-    """The epochs cut into batches and optimizer steps, known before the method is applied (AdaLoRA needs it)."""
-
-    epochs: list[BatchPlan]
-    accum: int
-    total_steps: int
-    ladder: list[Shape] | None = None  # the fixed batch shapes (train.shape_buckets), shared by every epoch
-
-    def steps_in(self, epoch: int) -> int:
-        return math.ceil(len(self.epochs[epoch].batches) / self.accum)
-
-    def epoch_at(self, step: int) -> float:
-        """Epochs completed after ``step`` optimizer steps (fractional inside an epoch)."""
-        done = 0.0
-        for epoch in range(len(self.epochs)):
-            n = self.steps_in(epoch)
-            if step <= n:
-                return round(done + step / n, 6)
-            done, step = done + 1, step - n
-        return done
-
-    def eval_steps(self, every: str | int) -> list[int]:
-        """After which optimizer steps ``train.eval_every`` evaluates: each epoch end (``epoch``) or every N steps
-        within the planned steps, and always the last step; none when ``off``."""
-        if every == "off":
-            return []
-        if every == "epoch":
-            ends, at = [], 0
-            for epoch in range(len(self.epochs)):
-                at += self.steps_in(epoch)
-                ends.append(at)
-        else:
-            ends = list(range(int(every), self.total_steps + 1, int(every)))
-        return sorted({s for s in ends if s < self.total_steps} | {self.total_steps})
-
-    def micro_batches(self, step: int) -> list[tuple[list[int], Shape | None]]:
-        """The micro-batches of optimizer step ``step`` (epochs may differ in batch count): example indices, and
-        the padded shape with a ladder (else None: padded to the longest)."""
-        for epoch in range(len(self.epochs)):
-            if step < self.steps_in(epoch):
-                return self.epochs[epoch].padded(slice(step * self.accum, (step + 1) * self.accum))
-            step -= self.steps_in(epoch)
-        raise IndexError("step beyond the planned epochs")
-
-    def shapes(self, input_ids: list[list[int]], labels: list[list[int]], causal: bool) -> set[Shape]:
-        """The distinct padded shapes (rows, input width, label width; 0 for causal) of the planned steps'
-        micro-batches: what a compiled model compiles for."""
-        out = set()
-        for step in range(self.total_steps):
-            for indices, shape in self.micro_batches(step):
-                out.add(shape or (len(indices), max(len(input_ids[i]) for i in indices),
-                                  0 if causal else max(len(labels[i]) for i in indices)))
-        return out
-
-
-def make_plan(features: TrainFeatures, settings: TrainSettings, seed: int, seq2seq: bool) -> TrainPlan:
-    if not features.input_ids:
-        raise ValueError("no training examples left after the context-window filter")
-    in_lens = [len(x) for x in features.input_ids]
-    out_lens = [len(y) for y in features.labels] if seq2seq else [0] * len(in_lens)
-    n_epochs = math.ceil(settings.epochs)
-    ladder = (
-        shape_ladder(in_lens, out_lens, settings.shape_buckets, settings.batch_size, settings.batch_tokens)
-        if settings.shape_buckets and settings.group_by_length
-        else None
-    )
-    epochs = [
-        plan_batches(
-            in_lens,
-            out_lens,
-            settings.batch_size,
-            settings.batch_tokens,
-            settings.group_by_length,
-            seed,
-            e,
-            settings.max_padding,
-            ladder,
-        )
-        for e in range(n_epochs)
-    ]
-    plan = TrainPlan(epochs, settings.grad_accum, 0, ladder)
-    whole, frac = divmod(settings.epochs, 1)
-    total = sum(plan.steps_in(e) for e in range(int(whole)))
-    if frac:
-        total += round(frac * plan.steps_in(int(whole)))
-    if settings.max_steps is not None:
-        total = min(total, settings.max_steps)
-    plan.total_steps = max(1, total)
-    return plan
 
 
 @dataclass(frozen=True)
@@ -132,6 +44,7 @@ class Runtime:
     precision: str  # fp32 | bf16
     fused: bool  # fused AdamW kernel
     compile: bool  # torch.compile the training forward/backward
+    compile_backend: str = "inductor"  # torch.compile's backend (tests count recompiles with the cheap aot_eager)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -218,49 +131,86 @@ def _lr_lambda(settings: TrainSettings, total: int) -> Callable[[int], float]:
     return factor
 
 
+@dataclass(frozen=True)
+class TokenLayout:
+    """How the model's batches are laid out: the pad token, and whether the labels are the inputs (causal) or a
+    separate decoder sequence (seq2seq)."""
+
+    pad_id: int
+    causal: bool
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What the caller runs inside the loop; each is optional."""
+
+    on_step: Callable[[Any, int], None] | None = None  # the method's, after each optimizer step: (model, step)
+    progress: Callable[[TrainReport, int], None] | None = None  # after each step: (report, total steps)
+    validate: Callable[[Any], dict[str, float | None]] | None = None  # at the eval steps: model -> {"val_loss": …}
+
+
+def _adamw(params: dict[str, torch.nn.Parameter], settings: TrainSettings, fused: bool) -> torch.optim.AdamW:
+    """AdamW with weight decay only on tensors of two or more dimensions (not biases and norms)."""
+    decay = [p for p in params.values() if p.ndim >= 2]
+    no_decay = [p for p in params.values() if p.ndim < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=settings.learning_rate,
+        fused=fused or None,
+    )
+
+
+def _compiled(model: Any, runtime: Runtime, shapes: int) -> tuple[Any, contextlib.AbstractContextManager]:
+    """The forward to train with, and the dynamo options to run it under: ``model`` itself unless compiling."""
+    if not runtime.compile:
+        return model, contextlib.nullcontext()
+    from torch._dynamo import config as dynamo_config
+
+    # transformers' warning_once (an unrecognised loss_type, on every forward) would break the graph in two.
+    quiet = {f for f in [getattr(logging.Logger, "warning_once", None)] if f is not None}
+    options = {"recompile_limit": max(8, shapes + 2), "ignore_logging_functions": quiet}
+    # Only what this torch knows (a GPU image may carry an older one than the lock's).
+    patch = dynamo_config.patch(**{k: v for k, v in options.items() if hasattr(dynamo_config, k)})
+    return torch.compile(model, backend=runtime.compile_backend), patch  # shares the parameters
+
+
+def _graphs() -> int:
+    """Graphs torch.compile has built in this process."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
 def train(
     model: Any,
     features: TrainFeatures,
     plan: TrainPlan,
     settings: TrainSettings,
+    runtime: Runtime,
+    layout: TokenLayout,
     *,
-    pad_id: int,
-    causal: bool,
-    device: torch.device,
-    autocast_dtype: torch.dtype | None,
-    fused: bool,
-    checkpointer: Checkpointer | None,
-    on_step: Callable[[Any, int], None] | None = None,
-    progress: Callable[[TrainReport, int], None] | None = None,
-    compile_model: bool = False,
-    compile_backend: str = "inductor",
-    validate: Callable[[Any], dict[str, float | None]] | None = None,
+    hooks: Hooks | None = None,
+    checkpointer: Checkpointer | None = None,
     preemption: Preemption | None = None,
 ) -> TrainReport:
-    """Train ``model`` in place for ``plan.total_steps`` optimizer steps, resuming from the latest checkpoint.
+    """Train ``model`` in place for ``plan.total_steps`` optimizer steps, resuming from ``checkpointer``'s latest
+    checkpoint (none: no checkpoints, as in peftsum bench and pretraining).
 
-    ``progress(report, total_steps)`` is called after every optimizer step (``report.steps`` is the step count).
-    ``compile_model`` runs the forward (and, through AOTAutograd, the backward) under ``torch.compile``
-    (``compile_backend``; tests count recompiles with the cheap ``aot_eager``) with torch's automatic dynamic
-    shapes: the first shape compiles static, the first different one recompiles with symbolic batch and length, and
-    that graph serves every later shape. Measured on tiny-gpt2 over a 16-shape ladder: 2 graphs, against 16 when
-    compiling static per shape, at 40% of the compile time (docs/performance.md); the recompile limit is raised to
-    the plan's shapes + 2 so that a model whose graph cannot go dynamic still compiles per shape, never falling
-    back to eager.
-    ``validate(model)`` returns
-    ``{"val_loss": …}`` (and ``"val_rougeL"`` where measured) at the steps ``plan.eval_steps(settings.eval_every)``
-    names; with ``settings.select_best`` the model ends holding the weights of the best evaluation.
-    ``preemption`` (the cell's): a signal during a step waits for the step to end, then a checkpoint is written
-    and Preempted raised.
+    With ``runtime.compile`` the forward (and, through AOTAutograd, the backward) runs under ``torch.compile`` with
+    torch's automatic dynamic shapes: the first shape compiles static, the first different one recompiles with
+    symbolic batch and length, and that graph serves every later shape. Measured on tiny-gpt2 over a 16-shape
+    ladder: 2 graphs, against 16 when compiling static per shape, at 40% of the compile time (docs/performance.md);
+    the recompile limit is raised to the plan's shapes + 2 so that a model whose graph cannot go dynamic still
+    compiles per shape, never falling back to eager.
+    ``hooks.validate(model)`` runs at the steps ``plan.eval_steps(settings.eval_every)`` names; with
+    ``settings.select_best`` the model ends holding the weights of the best evaluation.
+    ``preemption`` (the cell's): a stop requested during a step waits for the step to end, then a checkpoint is
+    written and Preempted raised.
     """
+    hooks = hooks or Hooks()
+    device, autocast, causal = runtime.device, runtime.autocast_dtype, layout.causal
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    decay = [p for n, p in params.items() if p.ndim >= 2]
-    no_decay = [p for n, p in params.items() if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=settings.learning_rate,
-        fused=fused or None,
-    )
+    optimizer = _adamw(params, settings, runtime.fused)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings, plan.total_steps))
     if settings.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -268,74 +218,20 @@ def train(
             model.enable_input_require_grads()
 
     report = TrainReport(shapes=len(plan.shapes(features.input_ids, features.labels, causal)))
-    step = 0
-    best_weights: dict[str, torch.Tensor] | None = None  # the best evaluation's trainable weights, on the CPU
-    resumed = checkpointer.load_latest() if checkpointer else None
-    if resumed is not None:
-        weights, training, state, best_weights = resumed
-        with torch.no_grad():
-            for name, tensor in weights.items():
-                params[name].copy_(tensor)
-        if state.get("trained"):  # training had ended: these are the weights to generate with
-            report.resumed_from_step = report.steps = state["step"]
-            report.loss_history, report.seconds = state["loss_history"], state["seconds"]
-            report.tokens, report.padded_tokens = state["tokens"], state["padded_tokens"]
-            report.history, report.best = state.get("history", []), state.get("best")
-            model.eval()
-            return report
-        optimizer.load_state_dict(training["optimizer"])
-        scheduler.load_state_dict(training["scheduler"])
-        torch.set_rng_state(training["rng_cpu"])
-        if torch.cuda.is_available() and "rng_cuda" in training:
-            torch.cuda.set_rng_state(training["rng_cuda"])
-        step = report.resumed_from_step = report.steps = state["step"]
-        report.loss_history = state["loss_history"]
-        report.tokens, report.padded_tokens = state["tokens"], state["padded_tokens"]
-        report.seconds = state["seconds"]
-        report.history, report.best = state.get("history", []), state.get("best")
-        if report.best is not None and best_weights is None:  # the best was this checkpoint's own weights
-            best_weights = weights
+    resumed = checkpointer.resume(params, optimizer, scheduler, report) if checkpointer else None
+    if resumed is not None and resumed.trained:  # training had ended: these are the weights to generate with
+        model.eval()
+        return report
+    step = resumed.step if resumed else 0
+    best_weights = resumed.best if resumed else None  # the best evaluation's trainable weights, on the CPU
 
-    def save_checkpoint(trained: bool = False) -> None:
-        """A resumable checkpoint; ``trained``: the final one, the weights to generate with and no optimizer."""
-        training: dict[str, Any] = {"rng_cpu": torch.get_rng_state()}
-        if not trained:
-            training |= {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-        if torch.cuda.is_available():
-            training["rng_cuda"] = torch.cuda.get_rng_state()
-        state = {
-            "step": step,
-            "loss_history": report.loss_history,
-            "tokens": report.tokens,
-            "padded_tokens": report.padded_tokens,
-            "seconds": report.seconds,
-            "history": report.history,
-            "best": report.best,
-            "trained": trained,
-        }
-        best_is_current = trained or (report.best is not None and report.history[report.best]["step"] == step)
-        report.checkpoint_bytes = checkpointer.save(
-            step, params, training, state, best=None if best_is_current else best_weights
-        )
-
-    eval_at = set(plan.eval_steps(settings.eval_every)) if validate is not None else set()
+    eval_at = set(plan.eval_steps(settings.eval_every)) if hooks.validate is not None else set()
 
     # SIGTERM (pod preemption) and SIGINT (Ctrl-C on launcher run) finish the step, checkpoint and exit 3.
     preemption = preemption or Preemption()  # without the cell's: signals keep their handlers (bench, pretrain)
     model.train()
-    forward = model
-    compiling = contextlib.nullcontext()
-    if compile_model:  # shares the parameters
-        from torch._dynamo import config as dynamo_config
-        from torch._dynamo.utils import counters
-
-        forward = torch.compile(model, backend=compile_backend)
-        # transformers' warning_once (an unrecognised loss_type, on every forward) would break the graph in two.
-        quiet = {f for f in [getattr(logging.Logger, "warning_once", None)] if f is not None}
-        options = {"recompile_limit": max(8, report.shapes + 2), "ignore_logging_functions": quiet}
-        # Only what this torch knows (a GPU image may carry an older one than the lock's).
-        compiling = dynamo_config.patch(**{k: v for k, v in options.items() if hasattr(dynamo_config, k)})
-        graphs_before = counters["stats"]["unique_graphs"]
+    forward, compiling = _compiled(model, runtime, report.shapes)
+    graphs_before = _graphs() if runtime.compile else 0
     last_ckpt = time.monotonic()
     with preemption.deferred(), compiling:
         while step < plan.total_steps:
@@ -343,14 +239,14 @@ def train(
             micro = plan.micro_batches(step)
             step_loss = torch.zeros((), device=device)
             for indices, shape in micro:
-                cpu_batch = collate(indices, features.input_ids, features.labels, pad_id, causal, shape=shape)
+                cpu_batch = collate(indices, features.input_ids, features.labels, layout.pad_id, causal, shape=shape)
                 # Counted on the host: no device sync per micro-batch (one .item() per step, below).
                 report.tokens += sum(len(features.input_ids[i]) for i in indices) + (
                     0 if causal else sum(len(features.labels[i]) for i in indices)
                 )
                 report.padded_tokens += cpu_batch["input_ids"].numel() + (0 if causal else cpu_batch["labels"].numel())
                 batch = {k: v.to(device, non_blocking=True) for k, v in cpu_batch.items()}
-                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                     loss = forward(**batch).loss / len(micro)
                 loss.backward()
                 step_loss += loss.detach()
@@ -358,16 +254,16 @@ def train(
                 torch.nn.utils.clip_grad_norm_(params.values(), settings.max_grad_norm)
             optimizer.step()
             scheduler.step()
-            if on_step is not None:
-                on_step(model, step)
+            if hooks.on_step is not None:
+                hooks.on_step(model, step)
             optimizer.zero_grad(set_to_none=True)
             step += 1
             report.steps = step
             fault_point("step", step)
             report.loss_history.append(step_loss.item())
             report.seconds += time.perf_counter() - t0
-            if progress is not None:
-                progress(report, plan.total_steps)
+            if hooks.progress is not None:
+                hooks.progress(report, plan.total_steps)
             evaluated = step in eval_at
             if evaluated:
                 since = report.history[-1]["step"] if report.history else 0
@@ -376,7 +272,7 @@ def train(
                     "epoch": plan.epoch_at(step),
                     "step": step,
                     "train_loss": sum(losses) / len(losses),
-                    **validate(model),
+                    **hooks.validate(model),
                 }
                 model.train()
                 best_row = report.history[report.best] if report.best is not None else None
@@ -393,21 +289,25 @@ def train(
                         and time.monotonic() - last_ckpt >= settings.checkpoint_every_seconds
                     )
                 )
-                if due or preemption.requested:
-                    save_checkpoint()
+                if due or preemption.stop_requested:
+                    report.checkpoint_bytes = checkpointer.save_training(
+                        step, params, optimizer, scheduler, report, best_weights
+                    )
                     last_ckpt = time.monotonic()
-                if preemption.requested:
+                if preemption.stop_requested:
                     raise Preempted(f"signalled at step {step}; checkpoint written")
         report.steps = step
-        if compile_model:
-            report.compiled_graphs = counters["stats"]["unique_graphs"] - graphs_before
+        if runtime.compile:
+            report.compiled_graphs = _graphs() - graphs_before
         if best_weights is not None:  # select_best: generate with the best evaluation's weights
             with torch.no_grad():
                 for name, tensor in best_weights.items():
                     params[name].copy_(tensor)
-        if checkpointer is not None:
-            save_checkpoint(trained=True)
-    if preemption.requested:
+        if checkpointer is not None:  # the weights to generate with
+            report.checkpoint_bytes = checkpointer.save_training(
+                step, params, optimizer, scheduler, report, best_weights, trained=True
+            )
+    if preemption.stop_requested:
         raise Preempted(f"signalled at step {step}, after training; the trained weights are checkpointed")
     model.eval()
     return report

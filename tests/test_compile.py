@@ -20,7 +20,8 @@ from peftsum.bench import synthetic_features
 from peftsum.generate import generate
 from peftsum.models.load import load_model
 from peftsum.spec import parse_grid
-from peftsum.train import make_plan, train
+from peftsum.train import Runtime, TokenLayout, train
+from peftsum.train_plan import make_plan
 
 CPU = torch.device("cpu")
 
@@ -51,9 +52,8 @@ def _setup(model_name: str, method: str = "full", n: int = 240, scale: float = 0
 
 def _train(model, tok, feats, settings, causal: bool, backend: str | None):
     plan = make_plan(feats, settings, 0, not causal)
-    return train(model, feats, plan, settings, pad_id=tok.pad_token_id, causal=causal, device=CPU,
-                 autocast_dtype=None, fused=True, checkpointer=None, compile_model=backend is not None,
-                 compile_backend=backend or "inductor")
+    runtime = Runtime(CPU, "fp32", fused=True, compile=backend is not None, compile_backend=backend or "inductor")
+    return train(model, feats, plan, settings, runtime, TokenLayout(tok.pad_token_id, causal))
 
 
 @pytest.mark.parametrize(("model_name", "method"), [("tiny-gpt2", "full"), ("tiny-gpt2", "lora"), ("tiny-t5", "full")])

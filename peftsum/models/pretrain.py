@@ -137,7 +137,8 @@ def pretrain(
     import torch
 
     from peftsum.spec.settings import TrainSettings
-    from peftsum.train import make_plan, train
+    from peftsum.train import Hooks, Runtime, TokenLayout, train
+    from peftsum.train_plan import make_plan
 
     settings = TrainSettings(
         epochs=recipe.epochs,
@@ -156,17 +157,7 @@ def pretrain(
         if progress is not None and (r.steps % 50 == 0 or r.steps == total):
             progress(r.steps, total, r.loss_history[-1])
 
-    result = train(
-        model,
-        feats,
-        plan,
-        settings,
-        pad_id=tokenizer.pad_token_id,
-        causal=causal,
-        device=torch.device("cpu"),
-        autocast_dtype=None,
-        fused=False,
-        checkpointer=None,
-        progress=report,
-    )
+    cpu = Runtime(torch.device("cpu"), "fp32", fused=False, compile=False)
+    result = train(model, feats, plan, settings, cpu, TokenLayout(tokenizer.pad_token_id, causal),
+                   hooks=Hooks(progress=report))
     return result.loss_history

@@ -18,7 +18,8 @@ from peftsum.spec import parse_grid
 from peftsum.spec.catalog import MODELS
 from peftsum.spec.fields import build
 from peftsum.spec.settings import TrainSettings
-from peftsum.train import make_plan, train
+from peftsum.train import Hooks, Runtime, TokenLayout, train
+from peftsum.train_plan import make_plan
 
 MODEL_NAMES = ("tiny-gpt2", "tiny-t5")
 PARAMS = {
@@ -157,13 +158,9 @@ def test_method_trains(model_name: str, method_name: str, examples: list[Example
         feats,
         plan,
         settings,
-        pad_id=tok.pad_token_id,
-        causal=info.family == "causal",
-        device=torch.device("cpu"),
-        autocast_dtype=None,
-        fused=False,
-        checkpointer=None,
-        on_step=method.on_step,
+        Runtime(torch.device("cpu"), "fp32", fused=False, compile=False),
+        TokenLayout(tok.pad_token_id, info.family == "causal"),
+        hooks=Hooks(on_step=method.on_step),
     )
     losses = report.loss_history
     assert len(losses) == steps
