@@ -22,7 +22,10 @@ from peftsum.store.base import sha256_file
 from peftsum.tracking import Tracker
 
 if TYPE_CHECKING:
+    from peftsum.checkpoint import Checkpointer
     from peftsum.predict import Predicted
+    from peftsum.resources import DiskMeter, NvmlMemory, PhaseTimer
+    from peftsum.telemetry import CellMetrics
 
 
 def log(cell_id: str, msg: str) -> None:
@@ -48,13 +51,13 @@ class Attempt:
     attempt_id: str
     started: str  # ISO-8601 start: status.json's started_at, result.json's provenance.started_at
     out: Path  # the attempt's files, uploaded at the end
-    timer: Any  # peftsum.resources.PhaseTimer
-    disk: Any  # peftsum.resources.DiskMeter
-    nvml_memory: Any  # peftsum.resources.NvmlMemory
-    checkpointer: Any  # peftsum.checkpoint.Checkpointer
+    timer: PhaseTimer
+    disk: DiskMeter
+    nvml_memory: NvmlMemory
+    checkpointer: Checkpointer
     preemption: Preemption
     tracker: Tracker
-    telemetry: Any  # a peftsum.telemetry.CellMetrics kept current (pushed or scraped by the caller), or None
+    telemetry: CellMetrics | None  # kept current (pushed or scraped by the caller)
 
     def log(self, msg: str) -> None:
         log(self.cell.cell_id, msg)
@@ -66,7 +69,7 @@ class Attempt:
 
 
 def execute(
-    store: Store, grid: str, cell: Cell, attempt: str, started: str, workdir: Path, telemetry: Any,
+    store: Store, grid: str, cell: Cell, attempt: str, started: str, workdir: Path, telemetry: CellMetrics | None,
     preemption: Preemption, tracker: Tracker,
 ) -> dict | None:
     """Run the attempt in ``workdir``; its result, or None when another attempt committed first."""

@@ -528,8 +528,11 @@ def _metrics(rows: list[dict[str, Any]], samples: int, cell_seed: int) -> dict[s
         "bleu_precisions": [
             {"value": float(corpus["precisions"][k]), "ci95": scoring.ci95(boot["precisions"][:, k])} for k in range(4)
         ],
-        "brevity_penalty": {"value": float(corpus["brevity_penalty"]), "ci95": scoring.ci95(boot["brevity_penalty"])},
     }
+    for key in ("brevity_penalty", "length_ratio"):
+        metrics[key] = {"value": float(corpus[key]), "ci95": scoring.ci95(boot[key])}
+    metrics["translation_length"] = int(stats[:, 0].sum())
+    metrics["reference_length"] = int(stats[:, 1].sum())
     for key in scoring.ROUGE_KEYS:
         values = np.asarray([r[key] for r in rows])
         metrics[key] = {"value": float(values.mean()), "ci95": scoring.ci95(values[idx].mean(axis=1))}
