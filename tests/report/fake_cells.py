@@ -10,8 +10,9 @@ torch (only numpy, through ``peftsum.scoring``).
 The numbers are made up but hang together the way real ones do: per-example ROUGE and BLEU statistics are computed
 from the fake predictions (a cheap, tokenised re-implementation, not rouge-score/sacrebleu), and ``metrics`` are
 their means / corpus BLEU with percentile-bootstrap CIs; full fine-tuning has the largest ``adapter_bytes``;
-``none`` and ``lead`` cells carry the null/0 training stats ``peftsum/cell.py`` writes for untrained cells; every
-cell of a dataset scores the same example ids. Everything is deterministic given ``seed`` except the
+``none`` and ``lead`` cells carry the null/0 training stats of an untrained cell; every cell of a dataset scores
+the same example ids. result.json is built through the constructors of ``peftsum.result``, as a real cell's is,
+so it has exactly the schema's keys. Everything is deterministic given ``seed`` except the
 ``finished_at`` stamp that ``commit_success`` puts into ``_SUCCESS``.
 
 Import it from tests through the ``fake_cells`` fixture of ``tests/report/conftest.py``; scripts load it by path
@@ -37,6 +38,14 @@ import yaml
 
 from peftsum import scoring
 from peftsum.methods import METHODS
+from peftsum.result import (
+    make_data_stats,
+    make_generate_stats,
+    make_provenance,
+    make_resources,
+    make_result,
+    make_train_stats,
+)
 from peftsum.spec import Cell, SpecError, parse_grid
 from peftsum.spec.catalog import ARCH_FAMILY, MODELS
 from peftsum.store import Store, layout, open_store
@@ -518,8 +527,11 @@ def _metrics(rows: list[dict[str, Any]], samples: int, cell_seed: int) -> dict[s
         "bleu_precisions": [
             {"value": float(corpus["precisions"][k]), "ci95": scoring.ci95(boot["precisions"][:, k])} for k in range(4)
         ],
-        "brevity_penalty": {"value": float(corpus["brevity_penalty"]), "ci95": scoring.ci95(boot["brevity_penalty"])},
     }
+    for key in ("brevity_penalty", "length_ratio"):
+        metrics[key] = {"value": float(corpus[key]), "ci95": scoring.ci95(boot[key])}
+    metrics["translation_length"] = int(stats[:, 0].sum())
+    metrics["reference_length"] = int(stats[:, 1].sum())
     for key in scoring.ROUGE_KEYS:
         values = np.asarray([r[key] for r in rows])
         metrics[key] = {"value": float(values.mean()), "ci95": scoring.ci95(values[idx].mean(axis=1))}
@@ -553,7 +565,7 @@ _EDA_CACHE: dict[tuple, dict[str, Any]] = {}
 
 
 def _eda(cell: Cell, trains: bool, seed: int, exs: list[dict[str, Any]]) -> dict[str, Any]:
-    """eda.json as peftsum/cell.py writes it: the training split for trained cells, the evaluation split for
+    """eda.json as a cell writes it (peftsum/predict.py): the training split for trained cells, the evaluation split for
     untrained ones, token lengths under the model's tokenizer (whitespace words for lead)."""
     split = "train" if trains else cell.eval.split
     key = (
@@ -714,46 +726,27 @@ def _write_done(
         final_loss = (3.2 - 2.6 * keep) * rng.uniform(0.95, 1.05)
         history = _history(cell.train.epochs, steps, final_loss, rng)
         best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
-        train = {
-            "seconds": seconds,
-            "tokens": tokens,
-            "tokens_per_s": tokens / seconds,
-            "padding_ratio": rng.uniform(0.002, 0.04) if cell.train.group_by_length else rng.uniform(0.2, 0.45),
-            "epochs": cell.train.epochs,
-            "steps": steps,
-            "resumed_from_step": (steps // 2) if rng.random() < 0.08 else None,
-            "examples": examples,
-            "examples_dropped": eda["dropped"],
-            "examples_truncated": 0,
-            "first_train_loss": history[0]["train_loss"] * 1.6,
-            "final_train_loss": final_loss,
-            "eval_loss": history[best]["val_loss"],
-            "test_loss": final_loss * rng.uniform(0.95, 1.15),
-            "history": history,
-            "best_epoch": history[best]["epoch"],
-        }
+        train = make_train_stats(
+            seconds=seconds,
+            tokens=tokens,
+            padding_ratio=rng.uniform(0.002, 0.04) if cell.train.group_by_length else rng.uniform(0.2, 0.45),
+            epochs=cell.train.epochs,
+            steps=steps,
+            resumed_from_step=(steps // 2) if rng.random() < 0.08 else None,
+            examples=examples,
+            examples_dropped=eda["dropped"],
+            first_train_loss=history[0]["train_loss"] * 1.6,
+            final_train_loss=final_loss,
+            eval_loss=history[best]["val_loss"],
+            test_loss=final_loss * rng.uniform(0.95, 1.15),
+            history=history,
+            best_epoch=history[best]["epoch"],
+        )
         phase["train"] = round(seconds + rng.uniform(0.1, 1.0), 3)
         adapter_bytes = trainable * 4 + (0 if mtype == "full" else rng.randint(800, 4000))
         checkpoint_bytes = trainable * 12 + rng.randint(10_000, 90_000)  # weights + AdamW moments + RNG/counters
     else:
-        train = {
-            "seconds": None,
-            "tokens": 0,
-            "tokens_per_s": None,
-            "padding_ratio": None,
-            "epochs": 0.0,
-            "steps": 0,
-            "resumed_from_step": None,
-            "examples": 0,
-            "examples_dropped": 0,
-            "examples_truncated": 0,
-            "first_train_loss": None,
-            "final_train_loss": None,
-            "eval_loss": None,
-            "history": [],
-            "best_epoch": None,
-            "test_loss": (3.6 - 2.0 * keep) * rng.uniform(0.95, 1.05) if cell.model else None,
-        }
+        train = make_train_stats(test_loss=(3.6 - 2.0 * keep) * rng.uniform(0.95, 1.05) if cell.model else None)
         adapter_bytes = checkpoint_bytes = None
     generated = sum(r["new_tokens"] for r in rows)
     gen_seconds = (
@@ -777,58 +770,60 @@ def _write_done(
         energy = elapsed * rng.uniform(280.0, 520.0)
     else:
         gpu_peak, energy = None, None
-    result = {
-        "schema_version": 2,
-        "cell_id": cid,
-        "grid": grid,
-        "spec": spec,
-        "status": "done",
-        "metrics": metrics,
-        "metric_profile": _metric_profile(),
-        "train": train,
-        "generate": {
-            "seconds": gen_seconds,
-            "new_tokens_per_s": generated / gen_seconds if gen_seconds else 0.0,
-            "examples": len(rows),
-            "truncated_sources": truncated,
-        },
-        "data": {
-            "train_ids_sha256": hashlib.sha256(f"train/{cell.dataset.name}".encode()).hexdigest() if trains else None,
-            "eval_ids_sha256": hashlib.sha256(f"eval/{cell.dataset.name}".encode()).hexdigest(),
-            "eval_examples": len(rows),
-            "eval_rows_grouped": 0,
-            "references": "per_row",
-            "validation_examples": 500 if trains else None,
-            "length_filter": None,
-        },
-        "resources": {
-            "gpu_peak_bytes": gpu_peak,
-            "gpu_nvml_peak_bytes": int(gpu_peak * 1.08) if gpu_peak else None,
-            "wall_seconds": elapsed,
-            "disk_peak_bytes": (checkpoint_bytes or 0) * 2 + rng.randint(10**6, 10**7),
-            "ram_peak_bytes": int(rng.uniform(6.5e8, 9e8) + total_base * (4 if on_gpu else 8)),
-            "energy_joules": energy,
-            "trainable_params": trainable,
-            "total_params": total,
-            "adapter_bytes": adapter_bytes,
-            "checkpoint_bytes": checkpoint_bytes,
-            "phase_seconds": phase,
-        },
-        "provenance": {
-            "packages": dict(PACKAGES),
-            "git_sha": hashlib.sha1(f"git/{seed}".encode()).hexdigest(),  # noqa: S324
-            "image": "ghcr.io/peftsum/peftsum:0.1.0" if on_gpu else None,
-            "gpu_name": GPU_NAME if on_gpu else None,
-            "hostname": f"{grid}-{cid}-{attempt[-5:]}" if on_gpu else "vm",
-            "device": "cuda" if on_gpu else "cpu",
-            "precision": "bf16" if on_gpu else "fp32",
-            "fused_optimizer": on_gpu,
-            "seed": cell.seed,
-            "started_at": _iso(started),
-            "finished_at": _iso(finished),
-            "attempt": attempt,
-        },
-    }
+    result = make_result(
+        cell_id=cid,
+        grid=grid,
+        spec=spec,
+        metrics=metrics,
+        metric_profile=_metric_profile(),
+        train=train,
+        generate=make_generate_stats(
+            seconds=gen_seconds, new_tokens=generated, examples=len(rows), truncated_sources=truncated
+        ),
+        data=make_data_stats(
+            rows_dropped={split: {} for split in (["train", "validation"] if trains else []) + [cell.eval.split]},
+            train_ids_sha256=hashlib.sha256(f"train/{cell.dataset.name}".encode()).hexdigest() if trains else None,
+            eval_ids_sha256=hashlib.sha256(f"eval/{cell.dataset.name}".encode()).hexdigest(),
+            eval_examples=len(rows),
+            eval_rows_grouped=0,
+            references="per_row",
+            validation_examples=500 if trains else None,
+            length_filter=None,
+        ),
+        resources=make_resources(
+            gpu_peak_bytes=gpu_peak,
+            gpu_nvml_peak_bytes=int(gpu_peak * 1.08) if gpu_peak else None,
+            wall_seconds=elapsed,
+            disk_peak_bytes=(checkpoint_bytes or 0) * 2 + rng.randint(10**6, 10**7),
+            ram_peak_bytes=int(rng.uniform(6.5e8, 9e8) + total_base * (4 if on_gpu else 8)),
+            energy_joules=energy,
+            trainable_params=trainable,
+            total_params=total,
+            adapter_bytes=adapter_bytes,
+            checkpoint_bytes=checkpoint_bytes,
+            phase_seconds=phase,
+        ),
+        provenance=make_provenance(
+            packages=dict(PACKAGES),
+            git_sha=hashlib.sha1(f"git/{seed}".encode()).hexdigest(),  # noqa: S324
+            image="ghcr.io/peftsum/peftsum:0.1.0" if on_gpu else None,
+            gpu_name=GPU_NAME if on_gpu else None,
+            hostname=f"{grid}-{cid}-{attempt[-5:]}" if on_gpu else "vm",
+            device="cuda" if on_gpu else "cpu",
+            precision="bf16" if on_gpu else "fp32",
+            fused_optimizer=on_gpu,
+            compiled=on_gpu and trains,  # the fast preset compiles on CUDA
+            generation_cache=("static" if on_gpu else "dynamic") if cell.model else None,
+            generation_budget_tokens=(cell.train.batch_tokens or 16384) if cell.model else None,
+            seed=cell.seed,
+            started_at=_iso(started),
+            finished_at=_iso(finished),
+            attempt=attempt,
+            base_model=cell.model.hub_id if cell.model else None,  # as peftsum.artifacts.public_base names it
+            base_model_revision=cell.model.revision if cell.model else None,
+            base_model_source=cell.model.hub_id if cell.model else None,
+        ),
+    )
     files = {
         "predictions.jsonl": "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows).encode(),
         "eda.json": json.dumps(eda, indent=2).encode(),
