@@ -9,9 +9,8 @@ import time
 
 from launcher import store_commands
 from launcher.k8s import commands as k8s_commands
+from peftsum.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from peftsum.spec import SpecError, load_grid
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_GRID = 0, 1, 2
 
 VALIDATE_EPILOG = """examples:
   launcher validate examples/paper.yaml            # table of cell id / model / method / dataset
@@ -93,12 +92,12 @@ def _report(args: argparse.Namespace) -> int:
         path = aggregate(open_store(grid.store), grid.name)
     except SpecError as err:
         print(f"launcher report: {err}", file=sys.stderr)
-        return EXIT_BAD_GRID
+        return EXIT_BAD_INPUT
     except StoreError as err:  # a grid the store does not hold is a wrong name or store: 2
         from peftsum.report.collect import GridNotFound
 
         print(f"launcher report: {err}", file=sys.stderr)
-        return EXIT_BAD_GRID if isinstance(err, GridNotFound) else EXIT_FAILED
+        return EXIT_BAD_INPUT if isinstance(err, GridNotFound) else EXIT_FAILED
     print(path)
     if args.open:
         import webbrowser
@@ -117,12 +116,12 @@ def _validate(args: argparse.Namespace) -> int:
             return EXIT_OK
     if not args.grid:
         print("launcher validate: a grid file is required (or --compat)", file=sys.stderr)
-        return EXIT_BAD_GRID
+        return EXIT_BAD_INPUT
     try:
         grid = load_grid(args.grid)
     except SpecError as err:
         print(f"launcher validate: {err}", file=sys.stderr)
-        return EXIT_BAD_GRID
+        return EXIT_BAD_INPUT
     print_summary(grid, args.json, args.resolved)
     if args.k8s:
         return k8s_commands.validate_k8s(grid, args.k8s)
@@ -132,23 +131,24 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from launcher.local import EXIT_INTERRUPTED, run_grid
+    from launcher.local import run_grid
+    from peftsum.exit_codes import EXIT_RETRY
     from peftsum.report import aggregate
     from peftsum.store import StoreDenied, StoreError, layout, open_store
 
     console = Console(stderr=True, emoji=False, highlight=False)
     if args.jobs < 1:
         console.print(f"launcher run: --jobs must be at least 1 (got {args.jobs})")
-        return EXIT_BAD_GRID
+        return EXIT_BAD_INPUT
     try:
         grid = load_grid(args.grid, store=args.store)
         store = open_store(grid.store)
     except SpecError as err:
         console.print(f"launcher run: {err}", markup=False)
-        return EXIT_BAD_GRID
+        return EXIT_BAD_INPUT
     except StoreError as err:
         console.print(f"launcher run: {err}", markup=False)
-        return EXIT_BAD_GRID
+        return EXIT_BAD_INPUT
     total = len(grid.cells)
     finished = {"n": 0}
     running: dict[str, float] = {}
@@ -193,7 +193,7 @@ def _run(args: argparse.Namespace) -> int:
         outcomes = run_grid(store, grid, jobs=args.jobs, on_event=on_event)
     except StoreError as err:
         console.print(f"launcher run: the store cannot be used: {err}", markup=False)
-        return EXIT_BAD_GRID if isinstance(err, StoreDenied) else EXIT_FAILED
+        return EXIT_BAD_INPUT if isinstance(err, StoreDenied) else EXIT_FAILED
     finally:
         stop.set()
         beat.join(timeout=30)  # the report forks workers: no thread may be mid-I/O holding a lock then
@@ -213,7 +213,7 @@ def _run(args: argparse.Namespace) -> int:
     for o in failed:
         console.print(f"  failed {label(o)}: {o.reason}", markup=False)
     if interrupted:
-        return EXIT_INTERRUPTED
+        return EXIT_RETRY
     return EXIT_FAILED if failed or elsewhere or report_failed else EXIT_OK
 
 

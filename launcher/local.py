@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from peftsum.exit_codes import EXIT_RETRY
 from peftsum.spec import Cell, Grid
 from peftsum.store import LocalStore, Store, StoreError, layout
 
@@ -79,7 +80,7 @@ class Children:
     def run(self, cmd: list[str], log: IO[bytes], env: dict[str, str]) -> int:
         with self.lock:
             if self.stopping is not None:
-                return EXIT_INTERRUPTED
+                return EXIT_RETRY
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
             self.procs.add(proc)
         try:
@@ -89,7 +90,6 @@ class Children:
                 self.procs.discard(proc)
 
 
-EXIT_INTERRUPTED = 3  # the cell (or launcher run) was stopped by a signal; rerunning resumes it
 
 
 @contextlib.contextmanager
@@ -140,7 +140,7 @@ def run_one(store: Store, grid: str, cell: Cell, log_dir: Path, threads: int | N
     manifest, problem = layout.check_done(store, grid, cell.cell_id)
     if code == 0 and manifest is not None:
         return Outcome(cell, "done", 0, seconds, log=log_path)
-    if code == EXIT_INTERRUPTED and children.stopping is not None:
+    if code == EXIT_RETRY and children.stopping is not None:
         return Outcome(cell, "interrupted", code, seconds, "stopped by a signal; rerun to resume", log_path)
     status = layout.read_status(store, grid, cell.cell_id) or {}
     reason = status.get("reason") or problem or f"exit code {code}; see {log_path}"

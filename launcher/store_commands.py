@@ -9,10 +9,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from peftsum.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from peftsum.spec import SpecError, load_grid
 from peftsum.store import StoreDenied, StoreError, open_store
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_GRID = 0, 1, 2
 
 PULL_EPILOG = """examples:
   launcher pull examples/paper.yaml --to results/                  # results + eda of every done cell
@@ -76,7 +75,7 @@ def pull_command(args: argparse.Namespace) -> int:
 
     grid, store = _open(args, "pull")
     if grid is None:
-        return EXIT_BAD_GRID
+        return EXIT_BAD_INPUT
     ids = [c.cell_id for c in grid.cells]
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} files"),
                   DownloadColumn(), TimeRemainingColumn(), transient=True) as bar:
@@ -92,7 +91,7 @@ def pull_command(args: argparse.Namespace) -> int:
                          predictions=args.predictions, report=args.report, progress=progress)
         except StoreError as err:
             print(f"launcher pull: {err}", file=sys.stderr)
-            return EXIT_BAD_GRID if isinstance(err, StoreDenied) else EXIT_FAILED
+            return EXIT_BAD_INPUT if isinstance(err, StoreDenied) else EXIT_FAILED
     print(f"{grid.name}: {len(ids) - len(stats.not_done)}/{len(ids)} cells done; pulled {stats.files} files "
           f"({stats.bytes / 1e6:.1f} MB), {stats.skipped} already there and verified → {args.to}")
     for cid in stats.not_done:
@@ -107,12 +106,12 @@ def verify_command(args: argparse.Namespace) -> int:
 
     grid, store = _open(args, "verify")
     if grid is None:
-        return EXIT_BAD_GRID
+        return EXIT_BAD_INPUT
     try:
         verdicts = verify(store, grid.name, [c.cell_id for c in grid.cells])
     except StoreError as err:  # nothing could be read: not "nothing is done"
         print(f"launcher verify: {err}", file=sys.stderr)
-        return EXIT_BAD_GRID if isinstance(err, StoreDenied) else EXIT_FAILED
+        return EXIT_BAD_INPUT if isinstance(err, StoreDenied) else EXIT_FAILED
     for v in verdicts:
         print(f"{v.cell_id}  {v.state:9} {v.detail}")
     counts = {s: sum(v.state == s for v in verdicts) for s in ("verified", "not-done", "corrupt")}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from peftsum.attempt import execute, log, quietly
+from peftsum.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_RETRY
 from peftsum.preempt import Preempted, Preemption
 from peftsum.prepare import method_params as method_params  # re-exported: where tests and callers find it
 from peftsum.result import environment
@@ -23,13 +24,11 @@ from peftsum.store import Store, StoreError, layout
 from peftsum.store.base import MissingObject, StoreDenied, UnsafeKeyError
 from peftsum.tracking import Tracker, open_tracker
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC, EXIT_RETRY = 0, 1, 2, 3
-
 
 def exit_code(err: BaseException) -> int:
     """The exit code an exception ends a cell with: 2 only when retrying can never help."""
     if isinstance(err, (SpecError, StoreDenied, UnsafeKeyError)):
-        return EXIT_BAD_SPEC
+        return EXIT_BAD_INPUT
     if isinstance(err, (Preempted, OSError)):  # StoreUnavailable, a plain StoreError, an I/O error
         return EXIT_RETRY
     return EXIT_FAILED

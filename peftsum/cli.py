@@ -8,7 +8,8 @@ import os
 import sys
 from typing import Any
 
-from peftsum.cell import EXIT_BAD_SPEC, exit_code
+from peftsum.cell import exit_code
+from peftsum.exit_codes import EXIT_BAD_INPUT
 from peftsum.spec import Cell, SpecError, parse_grid
 from peftsum.store import StoreError, open_store
 
@@ -64,13 +65,13 @@ def _eda(args: argparse.Namespace) -> int:
                           f"dataset: [{args.dataset}]}}\n")
     except SpecError as err:
         print(f"peftsum eda: {err}", file=sys.stderr)
-        return EXIT_BAD_SPEC
+        return EXIT_BAD_INPUT
     cell = grid.cells[0]
     try:
         examples = load_split(cell.dataset, args.split, args.limit)
     except SpecError as err:  # the data contract: the file, line and fix are in the message
         print(f"peftsum eda: {err}", file=sys.stderr)
-        return EXIT_BAD_SPEC
+        return EXIT_BAD_INPUT
     if args.model:
         from peftsum.data.features import Encoder
         from peftsum.models.load import load_model
@@ -106,7 +107,7 @@ def _stage(args: argparse.Namespace) -> int:
         store = open_store(grid.store)
     except (SpecError, StoreError) as err:
         print(f"peftsum stage: {err}", file=sys.stderr)
-        return EXIT_BAD_SPEC
+        return EXIT_BAD_INPUT
     try:
         overrides = stage_grid(store, grid, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except (OSError, ValueError) as err:
@@ -142,7 +143,7 @@ def _aggregate(args: argparse.Namespace) -> int:
         out = aggregate(store, args.grid, notes=notes)
     except GridNotFound as err:
         print(f"peftsum aggregate: {err}", file=sys.stderr)
-        return EXIT_BAD_SPEC
+        return EXIT_BAD_INPUT
     except StoreError as err:
         print(f"peftsum aggregate: {err}", file=sys.stderr)
         return 1
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except (SpecError, ValueError, KeyError, TypeError, OSError) as err:  # OSError here: the --spec file
         print(f"peftsum cell: bad spec: {err}", file=sys.stderr)
-        return EXIT_BAD_SPEC
+        return EXIT_BAD_INPUT
     metrics, pusher = _telemetry(args, cell)
     try:
         return run_cell(store, args.grid, cell, metrics)

@@ -13,5 +13,5 @@ fi
 bash scripts/setup.sh
 .venv/bin/ruff check peftsum launcher tests bench
 .venv/bin/lint-imports
-.venv/bin/pylint --disable=all --enable=duplicate-code --score=n peftsum launcher
+"$(bash scripts/install-pylint.sh)" --disable=all --enable=duplicate-code --score=n peftsum launcher
 .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "${selection[@]}" "$@"

@@ -14,6 +14,8 @@ import pytest
 from peftsum.batching import plan_batches, shape_ladder
 from peftsum.bench import SPREADS, lengths, plan_for, synthetic_features
 
+pytestmark = pytest.mark.slow  # runs cells or trains tiny models: scripts/test.sh --fast skips it
+
 REPO = Path(__file__).resolve().parents[1]
 # Not installed on the GPU image bench/gpu.sh runs on: the bench must never import them.
 ABSENT_ON_DEVICE = ("datasets", "rouge_score", "boto3", "botocore", "prometheus_client", "kubernetes")

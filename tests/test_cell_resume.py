@@ -17,6 +17,8 @@ import pytest
 from peftsum.spec import parse_grid
 from peftsum.store import layout, open_store
 
+pytestmark = pytest.mark.slow  # runs cells or trains tiny models: scripts/test.sh --fast skips it
+
 GRID = """
 name: resume
 axes: {model: [tiny-gpt2], method: [full], dataset: [synthetic-dialogsum]}

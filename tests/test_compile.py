@@ -23,6 +23,8 @@ from peftsum.spec import parse_grid
 from peftsum.train import Runtime, TokenLayout, train
 from peftsum.train_plan import make_plan
 
+pytestmark = pytest.mark.slow  # runs cells or trains tiny models: scripts/test.sh --fast skips it
+
 CPU = torch.device("cpu")
 
 

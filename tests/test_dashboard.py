@@ -30,6 +30,8 @@ from peftsum.spec import parse_grid
 from peftsum.store import layout, open_store
 from peftsum.telemetry import METRICS, POD_ENV, CellMetrics, Pusher, grid_groups, pod_name
 
+pytestmark = pytest.mark.slow  # runs cells or trains tiny models: scripts/test.sh --fast skips it
+
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARD = REPO / "charts" / "peftsum" / "dashboards" / "peftsum.json"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"

@@ -22,6 +22,8 @@ from peftsum.spec import Cell, parse_grid
 from peftsum.store import layout, open_store
 from peftsum.trained import NotLoadable, artifact_folder, load_trained
 
+pytestmark = pytest.mark.slow  # runs cells or trains tiny models: scripts/test.sh --fast skips it
+
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART_LORA = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())["methods"]["lora"]
 SMALL = {"train": {"epochs": 1, "max_steps": 3, "batch_tokens": 768, "learning_rate": 1.0e-2,

@@ -18,6 +18,8 @@ from peftsum.result import required_keys
 from peftsum.spec import load_grid
 from peftsum.store import layout, open_store
 
+pytestmark = pytest.mark.slow  # runs cells or trains tiny models: scripts/test.sh --fast skips it
+
 REPO = Path(__file__).resolve().parents[1]
 GRID = REPO / "examples" / "quickstart.yaml"
 

@@ -16,6 +16,8 @@ import pytest
 from peftsum.spec import load_grid, parse_grid
 from peftsum.store import layout, open_store
 
+pytestmark = pytest.mark.slow  # runs cells or trains tiny models: scripts/test.sh --fast skips it
+
 REPO = Path(__file__).resolve().parents[1]
 GRID = REPO / "examples" / "quickstart.yaml"
 

@@ -22,6 +22,8 @@ from peftsum.spec import parse_grid
 from peftsum.store import layout, open_store
 from peftsum.telemetry import METRICS, CellMetrics, delete_grid_groups, grid_groups
 
+pytestmark = pytest.mark.slow  # runs cells or trains tiny models: scripts/test.sh --fast skips it
+
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 LABELS = {"grid", "cell", "model", "method", "dataset"}

@@ -22,6 +22,8 @@ from peftsum.spec import SpecError, parse_grid
 from peftsum.store import layout, open_store
 from tests.s3server import free_port, stop
 
+pytestmark = pytest.mark.slow  # runs cells or trains tiny models: scripts/test.sh --fast skips it
+
 REPO = Path(__file__).resolve().parents[1]
 GRID = """
 name: tracked

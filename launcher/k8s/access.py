@@ -1,9 +1,7 @@
 """What every cluster command shares: reaching the cluster (:func:`connect`) and the store (:func:`open_store`),
 the seams tests replace with a fake :class:`KubeApi` and a local store; loading the grid with its command-line
-overrides; resolving a cell id; exit codes and the error for input that cannot work.
-
-Exit codes: 0 success, 1 something failed on the cluster (named in the output), 2 bad input (grid, arguments, a
-store that pods cannot share) before any API call.
+overrides; resolving a cell id; the error for input that cannot work (exit 2 before any API call; the codes are
+``peftsum.exit_codes``).
 """
 
 from __future__ import annotations
@@ -17,8 +15,6 @@ from peftsum.spec import Grid, load_grid
 from peftsum.spec.cluster import ClusterSettings, dns_label
 from peftsum.store import Store
 from peftsum.store import open_store as _open_store
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD = 0, 1, 2
 
 
 class BadInput(Exception):

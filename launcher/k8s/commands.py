@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from launcher.k8s import access, follow_commands, submit_commands
-from launcher.k8s.access import EXIT_BAD, EXIT_FAILED, EXIT_OK, BadInput
+from launcher.k8s.access import BadInput
 from launcher.k8s.client import KubeError, KubeUnreachable
+from peftsum.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from peftsum.spec import Grid, SpecError
 from peftsum.spec.cluster import pinned
 from peftsum.store import StoreError
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         return handler(args, grid, cluster)
     except (SpecError, BadInput) as err:
         access.err(f"{prog}: {err}")
-        return EXIT_BAD
+        return EXIT_BAD_INPUT
     except KubeUnreachable as err:
         access.err(f"{prog}: {err}")
         return EXIT_FAILED
@@ -157,17 +158,17 @@ def validate_k8s(grid: Grid, version: str) -> int:
         problems = validate_all(objects, version)
     except SpecError as err:
         access.err(f"launcher validate: {err}")
-        return EXIT_BAD
+        return EXIT_BAD_INPUT
     except SchemaError as err:
         access.err(f"launcher validate: --k8s {version}: {err}")
-        return EXIT_BAD
+        return EXIT_BAD_INPUT
     if not pinned(grid.cluster.image or ""):
         access.err(f"launcher validate: warning: {grid.source}: cluster.image {grid.cluster.image!r} is a tag: pin it "
                    f"by digest (…@sha256:<64 hex>, as `docker push` prints it) so every pod runs the same image")
     for problem in problems:
         access.err(f"launcher validate: {grid.source}: {problem}")
     if problems:
-        return EXIT_BAD
+        return EXIT_BAD_INPUT
     print(f"{len(objects)} objects valid against the Kubernetes {version} schema (strict)")
     return EXIT_OK
 
@@ -182,7 +183,7 @@ def report_k8s(args: argparse.Namespace) -> int:
         name, action = submit_aggregate(grid, access.connect(cluster.namespace, args.context), cluster)
     except (SpecError, BadInput) as err:
         access.err(f"launcher report: {err}")
-        return EXIT_BAD
+        return EXIT_BAD_INPUT
     except KubeError as err:
         access.err(f"launcher report: {err}")
         return EXIT_FAILED

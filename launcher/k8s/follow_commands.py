@@ -9,8 +9,9 @@ import json
 from typing import Any
 
 from launcher.k8s import access
-from launcher.k8s.access import EXIT_FAILED, EXIT_OK, BadInput
+from launcher.k8s.access import BadInput
 from launcher.k8s.client import KubeApi, KubeUnreachable
+from peftsum.exit_codes import EXIT_FAILED, EXIT_OK
 from peftsum.spec import Grid
 from peftsum.spec.cluster import ClusterSettings, http_url
 from peftsum.store import Store

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from launcher.k8s import access
-from launcher.k8s.access import EXIT_FAILED, EXIT_OK, BadInput
+from launcher.k8s.access import BadInput
 from launcher.k8s.follow_commands import watch_loop
+from peftsum.exit_codes import EXIT_FAILED, EXIT_OK
 from peftsum.spec import Grid
 from peftsum.spec.cluster import ClusterSettings
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from peftsum.exit_codes import EXIT_BAD_INPUT
 from peftsum.spec import Cell, SpecError
 from peftsum.store import Store, StoreError, layout
 
-EXIT_BAD_SPEC = 2  # peftsum cell's exit code for a spec that can never run (peftsum.cell.EXIT_BAD_SPEC)
 LOST_AFTER_S = 6 * 3600  # no status write for this long on the last allowed attempt: the pod is gone
 FIRST_POLL_S, MAX_POLL_S = 30.0, 600.0
 
@@ -93,7 +93,7 @@ def verdict(status: dict[str, Any] | None, *, max_attempts: int, job_deadline_s:
     last = f"; last: {reason}" if reason else ""
     if state == "done":  # but no valid _SUCCESS (the caller checked): a torn commit no pod will repair
         return "status.json says done but _SUCCESS is missing or incomplete"
-    if state == "failed" and code == EXIT_BAD_SPEC:
+    if state == "failed" and code == EXIT_BAD_INPUT:
         return f"bad spec (exit code 2, never retried){last}"
     if state == "failed" and attempts >= max_attempts:
         return f"failed {attempts} times, all the attempts its Job allows (backoffLimit {max_attempts - 1}){last}"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from peftsum.cell import EXIT_BAD_SPEC, EXIT_OK, run_cell
+from peftsum.cell import run_cell
 from peftsum.data.load import Example, LoadedSplit, group_by_source, load_examples, load_split
+from peftsum.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from peftsum.spec import SpecError, parse_grid
 from peftsum.spec.cell import DatasetRef
 from peftsum.spec.fields import build
@@ -162,7 +163,7 @@ def test_cell_reports_dropped_rows_and_a_bad_file_exits_2(tmp_path: Path) -> Non
 
     bad = _jsonl(tmp_path / "bad", [{"id": "a", "text": "t", "summ": ""}])
     cell = _cell(bad)
-    assert run_cell(store, "contract", cell) == EXIT_BAD_SPEC
+    assert run_cell(store, "contract", cell) == EXIT_BAD_INPUT
     status = layout.read_status(store, "contract", cell.cell_id)
     assert status["state"] == "failed" and f"{bad}/test.jsonl: no usable row" in status["reason"]
     assert layout.done_manifest(store, "contract", cell.cell_id) is None

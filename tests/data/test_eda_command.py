@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from peftsum.cli import main
 
 
+@pytest.mark.slow
 def test_eda_whitespace_and_model_tokenizer(tmp_path: Path, capsys) -> None:
     assert main(["eda", "synthetic-news", "--limit", "300", "--out", str(tmp_path / "w")]) == 0
     stats = json.loads((tmp_path / "w" / "eda.json").read_text())

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from rouge_score import rouge_scorer
 
 from peftsum.data.load import ids_sha256
@@ -47,6 +48,7 @@ def _attempt(store: Path, grid: str, cell_id: str) -> tuple[dict, list[dict]]:
     return result, preds
 
 
+@pytest.mark.slow
 def test_shared_length_filter_gives_every_model_the_same_example_ids(tmp_path: Path) -> None:
     data = tmp_path / "data"
     planted = {
@@ -102,6 +104,7 @@ defaults:
     assert results["tiny-gpt2"][0]["train"]["examples_truncated"] == 0
 
 
+@pytest.mark.slow
 def test_grouped_references_generate_once_per_source_and_score_the_best_reference(tmp_path: Path) -> None:
     data = tmp_path / "data"
     sources = generate("dialogsum", "test", 8)
@@ -146,6 +149,7 @@ defaults:
     assert abs(result["metrics"]["rougeL"]["value"] - float(np.mean(own))) < 1e-12
 
 
+@pytest.mark.slow
 def test_validating_on_a_dataset_without_validation_split_fails_at_once_with_exit_2(tmp_path: Path) -> None:
     data = tmp_path / "data"
     _write(data, "train", generate("dialogsum", "train", 8))

@@ -34,6 +34,13 @@ CASES = sorted(p.parent.name for p in HERE.glob("*/case.yaml"))
 MODULES = {"launcher": "launcher.cli", "peftsum": "peftsum.cli"}
 
 
+def _param(case: str) -> object:
+    """A case as a test; slow (skipped by ``scripts/test.sh --fast``) when a step runs a grid's cells."""
+    steps = yaml.safe_load((HERE / case / "case.yaml").read_text()).get("steps") or []
+    runs_cells = any(step.get("run", [])[:2] == ["launcher", "run"] for step in steps if isinstance(step, dict))
+    return pytest.param(case, marks=[pytest.mark.slow] if runs_cells else [])
+
+
 def _limit(memory_mb: int | None):
     if memory_mb is None:
         return None
@@ -62,7 +69,7 @@ def _run_step(step: dict, cwd: Path, case: str) -> None:
         assert str(text) not in output, f"{where}: output shows {text!r}:\n{output[-4000:]}"
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_case(case: str, tmp_path: Path) -> None:
     spec = yaml.safe_load((HERE / case / "case.yaml").read_text())
     assert spec.get("why") and spec.get("steps"), f"{case}/case.yaml needs 'why' and 'steps'"

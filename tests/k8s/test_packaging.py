@@ -10,11 +10,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_wheel_install_renders_jobs_outside_the_checkout(tmp_path: Path) -> None:
     # Built from a copy of what the wheel is made of: an in-tree build would leave build/ in the checkout.
     src = tmp_path / "src"

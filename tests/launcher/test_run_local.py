@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from peftsum.spec import load_grid
 from peftsum.store import layout, open_store
+
+pytestmark = pytest.mark.slow  # runs cells or trains tiny models: scripts/test.sh --fast skips it
 
 
 def test_failed_cell_is_reported_and_others_finish(tmp_path: Path) -> None:

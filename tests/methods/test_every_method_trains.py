@@ -21,6 +21,8 @@ from peftsum.spec.settings import TrainSettings
 from peftsum.train import Hooks, Runtime, TokenLayout, train
 from peftsum.train_plan import make_plan
 
+pytestmark = pytest.mark.slow  # runs cells or trains tiny models: scripts/test.sh --fast skips it
+
 MODEL_NAMES = ("tiny-gpt2", "tiny-t5")
 PARAMS = {
     "lora": {"r": 4},

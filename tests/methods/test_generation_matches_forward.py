@@ -21,6 +21,8 @@ from peftsum.spec import parse_grid
 from peftsum.spec.catalog import MODELS
 from peftsum.spec.fields import build
 
+pytestmark = pytest.mark.slow  # runs cells or trains tiny models: scripts/test.sh --fast skips it
+
 NEW_TOKENS = 8
 PROMPT = "#Person1#: Hello, I want to book a table for Monday.\n#Person2#: Sure, for how many people?\nSummary:"
 PAIRS = [(m, name) for m in ("tiny-gpt2", "tiny-t5") for name in METHODS.names()

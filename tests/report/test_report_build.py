@@ -69,6 +69,7 @@ def test_cells_with_other_example_order_fall_back_to_paired_bootstrap(tmp_path: 
         assert x["n"] == len(rows_a) - 3
 
 
+@pytest.mark.slow
 def test_worker_pool_changes_nothing_in_the_report(tmp_path: Path, fake_cells: ModuleType) -> None:
     fake_cells.write_fake_grid(tmp_path, "g", 80, with_failures=True)  # above collect.PARALLEL_FROM
     store = open_store(str(tmp_path))
@@ -107,6 +108,7 @@ def test_report_pool_workers_inherit_the_figures_preload(monkeypatch: pytest.Mon
         assert pool.apply(_warm) is True
 
 
+@pytest.mark.slow
 def test_benchmark_reports_phases_and_sizes(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, str(REPO / "bench" / "aggregate_bench.py"), "--sizes", "16,32",
                           "--repeat", "1", "--datasets", "2", "--examples", "8", "--keep", str(tmp_path)],
@@ -127,6 +129,7 @@ def test_tick_labels_carry_the_decimals_their_step_needs() -> None:
     assert [_label(v, 250.0) for v in (0.0, 250.0)] == ["0", "250"]
 
 
+@pytest.mark.slow
 def test_report_from_s3_reads_in_threads_not_processes(s3, fake_cells: ModuleType, tmp_path: Path,
                                                        capfd: pytest.CaptureFixture[str]) -> None:
     """An S3 store's boto3 client neither pickles nor survives a fork: its reads run in threads, figures still in

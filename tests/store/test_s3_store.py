@@ -136,7 +136,8 @@ def test_prefixes_are_isolated(s3) -> None:
 def test_crash_before_the_manifest_leaves_the_cell_not_done(s3, monkeypatch: pytest.MonkeyPatch) -> None:
     """A cell whose process dies after uploading its files but before ``_SUCCESS``: not done, and the rerun
     completes it."""
-    from peftsum.cell import EXIT_OK, run_cell
+    from peftsum.cell import run_cell
+    from peftsum.exit_codes import EXIT_OK
 
     grid = parse_grid(_lead_grid())
     cell = grid.cells[0]
@@ -161,6 +162,7 @@ def _lead_grid() -> str:
             "defaults: {eval: {limit: 40, bootstrap_samples: 100}}\n")
 
 
+@pytest.mark.slow
 def test_two_concurrent_writers_of_one_cell(s3, tmp_path: Path) -> None:
     """Two ``peftsum cell`` processes of the same cell at once: exactly one ``_SUCCESS``, both exit 0, and the
     manifest names one attempt whose files are all there."""
@@ -183,6 +185,7 @@ def test_two_concurrent_writers_of_one_cell(s3, tmp_path: Path) -> None:
     assert result["provenance"]["attempt"] == manifest["attempt_id"]
 
 
+@pytest.mark.slow
 def test_a_cell_succeeds_over_a_flaky_link(s3) -> None:
     """Every second request to S3 answered 503 (list, get, head, put, the conditional put of _SUCCESS alike): the
     retries carry the whole cell to a verified _SUCCESS."""

@@ -54,6 +54,7 @@ def lead_store(tmp_path: Path) -> tuple[Path, Path, str]:
 
 # --- item 1: symbolic links ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_planted_log_link_is_never_written_through(lead_store, tmp_path: Path) -> None:
     """Repro: remove a cell's _SUCCESS, `ln -s <victim> <store>/<grid>/logs/<cell>.log`, `launcher run`: the victim
     was overwritten (the log was opened with open("w")). Now the store refuses the link: the cell fails naming it,
@@ -130,6 +131,7 @@ BAD_MANIFESTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", sorted(BAD_MANIFESTS))
 def test_malformed_manifest_is_not_done_with_a_reason(lead_store, damage: str) -> None:
     """Item 6: a `_SUCCESS` whose `files` is not a mapping, `attempt_id` not a string or missing, or `files: {}`
@@ -141,6 +143,7 @@ def test_malformed_manifest_is_not_done_with_a_reason(lead_store, damage: str) -
     assert manifest is None and problem and "_SUCCESS" in problem
 
 
+@pytest.mark.slow
 def test_manifest_folder_and_corrupt_file_are_repaired_by_run(lead_store, tmp_path: Path) -> None:
     """Item 5: a done cell with a truncated file was retrained on every run and never repaired (the retrain lost
     the first-writer race to the stale manifest; the launcher said "failed … exit code 0" while status.json said
@@ -277,6 +280,7 @@ def test_done_cell_clears_checkpoints_left_by_a_kill(tmp_path: Path) -> None:
     assert store.list(layout.cell_key("lead", cell.cell_id, "checkpoints")) == []
 
 
+@pytest.mark.slow
 def test_a_cell_leased_by_another_run_is_skipped(tmp_path: Path) -> None:
     """Item 16: two concurrent `launcher run`s of one grid trained every cell twice and the loser overwrote the
     winner's log. A cell now runs under a lease in the store: the second run skips it; an expired lease (its run
@@ -297,6 +301,7 @@ def test_a_cell_leased_by_another_run_is_skipped(tmp_path: Path) -> None:
     assert store.stat(layout.cell_key("lead", cid, "lease.json")) is None  # released
 
 
+@pytest.mark.slow
 def test_sigterm_to_launcher_run_reaches_the_running_cell(tmp_path: Path) -> None:
     """Item 16: SIGTERM to `launcher run` orphaned the running cell (it trained on). Now it is forwarded: the cell
     checkpoints and exits 3 (status pending), launcher run exits 3, and no cell process is left."""
