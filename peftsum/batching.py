@@ -11,6 +11,7 @@ counts.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from dataclasses import dataclass
@@ -99,6 +100,16 @@ def plan_batches(in_lens: list[int], out_lens: list[int], batch_size: int | None
 
 MAX_BUCKETS = 16
 LEVELS = (64, 16)  # candidate widths per dimension (input, labels): the distinct lengths, or this many quantiles
+
+
+def compile_room(shapes: int, **options: Any) -> contextlib.AbstractContextManager:
+    """dynamo's options for code compiled over a ladder of ``shapes`` shapes: room for a graph per shape (past
+    dynamo's default limit, 8 per frame, it falls back to eager) plus ``options``; only the options this torch
+    knows (a GPU image may carry an older torch than the lock's)."""
+    from torch._dynamo import config as dynamo_config
+
+    wanted = {"recompile_limit": max(8, shapes + 2), **options}
+    return dynamo_config.patch(**{k: v for k, v in wanted.items() if hasattr(dynamo_config, k)})
 
 
 def _levels(lens: list[int], n: int) -> list[int]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from peftsum.batching import MAX_BUCKETS, collate, plan_batches, shape_ladder
+from peftsum.batching import MAX_BUCKETS, collate, compile_room, plan_batches, shape_ladder
 
 
 @dataclass
@@ -87,16 +87,6 @@ def generation_budget(
     return max(1024, min(max(base, CUDA_BUDGET_CAP), fits))
 
 
-def _decode_compile_limit(static: bool) -> contextlib.AbstractContextManager:
-    """Room for one decode graph per ladder shape: past dynamo's default limit (8 per frame) it would fall back to
-    eager."""
-    if not static:
-        return contextlib.nullcontext()
-    from torch._dynamo import config as dynamo_config
-
-    return dynamo_config.patch(recompile_limit=max(8, MAX_BUCKETS + 2))
-
-
 @torch.inference_mode()
 def generate(
     model: Any,
@@ -140,7 +130,7 @@ def generate(
         in_lens, out_lens, batch_size, budget_tokens, group_by_length=True, seed=0, epoch=0, ladder=ladder
     )  # big batches beat tight ones: no padding cap
     padded = decoded = 0
-    with _decode_compile_limit(static):
+    with compile_room(MAX_BUCKETS) if static else contextlib.nullcontext():
         for indices, shape in plan.padded():
             batch = {
                 k: v.to(device)

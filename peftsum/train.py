@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from peftsum.batching import collate
+from peftsum.batching import collate, compile_room
 from peftsum.data.features import TrainFeatures
 from peftsum.preempt import Preempted, Preemption, fault_point
 from peftsum.spec.settings import TrainSettings
@@ -164,13 +164,9 @@ def _compiled(model: Any, runtime: Runtime, shapes: int) -> tuple[Any, contextli
     """The forward to train with, and the dynamo options to run it under: ``model`` itself unless compiling."""
     if not runtime.compile:
         return model, contextlib.nullcontext()
-    from torch._dynamo import config as dynamo_config
-
     # transformers' warning_once (an unrecognised loss_type, on every forward) would break the graph in two.
     quiet = {f for f in [getattr(logging.Logger, "warning_once", None)] if f is not None}
-    options = {"recompile_limit": max(8, shapes + 2), "ignore_logging_functions": quiet}
-    # Only what this torch knows (a GPU image may carry an older one than the lock's).
-    patch = dynamo_config.patch(**{k: v for k, v in options.items() if hasattr(dynamo_config, k)})
+    patch = compile_room(shapes, ignore_logging_functions=quiet)
     return torch.compile(model, backend=runtime.compile_backend), patch  # shares the parameters
 
 
